@@ -1,0 +1,1 @@
+"""advisor: decides and explains (CLI, cost models, recommendation, report); never needs torch."""

@@ -1,0 +1,161 @@
+"""``compare``: plan the runs of a task, run each in its own worker process, keep every finished record.
+
+Each run gets a fresh process (``python -m harness.worker``) so that its peak memory is its own
+(``ru_maxrss`` of a new process), an out-of-memory kill or a crash in one arm cannot take the
+others down, and the parent stays small. The parent writes ``results.json`` after every run, so an
+interrupted compare keeps what finished; running it again skips runs whose record has the same
+config hash (``--fresh`` recomputes).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from harness.errors import UserError
+from harness.runstore import atomic_write_json, config_hash, read_json, record_path, reusable, run_id, summarize
+from harness.strategies import STRATEGIES, Variant
+from harness.task import Task, load_examples, load_task
+
+RESULTS_SCHEMA = 1
+
+
+@dataclass
+class CompareOptions:
+    out_dir: Path
+    device: str = "auto"
+    only: list[str] | None = None
+    limit: int | None = None
+    seed: int | None = None
+    fresh: bool = False
+    isolate: bool = True  # one worker process per run; False runs in this process (tests)
+    progress: bool = True
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here (torch reports none); use --device cpu or auto")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise UserError(f"--device {device}: unknown device; use auto, cpu or cuda")
+    return device
+
+
+def plan(task: Task, only: list[str] | None) -> list[Variant]:
+    names = list(task.strategy_configs)
+    if only:
+        for name in only:
+            if name not in STRATEGIES:
+                raise UserError(f"--only: unknown strategy '{name}'; choose from: {', '.join(STRATEGIES)}")
+            if name not in names:
+                raise UserError(f"--only: strategy '{name}' is not in {task.path.name} (strategies: {', '.join(names)}); "
+                                f"add it under strategies: or drop it from --only")
+        names = [n for n in names if n in only]
+    return [v for n in names for v in STRATEGIES[n].variants(task.strategy_configs[n])]
+
+
+def _run_in_worker(job: dict, path: Path) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "harness.worker", f.name])
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    record = read_json(path)
+    if record and record.get("run_info", {}).get("config_hash") == job["run_info"]["config_hash"] \
+            and record.get("status") in ("ok", "failed"):
+        return record
+    if proc.returncode == -signal.SIGINT or proc.returncode == 130:
+        raise KeyboardInterrupt
+    if proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        why = "killed by SIGKILL, most likely out of memory" if sig == "SIGKILL" else f"killed by {sig}"
+    else:
+        why = f"exited with code {proc.returncode} without writing its record"
+    return {"schema": 1, "run_info": {**job["run_info"]}, "status": "failed",
+            "error": f"worker process {why}", "train_info": None, "eval_info": None, "predictions": []}
+
+
+def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[str], None] = print) -> dict:
+    from harness.meters import hardware
+
+    task = load_task(task_path)
+    data = load_examples(task)  # validate the data before anything runs
+    seed = task.spec.seed if options.seed is None else options.seed
+    device = resolve_device(options.device)
+    variants = plan(task, options.only)
+    out_dir = Path(options.out_dir)
+    fingerprint = task.fingerprint()
+    n_train = min(len(data.train), 5 * options.limit) if options.limit else len(data.train)
+    n_test = min(len(data.test), options.limit) if options.limit else len(data.test)
+    results = {
+        "schema": RESULTS_SCHEMA,
+        "task": {"name": task.name, "kind": task.kind, "path": str(task.path), "metric": task.metric,
+                 "model": task.model_ref.describe(), "labels": data.labels, "n_train": n_train, "n_test": n_test,
+                 "goals": vars(task.spec.goals), "deployment": vars(task.spec.deployment),
+                 "knowledge": str(task.knowledge_path) if task.knowledge_path else None},
+        "device": hardware(device),
+        "options": {"limit": options.limit, "seed": seed, "only": options.only},
+        "runs": [],
+        "costs": None,            # filled by the cost models (advisor)
+        "recommendation": None,   # filled by the recommendation (advisor)
+    }
+    rows: dict[str, dict] = {}
+
+    def save_results() -> None:
+        results["runs"] = [rows[run_id(v)] for v in variants if run_id(v) in rows]
+        atomic_write_json(out_dir / "results.json", results)
+
+    ctx = None
+    for i, variant in enumerate(variants, start=1):
+        path = record_path(out_dir, variant)
+        digest = config_hash(fingerprint, variant, seed=seed, limit=options.limit, device=device,
+                             model=task.model_ref.describe())
+        label = f"[{i}/{len(variants)}] {variant.strategy} {variant.name}"
+        record = None if options.fresh else reusable(path, digest)
+        if record:
+            log(f"{label}: reusing finished run ({path}); --fresh recomputes")
+        else:
+            log(f"{label}: running on {device} ...")
+            run_info = {"task": task.name, "strategy": variant.strategy, "variant": variant.name,
+                        "params": variant.params, "config_hash": digest, "seed": seed, "limit": options.limit,
+                        "device": device, "model": task.model_ref.describe()}
+            if options.isolate:
+                job = {"task_path": str(task.path), "strategy": variant.strategy, "variant": variant.name,
+                       "device": device, "seed": seed, "limit": options.limit, "record_path": str(path),
+                       "run_info": run_info, "progress": options.progress}
+                record = _run_in_worker(job, path)
+            else:
+                from harness.runner import RunContext, limit_examples, run_variant
+
+                if ctx is None:
+                    train, test = limit_examples(data, options.limit, seed)
+                    ctx = RunContext(task=task, data=data, train=train, test=test, device=device, seed=seed,
+                                     progress=options.progress)
+                record = run_variant(ctx, variant, run_info)
+            atomic_write_json(path, record)
+            log(f"{label}: {_one_line(record)}")
+        rows[run_id(variant)] = summarize(record, path, out_dir)
+        save_results()
+    save_results()
+    return results
+
+
+def _one_line(record: dict) -> str:
+    if record.get("status") != "ok":
+        return f"FAILED: {record.get('error')}"
+    ev, tr = record["eval_info"], record.get("train_info") or {}
+    parts = [f"{ev['metric']} {ev['quality']:.3f}", f"p50 {ev['latency_ms_p50']:.0f} ms", f"p95 {ev['latency_ms_p95']:.0f} ms"]
+    if tr:
+        parts.append(f"trained {tr['train_seconds']:.0f} s")
+    parts.append(f"{record['run_info']['wall_seconds']:.0f} s total")
+    return "ok: " + ", ".join(parts)

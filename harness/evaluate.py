@@ -1,0 +1,127 @@
+"""The shared evaluator: every strategy's predictor is judged and timed the same way.
+
+Two passes over the test examples:
+1. quality: prompts generated in batches (sorted by length to waste little padding), greedy;
+   gives predictions, scores and throughput;
+2. latency: ``latency_requests`` requests served one at a time, end to end (retrieval, prompt
+   building, tokenising, generation, decoding, parsing), after one warm-up request; gives p50/p95
+   at batch size 1, the latency a single user sees.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from harness import prompts
+from harness.meters import PeakMemory, percentile, synchronize
+from harness.metrics import METRICS
+from harness.strategies.base import Prepared
+from harness.task import Datasets, Example, Task
+
+
+def render_prompt(tokenizer, messages: list[dict]) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """End-of-sequence and end-of-turn ids (chat models end a turn with their own token)."""
+    ids = {tokenizer.eos_token_id}
+    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"):
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+            ids.add(token_id)
+    return sorted(i for i in ids if i is not None)
+
+
+class Generator:
+    """Greedy generation with a fixed config; left padding for batches."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int, device: str):
+        from transformers import GenerationConfig
+
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        tokenizer.padding_side = "left"
+        self.stops = stop_token_ids(tokenizer)
+        self.config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                       eos_token_id=self.stops, pad_token_id=tokenizer.pad_token_id)
+
+    def __call__(self, prompts_text: list[str]) -> list[tuple[str, int, int]]:
+        """(output text, prompt tokens, output tokens) per prompt."""
+        import torch
+
+        enc = self.tokenizer(prompts_text, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, generation_config=self.config)
+        new = out[:, enc["input_ids"].shape[1]:].tolist()
+        results = []
+        for row, mask in zip(new, enc["attention_mask"].tolist()):
+            n = next((i + 1 for i, t in enumerate(row) if t in self.stops), len(row))
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+            results.append((text, int(sum(mask)), n))
+        return results
+
+
+def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Example], *,
+             device: str, progress: bool = True) -> tuple[dict, list[dict]]:
+    """(eval info, per-example predictions) for one prepared predictor."""
+    from tqdm.auto import tqdm
+
+    spec = task.spec.evaluation
+    generate = Generator(prepared.model, prepared.tokenizer, task.max_new_tokens, device)
+    score = METRICS[task.metric]
+
+    with PeakMemory(device) as memory:
+        # 1. quality pass, batched
+        start = time.perf_counter()
+        texts = [render_prompt(prepared.tokenizer, prepared.build_messages(ex)) for ex in examples]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        outputs: list[Any] = [None] * len(texts)
+        bar = tqdm(total=len(texts), desc="evaluate", unit="ex", disable=not progress, leave=False)
+        for b in range(0, len(order), spec.batch_size):
+            idx = order[b:b + spec.batch_size]
+            for i, result in zip(idx, generate([texts[i] for i in idx])):
+                outputs[i] = result
+            bar.update(len(idx))
+        bar.close()
+        synchronize(device)
+        quality_seconds = time.perf_counter() - start
+
+        # 2. latency pass, one request at a time, end to end
+        sample = examples[: min(spec.latency_requests, len(examples))]
+        latencies = []
+        for n, ex in enumerate([sample[0], *sample]):
+            synchronize(device)
+            t0 = time.perf_counter()
+            (text, _, _), = generate([render_prompt(prepared.tokenizer, prepared.build_messages(ex))])
+            prompts.parse_output(task, data, text)
+            synchronize(device)
+            if n:  # the first request is a warm-up
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+    predictions = []
+    for ex, (text, n_prompt, n_out) in zip(examples, outputs):
+        pred = prompts.parse_output(task, data, text)
+        predictions.append({"id": ex.id, "input": ex.input, "target": ex.target, "prediction": pred,
+                            "output": text, "score": score(pred, ex.target),
+                            "prompt_tokens": n_prompt, "output_tokens": n_out})
+    n = len(predictions)
+    info = {
+        "metric": task.metric,
+        "quality": sum(p["score"] for p in predictions) / n if n else None,
+        "n_examples": n,
+        "unparsed": sum(p["prediction"] is None for p in predictions),
+        "eval_batch_size": spec.batch_size,
+        "eval_seconds": round(quality_seconds, 3),
+        "throughput_examples_per_s": round(n / quality_seconds, 3) if quality_seconds else None,
+        "latency_batch_size": 1,
+        "latency_requests": len(latencies),
+        "latency_ms_p50": round(percentile(latencies, 50), 1),
+        "latency_ms_p95": round(percentile(latencies, 95), 1),
+        "latency_ms_mean": round(sum(latencies) / len(latencies), 1),
+        "prompt_tokens_mean": round(sum(p["prompt_tokens"] for p in predictions) / n, 1),
+        "output_tokens_mean": round(sum(p["output_tokens"] for p in predictions) / n, 1),
+        "max_new_tokens": task.max_new_tokens,
+        **{f"eval_{k}": v for k, v in memory.as_dict().items()},
+    }
+    return info, predictions

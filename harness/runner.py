@@ -1,0 +1,101 @@
+"""One run: a strategy variant prepared, evaluated and measured, turned into one JSON record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from harness import prompts
+from harness.errors import UserError
+from harness.meters import PeakMemory, hardware, package_versions
+from harness.strategies import STRATEGIES, Variant
+from harness.task import Datasets, Example, Task
+
+RECORD_SCHEMA = 1
+
+
+@dataclass
+class RunContext:
+    """What a strategy may use. The tokenizer is loaded once; the model once per run (``load_model``)."""
+
+    task: Task
+    data: Datasets
+    train: list[Example]
+    test: list[Example]
+    device: str
+    seed: int
+    progress: bool = True
+    _tokenizer: object = field(default=None, repr=False)
+
+    @property
+    def instruction(self) -> str:
+        return prompts.render_instruction(self.task, self.data)
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from harness.models import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.task.model_ref)
+        return self._tokenizer
+
+    def load_model(self):
+        from harness.models import load_model
+
+        return load_model(self.task.model_ref, self.device)
+
+
+def limit_examples(data: Datasets, limit: int | None, seed: int) -> tuple[list[Example], list[Example]]:
+    """``--limit N``: at most N test and 5·N train examples, a seeded random subset of each."""
+    if not limit:
+        return list(data.train), list(data.test)
+    rng = random.Random(seed)
+    train = rng.sample(data.train, min(5 * limit, len(data.train)))
+    test = rng.sample(data.test, min(limit, len(data.test)))
+    return train, test
+
+
+def seed_everything(seed: int) -> None:
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_variant(ctx: RunContext, variant: Variant, run_info: dict) -> dict:
+    """Run one variant and return its record; a failure is recorded, not raised (except Ctrl-C)."""
+    record = {"schema": RECORD_SCHEMA, "run_info": {**run_info, "started_at": now()},
+              "train_info": None, "eval_info": None, "strategy_info": None,
+              "meta_info": {"packages": package_versions(), "hardware": hardware(ctx.device)},
+              "status": "running", "error": None, "predictions": []}
+    start = time.perf_counter()
+    try:
+        seed_everything(ctx.seed)
+        with PeakMemory(ctx.device) as memory:
+            prepared = STRATEGIES[variant.strategy].prepare(ctx, variant)
+            from harness.evaluate import evaluate
+
+            eval_info, predictions = evaluate(prepared, ctx.task, ctx.data, ctx.test, device=ctx.device,
+                                              progress=ctx.progress)
+        record.update(train_info=prepared.train_info, eval_info=eval_info, strategy_info=prepared.info,
+                      predictions=predictions, status="ok")
+        record["run_info"]["memory"] = memory.as_dict()
+    except KeyboardInterrupt:
+        raise
+    except UserError as err:
+        record.update(status="failed", error=str(err))
+    except Exception as err:  # one failing arm must not sink the comparison: record it
+        message = str(err).splitlines()[0] if str(err) else ""
+        if "out of memory" in message.lower() or isinstance(err, MemoryError):
+            message = f"out of memory: {message or type(err).__name__}"
+        record.update(status="failed", error=f"{type(err).__name__}: {message}",
+                      traceback=traceback.format_exc(limit=8))
+    record["run_info"]["ended_at"] = now()
+    record["run_info"]["wall_seconds"] = round(time.perf_counter() - start, 2)
+    return record

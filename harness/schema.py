@@ -1,0 +1,183 @@
+"""Typed config from YAML mappings: dataclasses are the single source of truth.
+
+Every config dataclass documents its fields with ``field(metadata=doc(...))``. ``build`` turns a
+plain mapping (from ``yaml.safe_load``) into such a dataclass, checking unknown keys (with the
+closest suggestion), missing keys, types and allowed ranges, and raising a one-line ``UserError``
+that names the file and the dotted key. ``schema_markdown`` renders the same metadata as the
+documentation of the task file, so docs and checks cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Union
+
+from harness.errors import UserError
+
+MISSING = dataclasses.MISSING
+
+
+def doc(text: str, *, min: float | None = None, max: float | None = None,
+        choices: tuple[str, ...] | None = None, gt: float | None = None) -> dict:
+    """Field metadata: its documentation and the checks ``build`` applies.
+
+    ``min``/``max`` are inclusive bounds, ``gt`` an exclusive lower bound, ``choices`` the allowed
+    strings (for lists: allowed items).
+    """
+    return {"doc": text, "min": min, "max": max, "gt": gt, "choices": choices}
+
+
+def closest(name: str, allowed: typing.Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest allowed name, or ''."""
+    match = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args)
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(tp: Any, value: Any, key: str, file: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        errors = []
+        for arg in non_none:
+            try:
+                return _convert(arg, value, key, file)
+            except UserError as err:
+                errors.append(err)
+        raise errors[0] if len(errors) == 1 else UserError(
+            f"{file}: {key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        (item_type,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            value = [value] if isinstance(value, (str, int, float)) and item_type is not str else value
+        if not isinstance(value, list):
+            raise UserError(f"{file}: {key}: expected {_type_name(tp)}, got {value!r}")
+        return [_convert(item_type, v, f"{key}[{i}]", file) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{file}: {key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, file=file, prefix=key)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{file}: {key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{file}: {key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{file}: {key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"{file}: {key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} for {key}")  # a bug in a config class
+
+
+def _check_range(meta: dict, value: Any, key: str, file: str) -> None:
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if v is None:
+            continue
+        if meta.get("choices") and v not in meta["choices"]:
+            raise UserError(f"{file}: {key}: unknown value {v!r}{closest(str(v), meta['choices'])}; "
+                            f"choose one of: {', '.join(meta['choices'])}")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if meta.get("min") is not None and v < meta["min"]:
+                raise UserError(f"{file}: {key}: {v} is below the minimum {meta['min']}; use a value >= {meta['min']}")
+            if meta.get("gt") is not None and v <= meta["gt"]:
+                raise UserError(f"{file}: {key}: {v} must be greater than {meta['gt']}")
+            if meta.get("max") is not None and v > meta["max"]:
+                raise UserError(f"{file}: {key}: {v} is above the maximum {meta['max']}; use a value <= {meta['max']}")
+
+
+def build(cls: type, raw: Any, *, file: str, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from mapping ``raw`` (``None`` means all defaults)."""
+    label = prefix or "top level"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{file}: {label}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in raw:
+        if key not in fields:
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            raise UserError(f"{file}: {dotted}: unknown key{closest(str(key), fields)}; "
+                            f"allowed keys here: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        dotted = f"{prefix}.{name}" if prefix else name
+        if name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise UserError(f"{file}: {dotted}: required key is missing; add it ({f.metadata.get('doc', '')})")
+            continue
+        value = _convert(hints[name], raw[name], dotted, file)
+        _check_range(f.metadata, value, dotted, file)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass as plain JSON-able data (for records and hashing)."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def schema_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, doc) for every field, nested dataclasses flattened with dots."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        key = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        inner = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        if dataclasses.is_dataclass(tp) or inner:
+            rows.append((key, "mapping", "", f.metadata.get("doc", "")))
+            rows.extend(schema_rows(tp if dataclasses.is_dataclass(tp) else inner[0], key + "."))
+            continue
+        if f.default is not MISSING:
+            default = repr(f.default) if f.default is not None else "—"
+        elif f.default_factory is not MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = "required"
+        text = f.metadata.get("doc", "")
+        if f.metadata.get("choices"):
+            text += f" One of: {', '.join(f.metadata['choices'])}."
+        rows.append((key, _type_name(tp), default, text))
+    return rows
+
+
+def schema_markdown(cls: type, prefix: str = "") -> str:
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, tp, default, text in schema_rows(cls, prefix):
+        lines.append(f"| `{key}` | {tp} | {default.replace('|', '/')} | {text.replace('|', '/')} |")
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""LoRA: peft low-rank adapters on the attention and MLP projections, trained on the answers; merged for serving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness import prompts
+from harness.schema import doc
+from harness.strategies.base import Prepared, TrainingConfig, Variant
+
+
+@dataclass
+class LoraConfig(TrainingConfig):
+    learning_rate: float = field(default=5e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0))
+    rank: int = field(default=8, metadata=doc("LoRA rank r: each adapted d_out x d_in matrix gets r*(d_in+d_out) trainable parameters.", min=1))
+    alpha: float = field(default=16.0, metadata=doc("LoRA scaling numerator: the update is scaled by alpha / rank.", gt=0))
+    dropout: float = field(default=0.05, metadata=doc("Dropout on the LoRA input.", min=0, max=1))
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata=doc(
+        "Module names that get adapters (or ['all-linear'])."))
+
+
+class LoraStrategy:
+    name = "lora"
+    config_type = LoraConfig
+
+    def variants(self, config: LoraConfig) -> list[Variant]:
+        return [Variant(self.name, f"r{config.rank}", dict(vars(config)))]
+
+    def prepare(self, ctx, variant: Variant) -> Prepared:
+        import peft
+
+        from harness.training import build_items, finetune
+
+        cfg = LoraConfig(**variant.params)
+        base = ctx.load_model()
+        model = peft.get_peft_model(base, peft.LoraConfig(
+            r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
+            target_modules=cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules))
+        train_info = finetune(model, ctx.tokenizer, build_items(ctx, ctx.instruction, cfg), cfg,
+                              device=ctx.device, seed=ctx.seed, progress=ctx.progress)
+        merged = model.merge_and_unload()  # served as one dense model: no adapter latency
+        merged.eval()
+
+        def build(example):
+            return prompts.messages(ctx.instruction, example)
+
+        return Prepared(model=merged, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info,
+                        info={"merged_for_inference": True})
