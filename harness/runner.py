@@ -59,8 +59,15 @@ def limit_examples(data: Datasets, limit: int | None, seed: int) -> tuple[list[E
 
 
 def seed_everything(seed: int) -> None:
-    from transformers import set_seed
+    """Seed python, numpy and torch; quiet the libraries' loading bars and deprecation chatter."""
+    import warnings
 
+    from transformers import set_seed
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)
     set_seed(seed)
 
 

@@ -24,7 +24,7 @@ from harness.schema import build, closest, doc
 KINDS = ("classification", "qa", "extraction")
 METRICS = ("accuracy", "exact_match", "token_f1", "json_match")
 DEFAULT_METRIC = {"classification": "accuracy", "qa": "token_f1", "extraction": "json_match"}
-DEFAULT_MAX_NEW_TOKENS = {"classification": 24, "qa": 32, "extraction": 128}
+DEFAULT_MAX_NEW_TOKENS = {"classification": 16, "qa": 32, "extraction": 128}
 DEFAULT_INSTRUCTION = {
     "classification": "Classify the message into exactly one of these labels: {{ labels | join(', ') }}. "
                       "Answer with the label only.",
@@ -62,7 +62,7 @@ class Deployment:
 @dataclass
 class Evaluation:
     batch_size: int = field(default=16, metadata=doc("Test examples generated together in the quality pass.", min=1))
-    max_new_tokens: int | None = field(default=None, metadata=doc("Generation cap per answer (default: classification 24, qa 32, extraction 128).", min=1))
+    max_new_tokens: int | None = field(default=None, metadata=doc("Generation cap per answer (default: classification 16, qa 32, extraction 128).", min=1))
     latency_requests: int = field(default=20, metadata=doc("Test requests timed one at a time (batch size 1, end to end) for p50/p95 latency.", min=1))
 
 
@@ -159,6 +159,9 @@ def read_yaml(path: Path) -> Any:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and start is not None and (mark is None or start.line != mark.line):
+            problem += f" ({context} started at line {start.line + 1})"
         raise UserError(f"{path}{line}: YAML syntax error: {problem}; fix the YAML at that line")
 
 

@@ -76,6 +76,21 @@ class _PadCollator:
         return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
 
 
+def _quiet_progress_class():
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=logs["loss"], refresh=False)
+
+    return QuietProgress
+
+
+def _QuietProgress():
+    return _quiet_progress_class()()
+
+
 def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, device: str, seed: int,
              progress: bool = True) -> dict:
     """Train ``model`` in place on ``items``; returns the run's train info (time, tokens, memory, losses)."""
@@ -103,7 +118,7 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             use_cpu=not device.startswith("cuda"),
             bf16=use_bf16,
             gradient_checkpointing=cfg.gradient_checkpointing,
-            group_by_length=True,  # batches of similar length: less padding, same examples
+            train_sampling_strategy="group_by_length",  # batches of similar length: less padding
             remove_unused_columns=False,
             dataloader_num_workers=0,
             disable_tqdm=not progress,
@@ -112,6 +127,11 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             model.enable_input_require_grads()  # needed when the embeddings are frozen (LoRA)
         trainer = Trainer(model=model, args=args, train_dataset=_Dataset(items),
                           data_collator=_PadCollator(tokenizer.pad_token_id))
+        if progress:  # keep the bar, drop its per-step dump of the log dict (losses go to the record)
+            from transformers.trainer_callback import ProgressCallback
+
+            trainer.remove_callback(ProgressCallback)
+            trainer.add_callback(_QuietProgress())
         model.train()
         with PeakMemory(device) as memory:
             start = time.perf_counter()
