@@ -50,10 +50,10 @@ def user_content(text: str, passages: list[Passage] | None = None) -> str:
     return f"Context:\n{context}\n\nQuestion: {text}"
 
 
-def messages(instruction: str, example: Example, *, shots: list[tuple[Example, str]] = (),
+def messages(instruction: str | None, example: Example, *, shots: list[tuple[Example, str]] = (),
              passages: list[Passage] | None = None) -> list[dict]:
-    """system instruction, k example turns (input -> answer), then the input (with context, for RAG)."""
-    out = [{"role": "system", "content": instruction}]
+    """system instruction (if any), k example turns (input -> answer), then the input (with context, for RAG)."""
+    out = [{"role": "system", "content": instruction}] if instruction else []
     for shot, answer in shots:
         out.append({"role": "user", "content": shot.input})
         out.append({"role": "assistant", "content": answer})

@@ -15,9 +15,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
 from harness.errors import UserError
 from harness.meters import PeakMemory, synchronize
 from harness.strategies.base import TrainingConfig
+
+# Imported only by the fine-tuning strategies' prepare(), so torch/transformers at the top is fine.
 
 
 @dataclass
@@ -67,8 +73,6 @@ class _PadCollator:
         self.pad_id = pad_id
 
     def __call__(self, rows: list[dict]) -> dict:
-        import torch
-
         width = max(len(r["input_ids"]) for r in rows)
         ids = [r["input_ids"] + [self.pad_id] * (width - len(r["input_ids"])) for r in rows]
         labels = [r["labels"] + [-100] * (width - len(r["labels"])) for r in rows]
@@ -76,27 +80,17 @@ class _PadCollator:
         return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
 
 
-def _quiet_progress_class():
-    from transformers.trainer_callback import ProgressCallback
+class _QuietProgress(ProgressCallback):
+    """The Trainer's progress bar, showing the loss instead of printing every log dict."""
 
-    class QuietProgress(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if self.training_bar is not None and logs and "loss" in logs:
-                self.training_bar.set_postfix(loss=logs["loss"], refresh=False)
-
-    return QuietProgress
-
-
-def _QuietProgress():
-    return _quiet_progress_class()()
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=logs["loss"], refresh=False)
 
 
 def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, device: str, seed: int,
              progress: bool = True) -> dict:
     """Train ``model`` in place on ``items``; returns the run's train info (time, tokens, memory, losses)."""
-    import torch
-    from transformers import Trainer, TrainingArguments
-
     if not items:
         raise UserError("training: no training examples; add examples to data.train")
     use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
@@ -127,9 +121,9 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             model.enable_input_require_grads()  # needed when the embeddings are frozen (LoRA)
         trainer = Trainer(model=model, args=args, train_dataset=_Dataset(items),
                           data_collator=_PadCollator(tokenizer.pad_token_id))
-        if progress:  # keep the bar, drop its per-step dump of the log dict (losses go to the record)
-            from transformers.trainer_callback import ProgressCallback
-
+        # losses go to the record: no per-step dump of the log dict, with or without a progress bar
+        trainer.remove_callback(PrinterCallback)
+        if progress:
             trainer.remove_callback(ProgressCallback)
             trainer.add_callback(_QuietProgress())
         model.train()
@@ -163,7 +157,7 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
     }
 
 
-def build_items(ctx, instruction: str, cfg: TrainingConfig) -> list[TrainItem]:
+def build_items(ctx, instruction: str | None, cfg: TrainingConfig) -> list[TrainItem]:
     """Answer examples from train (+ knowledge chunks for qa tasks with a corpus)."""
     from harness import prompts
 

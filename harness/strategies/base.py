@@ -62,6 +62,13 @@ class TrainingConfig:
     warmup_ratio: float = field(default=0.1, metadata=doc("Fraction of steps with linear learning-rate warm-up.", min=0, max=1))
     weight_decay: float = field(default=0.0, metadata=doc("AdamW weight decay.", min=0))
     gradient_checkpointing: bool = field(default=False, metadata=doc("Recompute activations in the backward pass: less memory, ~30% more compute."))
+    instruction: str = field(default="task", metadata=doc(
+        "System prompt the model is trained and served with: 'task' = the task's instruction, as prompting uses it; "
+        "'none' = no instruction (the model learns the task from the examples; shorter prompts make training and "
+        "serving cheaper, and the record shows by how much).", choices=("task", "none")))
+
+    def system_prompt(self, task_instruction: str) -> str | None:
+        return task_instruction if self.instruction == "task" else None
 
     def training_params(self) -> dict:
         return {k: getattr(self, k) for k in TrainingConfig.__dataclass_fields__}

@@ -25,11 +25,12 @@ class FullStrategy:
         from harness.training import build_items, finetune
 
         cfg = FullConfig(**variant.params)
+        system = cfg.system_prompt(ctx.instruction)
         model = ctx.load_model()
-        train_info = finetune(model, ctx.tokenizer, build_items(ctx, ctx.instruction, cfg), cfg,
+        train_info = finetune(model, ctx.tokenizer, build_items(ctx, system, cfg), cfg,
                               device=ctx.device, seed=ctx.seed, progress=ctx.progress)
 
         def build(example):
-            return prompts.messages(ctx.instruction, example)
+            return prompts.messages(system, example)
 
         return Prepared(model=model, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info)

@@ -32,17 +32,18 @@ class LoraStrategy:
         from harness.training import build_items, finetune
 
         cfg = LoraConfig(**variant.params)
+        system = cfg.system_prompt(ctx.instruction)
         base = ctx.load_model()
         model = peft.get_peft_model(base, peft.LoraConfig(
             r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
             target_modules=cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules))
-        train_info = finetune(model, ctx.tokenizer, build_items(ctx, ctx.instruction, cfg), cfg,
+        train_info = finetune(model, ctx.tokenizer, build_items(ctx, system, cfg), cfg,
                               device=ctx.device, seed=ctx.seed, progress=ctx.progress)
         merged = model.merge_and_unload()  # served as one dense model: no adapter latency
         merged.eval()
 
         def build(example):
-            return prompts.messages(ctx.instruction, example)
+            return prompts.messages(system, example)
 
         return Prepared(model=merged, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info,
                         info={"merged_for_inference": True})

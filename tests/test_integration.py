@@ -1,0 +1,49 @@
+"""Integration: the real packaged SmolLM2-135M and MiniLM on the shipped tasks, a handful of examples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.compare import CompareOptions, run_compare
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+INTENTS = ROOT / "data" / "tasks" / "support-intents.yaml"
+HANDBOOK = ROOT / "data" / "tasks" / "quillfeather-handbook.yaml"
+
+
+def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
+    results = run_compare(INTENTS, CompareOptions(out_dir=tmp_path, only=["prompt", "rag", "lora"], limit=3,
+                                                  isolate=False, progress=False), log=lambda _: None)
+    runs = {(r["strategy"], r["variant"]): r for r in results["runs"]}
+    assert set(runs) == {("prompt", "0-shot"), ("prompt", "4-shot"), ("rag", "top-4"), ("lora", "r8")}
+    for key, row in runs.items():
+        assert row["status"] == "ok", (key, row["error"])
+        assert row["n_examples"] == 3 and row["latency_ms_p50"] > 0
+    # 4 shots cost prompt tokens: the 4-shot prompt is much longer than the 0-shot one
+    assert runs[("prompt", "4-shot")]["prompt_tokens_mean"] > 2 * runs[("prompt", "0-shot")]["prompt_tokens_mean"]
+    lora = json.loads((tmp_path / runs[("lora", "r8")]["record"]).read_text())
+    # SmolLM2-135M: 30 layers, hidden 576, kv dim 192; r=8 on q,k,v,o = 8*(1152 + 2*768 + 1152) per layer
+    assert lora["train_info"]["trainable_params"] == 30 * 8 * (1152 + 768 + 768 + 1152)
+    assert lora["train_info"]["total_params"] == 134_515_008 + lora["train_info"]["trainable_params"]
+    assert results["task"]["model"]["source"] == "package"
+
+
+def test_retrieval_finds_the_source_document_for_most_handbook_questions():
+    """RAG's premise on the shipped corpus: the top-3 chunks contain the question's source document."""
+    from harness.catalog import resolve_embedder
+    from harness.corpus import chunk_document, read_corpus
+    from harness.retrieval import Retriever
+    from harness.task import load_task, read_jsonl
+
+    task = load_task(HANDBOOK)
+    config = task.strategy_configs["rag"]
+    chunks = [c for d in read_corpus(task.knowledge_path) for c in chunk_document(d, config.chunk_words, config.chunk_overlap)]
+    retriever = Retriever(resolve_embedder(config.embedder), [c.text for c in chunks])
+    rows = [obj for _, obj in read_jsonl(task.test_path, "test")]
+    hits = sum(any(chunks[i].source == row["source"] for i, _ in retriever.search(row["question"], config.top_k))
+               for row in rows)
+    assert hits / len(rows) >= 0.7, f"retrieval hit rate {hits}/{len(rows)}"
