@@ -106,7 +106,7 @@ def schema() -> None:
     """Print every task-file key with its type, default and meaning (Markdown)."""
     from advisor.schema_doc import task_schema_markdown
 
-    click.echo(task_schema_markdown())
+    click.echo(task_schema_markdown(), nl=False)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ def chunk_document(doc: Document, chunk_words: int, overlap_words: int) -> list[
     """
     title_match = re.match(r"\s*#+\s*(.+)", doc.text)
     title = title_match.group(1).strip() if title_match else ""
+    body = doc.text[title_match.end():] if title_match else doc.text  # the title prefixes every chunk instead
     words_per_piece: list[list[str]] = []
-    for para in _paragraphs(doc.text):
+    for para in _paragraphs(body):
         words = para.split()
         step = max(1, chunk_words - overlap_words)
         for start in range(0, max(1, len(words)), step):
@@ -72,8 +73,6 @@ def chunk_document(doc: Document, chunk_words: int, overlap_words: int) -> list[
         chunks.append(current)
     out = []
     for words in chunks:
-        text = " ".join(words)
-        if title and not text.lstrip("# ").startswith(title):
-            text = f"{title}: {text}"
+        text = f"{title}: {' '.join(words)}" if title else " ".join(words)
         out.append(Document(source=doc.source, text=text))
     return out
