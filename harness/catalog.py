@@ -43,6 +43,11 @@ def gpus() -> dict[str, dict]:
     return _load("gpus").get("gpus", {})
 
 
+def utilisation() -> dict:
+    """data/catalog/utilisation.yaml: default training and serving utilisation, with sources."""
+    return _load("utilisation")
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """Where a model comes from. ``source``: package (shipped in a PyPI package), local (a dir), hub (an HF id)."""
@@ -102,6 +107,17 @@ def resolve_model(name: str, *, base_dir: Path | None = None, where: str = "mode
 
 def resolve_embedder(name: str, *, base_dir: Path | None = None, where: str = "embedder") -> ModelRef:
     return _resolve(name, embedders(), "embedder", base_dir, where)
+
+
+def model_entry(name: str, *, where: str = "model") -> dict:
+    """The models.yaml entry for a catalog name or its Hugging Face id (architecture shapes, no download)."""
+    table = models()
+    by_hf_id = {entry.get("hf_id"): key for key, entry in table.items()}
+    key = name if name in table else by_hf_id.get(name)
+    if key is None:
+        raise UserError(f"{where}: unknown model '{name}'{closest(name, table)}; choose one of: {', '.join(table)} "
+                        f"(or add its shapes to data/catalog/models.yaml)")
+    return {"name": key, **table[key]}
 
 
 def check_gpu(name: str, *, where: str = "gpu") -> dict:

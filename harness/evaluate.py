@@ -1,12 +1,4 @@
-"""The shared evaluator: every strategy's predictor is judged and timed the same way.
-
-Two passes over the test examples:
-1. quality: prompts generated in batches (sorted by length to waste little padding), greedy;
-   gives predictions, scores and throughput;
-2. latency: ``latency_requests`` requests served one at a time, end to end (retrieval, prompt
-   building, tokenising, generation, decoding, parsing), after one warm-up request; gives p50/p95
-   at batch size 1, the latency a single user sees.
-"""
+"""The shared evaluator: every strategy's predictor is judged and timed the same way (greedy decoding)."""
 
 from __future__ import annotations
 
@@ -64,40 +56,47 @@ class Generator:
 
 def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Example], *,
              device: str, progress: bool = True) -> tuple[dict, list[dict]]:
-    """(eval info, per-example predictions) for one prepared predictor."""
+    """(eval info, per-example predictions) for one prepared predictor.
+
+    The first ``latency_requests`` examples are served one at a time, end to end (retrieval,
+    prompt, tokenising, generation, decoding, parsing) after one warm-up request: their wall
+    times give p50/p95 at batch size 1. The rest are generated in batches (sorted by length to
+    waste little padding) and give the throughput. Every example is scored.
+    """
     from tqdm.auto import tqdm
 
     spec = task.spec.evaluation
     generate = Generator(prepared.model, prepared.tokenizer, task.max_new_tokens, device)
     score = METRICS[task.metric]
+    n_single = min(spec.latency_requests, len(examples))
+    outputs: list[Any] = [None] * len(examples)
+    latencies: list[float] = []
+    bar = tqdm(total=len(examples), desc="evaluate", unit="ex", disable=not progress, leave=False)
 
     with PeakMemory(device) as memory:
-        # 1. quality pass, batched
+        for n, i in enumerate([0, *range(n_single)]):  # the first request is a warm-up, not timed
+            synchronize(device)
+            t0 = time.perf_counter()
+            (result,) = generate([render_prompt(prepared.tokenizer, prepared.build_messages(examples[i]))])
+            prompts.parse_output(task, data, result[0])
+            synchronize(device)
+            if n:
+                latencies.append((time.perf_counter() - t0) * 1000)
+                outputs[i] = result
+                bar.update(1)
+
         start = time.perf_counter()
-        texts = [render_prompt(prepared.tokenizer, prepared.build_messages(ex)) for ex in examples]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        outputs: list[Any] = [None] * len(texts)
-        bar = tqdm(total=len(texts), desc="evaluate", unit="ex", disable=not progress, leave=False)
-        for b in range(0, len(order), spec.batch_size):
-            idx = order[b:b + spec.batch_size]
+        rest = list(range(n_single, len(examples)))
+        texts = {i: render_prompt(prepared.tokenizer, prepared.build_messages(examples[i])) for i in rest}
+        rest.sort(key=lambda i: len(texts[i]), reverse=True)
+        for b in range(0, len(rest), spec.batch_size):
+            idx = rest[b:b + spec.batch_size]
             for i, result in zip(idx, generate([texts[i] for i in idx])):
                 outputs[i] = result
             bar.update(len(idx))
-        bar.close()
         synchronize(device)
-        quality_seconds = time.perf_counter() - start
-
-        # 2. latency pass, one request at a time, end to end
-        sample = examples[: min(spec.latency_requests, len(examples))]
-        latencies = []
-        for n, ex in enumerate([sample[0], *sample]):
-            synchronize(device)
-            t0 = time.perf_counter()
-            (text, _, _), = generate([render_prompt(prepared.tokenizer, prepared.build_messages(ex))])
-            prompts.parse_output(task, data, text)
-            synchronize(device)
-            if n:  # the first request is a warm-up
-                latencies.append((time.perf_counter() - t0) * 1000)
+        batched_seconds = time.perf_counter() - start
+    bar.close()
 
     predictions = []
     for ex, (text, n_prompt, n_out) in zip(examples, outputs):
@@ -106,14 +105,17 @@ def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Exam
                             "output": text, "score": score(pred, ex.target),
                             "prompt_tokens": n_prompt, "output_tokens": n_out})
     n = len(predictions)
+    if rest:  # throughput of the batched part; with no batched part, of the one-at-a-time requests
+        throughput, throughput_batch = len(rest) / batched_seconds, spec.batch_size
+    else:
+        throughput, throughput_batch = 1000 * len(latencies) / sum(latencies), 1
     info = {
         "metric": task.metric,
         "quality": sum(p["score"] for p in predictions) / n if n else None,
         "n_examples": n,
         "unparsed": sum(p["prediction"] is None for p in predictions),
-        "eval_batch_size": spec.batch_size,
-        "eval_seconds": round(quality_seconds, 3),
-        "throughput_examples_per_s": round(n / quality_seconds, 3) if quality_seconds else None,
+        "eval_batch_size": throughput_batch,
+        "throughput_examples_per_s": round(throughput, 3),
         "latency_batch_size": 1,
         "latency_requests": len(latencies),
         "latency_ms_p50": round(percentile(latencies, 50), 1),

@@ -63,7 +63,7 @@ class Deployment:
 class Evaluation:
     batch_size: int = field(default=16, metadata=doc("Test examples generated together in the quality pass.", min=1))
     max_new_tokens: int | None = field(default=None, metadata=doc("Generation cap per answer (default: classification 16, qa 32, extraction 128).", min=1))
-    latency_requests: int = field(default=20, metadata=doc("Test requests timed one at a time (batch size 1, end to end) for p50/p95 latency.", min=1))
+    latency_requests: int = field(default=20, metadata=doc("The first N test examples are served one at a time (batch size 1, end to end, after one warm-up) for p50/p95 latency; the rest in batches.", min=1))
 
 
 @dataclass
@@ -272,7 +272,7 @@ def load_examples(task: Task) -> Datasets:
     labels = fields = None
     if spec.kind == "classification":
         labels = list(spec.labels) if spec.labels else sorted({ex.target for ex in train})
-        for split, examples, path in (("train", train, task.train_path), ("test", test, task.test_path)):
+        for examples, path in ((train, task.train_path), (test, task.test_path)):
             for ex in examples:
                 if ex.target not in labels:
                     raise UserError(f"{path}: example {ex.id}: label {ex.target!r} is not in labels "

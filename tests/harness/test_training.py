@@ -1,5 +1,6 @@
 """Training examples: loss on the answer only, prompts cut from the left, knowledge windows."""
 
+import pytest
 from transformers import AutoTokenizer
 
 from harness import prompts
@@ -32,3 +33,30 @@ def test_text_items_train_on_every_token_in_windows(tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     items = text_items(tok, ["alpha beta gamma " * 50], max_len=32)
     assert len(items) > 1 and all(len(it.input_ids) <= 32 and it.labels == it.input_ids for it in items)
+
+
+def test_answer_window_loss_equals_the_full_logits_loss(tiny_model_dir):
+    """Left padding + logits only for the answer window must give the standard causal-LM loss."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.training import AnswerWindowCollator, answer_window_loss
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    rows = []
+    for text, answer in (("short", "billing"), ("a much longer message about a refund " * 3, "refund please")):
+        item = answer_item(tok, prompts.messages("Classify.", Example("1", text, answer)), answer, max_len=256)
+        rows.append({"input_ids": item.input_ids, "labels": item.labels})
+    batch = AnswerWindowCollator(tok.pad_token_id)(rows)
+    assert batch["window"] < batch["input_ids"].shape[1] // 2  # the saving is real
+    with torch.no_grad():
+        fast = answer_window_loss(model, batch)
+        # reference: each row alone, unpadded, with the model's own shifted loss over all positions
+        losses, counts = [], []
+        for r in rows:
+            out = model(input_ids=torch.tensor([r["input_ids"]]), labels=torch.tensor([r["labels"]]))
+            n = sum(1 for x in r["labels"][1:] if x != -100)
+            losses.append(out.loss * n)
+            counts.append(n)
+    assert fast.item() == pytest.approx((sum(losses) / sum(counts)).item(), rel=1e-4)
