@@ -109,5 +109,8 @@ def schema() -> None:
     click.echo(task_schema_markdown(), nl=False)
 
 
+from advisor.estimate_cli import estimate  # noqa: E402  (registered here; it imports nothing heavy)
+main.add_command(estimate)
+
 if __name__ == "__main__":
     main()

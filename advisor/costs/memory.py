@@ -1,0 +1,251 @@
+"""Training and inference memory, itemised in bytes, with the reasoning for every byte.
+
+Training peak = model states (weights, master weights, optimizer states, adapters) + the larger of
+  forward/backward: saved activations + logits/loss (+ 4-bit dequantisation buffer, + gradients when
+                    they accumulate over several micro-batches), all alive when the backward pass starts;
+  optimizer step:   gradients + the step's temporaries.
+In between, gradients grow as activations are freed, so the peak sits at one end or the other: the start
+of the backward pass for LoRA, often the optimizer step for full training.
+
+Activations follow the Hugging Face transformers Llama/Qwen2/Mistral code the harness runs, with
+PyTorch SDPA attention (flash / memory-efficient kernels keep no seq x seq score matrix, so the quadratic
+5*heads*s/h term of Korthikanti et al. 2022 is absent). Their per-layer count of what autograd saves
+(Eq. 1: s*b*h*(34 + 5*heads*s/h) bytes for GPT with 16-bit activations) is redone for a pre-norm SwiGLU,
+GQA block without dropout in ``layer_activation_bytes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from advisor.costs.compute import default_utilisation
+from advisor.costs.shapes import (DEFAULT_LORA_TARGETS, ModelShape, check_lora_targets, lora_trainable_params,
+                                  param_counts)
+from harness.errors import UserError
+
+GB = 1e9
+FINE_TUNING_METHODS = ("lora", "qlora", "full")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Bytes per parameter and per activation element of one precision regime."""
+
+    name: str
+    frozen_weight: float   # a parameter that is not trained
+    weight: float          # a trained parameter's working copy
+    gradient: float
+    master_weight: float   # fp32 copy the optimizer updates (mixed precision only)
+    optimizer: float       # Adam's momentum + variance
+    activation: float      # one saved activation element
+
+    @property
+    def trained_param(self) -> float:
+        return self.weight + self.gradient + self.master_weight + self.optimizer
+
+
+PRECISIONS = {
+    # ZeRO (Rajbhandari et al. 2020, sec. 3.1): mixed-precision Adam keeps 16-bit weights (2) and gradients
+    # (2) plus fp32 master weights (4), momentum (4) and variance (4) = 16 bytes per trained parameter.
+    "mixed": Precision("mixed", frozen_weight=2, weight=2, gradient=2, master_weight=4, optimizer=8, activation=2),
+    # All bf16, Adam states included: the harness on CUDA (weights loaded in bf16, Trainer bf16=True; torch's
+    # AdamW keeps m and v in the parameter's dtype), LitGPT's bf16-true: 2 + 2 + 4 = 8 bytes per trained parameter.
+    "bf16": Precision("bf16", frozen_weight=2, weight=2, gradient=2, master_weight=0, optimizer=4, activation=2),
+    # All fp32: the harness on CPU. 4 + 4 + 8 = 16 bytes per trained parameter, 4-byte activations.
+    "fp32": Precision("fp32", frozen_weight=4, weight=4, gradient=4, master_weight=0, optimizer=8, activation=4),
+}
+
+# peft keeps LoRA adapters in fp32 whatever the base dtype (autocast_adapter_dtype=True) and trains them with
+# fp32 Adam: 4 (weight) + 4 (gradient) + 8 (m, v) = 16 bytes per adapter parameter.
+ADAPTER_BYTES_PER_PARAM = 16
+ADAPTER_ELEMENT_BYTES = 4
+
+# QLoRA (Dettmers et al. 2023, sec. 3): NF4 stores 4 bits per weight plus one fp32 absmax per block of 64
+# weights (32/64 = 0.5 bit); double quantisation stores those absmax in 8 bits with one fp32 constant per
+# 256 blocks (8/64 + 32/(64*256) = 0.127 bit). Embeddings, norms and lm_head stay 16-bit (bitsandbytes
+# only replaces the blocks' nn.Linear layers; transformers keeps lm_head unquantised).
+NF4_BYTES_PER_PARAM = {"nf4": (4 + 32 / 64) / 8, "nf4-dq": (4 + 8 / 64 + 32 / (64 * 256)) / 8}
+
+# Cross-entropy on the logits, per token and vocabulary entry, at the start of the backward pass (transformers'
+# ForCausalLMLoss): the model's logits (activation dtype) stay referenced by the output; the loss upcasts
+# them to fp32 and log_softmax keeps its fp32 output (4); its backward then holds the incoming fp32
+# gradient (4) and produces the fp32 gradient of its input (4). So (activation bytes + 12) * vocab.
+LOSS_FP32_COPIES = 3
+
+
+def default_precision(device: dict) -> str:
+    """Mixed precision on GPUs (the ZeRO baseline), fp32 on CPUs (what the harness does there)."""
+    return "fp32" if device["kind"] == "cpu" else "mixed"
+
+
+def serving_precision(device: dict) -> str:
+    """Weights and KV cache in bf16 on GPUs; fp32 on CPUs (what the harness does there)."""
+    return "fp32" if device["kind"] == "cpu" else "bf16"
+
+
+def usable_memory(device: dict) -> float:
+    """Bytes of a catalog device a job can allocate: its memory x the catalog's usable fraction."""
+    return device["memory_gb"] * GB * default_utilisation("memory", "usable_fraction").value
+
+
+def check_precision(name: str) -> Precision:
+    if name not in PRECISIONS:
+        raise UserError(f"precision: unknown regime '{name}'; choose one of: {', '.join(PRECISIONS)}")
+    return PRECISIONS[name]
+
+
+def layer_activation_bytes(shape: ModelShape, precision: Precision, *, norms_trained: bool) -> float:
+    """Bytes one decoder layer keeps for the backward pass, per token.
+
+    With a = bytes per activation element, h = hidden, kv = K/V width, i = MLP width:
+      2 RMSNorms, each: its input upcast to fp32 (4h) + the normalised value (a*h) when its weight trains
+      attention: q/k/v input (a*h) + q, k, v after RoPE for SDPA (a*(h + 2kv)) + SDPA output (a*h)
+                 + the o_proj input, a contiguous copy of it (a*h)
+      MLP: gate/up input (a*h) + gate output, SiLU output, up output, their product = down input (4*a*i)
+    Full fine-tuning in 16 bits: 22h + 4kv + 8i bytes. (Korthikanti et al.'s 34*h for GPT has a 4h-wide
+    GELU MLP, LayerNorms, dropout masks and MHA; this block has none of those.)
+    """
+    h, kv, i, a = shape.hidden_size, shape.kv_dim, shape.intermediate_size, precision.activation
+    norms = 2 * (4 * h + (a * h if norms_trained else 0))
+    attention = a * h + a * (h + 2 * kv) + a * h + a * h
+    mlp = a * h + 4 * a * i
+    return norms + attention + mlp
+
+
+def lora_activation_bytes(shape: ModelShape, precision: Precision, targets: tuple[str, ...], rank: int,
+                          dropout: float) -> float:
+    """Bytes the adapters of one layer keep per token. peft's adapters are fp32: each adapted module casts its
+    input to fp32 for lora_A, which keeps that copy (4*d_in; none when the input already is fp32 and no dropout
+    makes a new tensor; under autocast the copy is 16-bit, so this is the upper bound), dropout keeps a 1-byte
+    mask per input element, lora_B keeps lora_A's output (4*r). Modules sharing an input (q, k, v) each keep
+    their own copy."""
+    dims = shape.linear_dims()
+    makes_copy = dropout > 0 or precision.activation != ADAPTER_ELEMENT_BYTES
+    per_input_element = (ADAPTER_ELEMENT_BYTES if makes_copy else 0) + (1 if dropout > 0 else 0)
+    return sum(per_input_element * dims[name][0] + ADAPTER_ELEMENT_BYTES * rank for name in targets)
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """Bytes of each item at the training peak (see the module docstring for how they combine)."""
+
+    weights: float
+    gradients: float
+    master_weights: float
+    optimizer_states: float
+    lora_adapters: float           # LoRA weights, gradients and Adam states
+    activations: float
+    logits_and_loss: float
+    dequantisation_buffer: float   # QLoRA: the largest 4-bit matrix dequantised to 16 bits for its matmul
+    optimizer_step_temporaries: float
+    gradients_during_forward: bool  # gradient accumulation keeps them across micro-batches
+
+    @property
+    def model_states(self) -> float:
+        return self.weights + self.master_weights + self.optimizer_states + self.lora_adapters
+
+    @property
+    def forward_backward(self) -> float:
+        return (self.activations + self.logits_and_loss + self.dequantisation_buffer
+                + (self.gradients if self.gradients_during_forward else 0))
+
+    @property
+    def optimizer_step(self) -> float:
+        return self.gradients + self.optimizer_step_temporaries
+
+    @property
+    def peak_phase(self) -> str:
+        return "forward/backward" if self.forward_backward >= self.optimizer_step else "optimizer step"
+
+    @property
+    def peak(self) -> float:
+        return self.model_states + max(self.forward_backward, self.optimizer_step)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "model_states": self.model_states, "peak": self.peak, "peak_phase": self.peak_phase}
+
+
+def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len: int, precision: str = "mixed",
+                    rank: int = 8, lora_targets=DEFAULT_LORA_TARGETS, lora_dropout: float = 0.05,
+                    quantization: str = "nf4",
+                    gradient_checkpointing: bool = False, gradient_accumulation: int = 1) -> TrainingMemory:
+    """Peak memory of one fine-tuning job on one device; ``seq_len`` is the padded length of the longest batch."""
+    if method not in FINE_TUNING_METHODS:
+        raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(FINE_TUNING_METHODS)}")
+    if quantization not in NF4_BYTES_PER_PARAM:
+        raise UserError(f"quantization: unknown '{quantization}'; choose one of: {', '.join(NF4_BYTES_PER_PARAM)}")
+    p = check_precision(precision)
+    counts = param_counts(shape)
+    tokens = batch_size * seq_len
+    full = method == "full"
+    targets = () if full else check_lora_targets(lora_targets)
+    adapter_params = 0 if full else lora_trainable_params(shape, rank, targets)
+
+    if full:
+        weights = counts.total * p.weight
+    elif method == "qlora":
+        weights = (counts.block_linear * NF4_BYTES_PER_PARAM[quantization]
+                   + (counts.total - counts.block_linear) * p.frozen_weight)
+    else:
+        weights = counts.total * p.frozen_weight
+
+    per_layer = layer_activation_bytes(shape, p, norms_trained=full)
+    if not full:
+        per_layer += lora_activation_bytes(shape, p, targets, rank, lora_dropout)
+    if gradient_checkpointing:
+        # transformers checkpoints each decoder layer: only its input (a*h per token) is kept, and one layer's
+        # activations are rebuilt at a time in the backward pass
+        activations = tokens * (shape.num_layers * p.activation * shape.hidden_size + per_layer)
+    else:
+        activations = tokens * shape.num_layers * per_layer
+
+    largest_matrix = max(d_in * d_out for d_in, d_out in shape.linear_dims().values())
+    # torch's foreach AdamW materialises sqrt(v) for every parameter at once, in the updated copy's dtype
+    step_temporary_bytes = 4 if p.master_weight else p.weight
+    return TrainingMemory(
+        weights=weights,
+        gradients=counts.total * p.gradient if full else 0,
+        master_weights=counts.total * p.master_weight if full else 0,
+        optimizer_states=counts.total * p.optimizer if full else 0,
+        lora_adapters=adapter_params * ADAPTER_BYTES_PER_PARAM,
+        activations=activations,
+        logits_and_loss=tokens * shape.vocab_size * (p.activation + 4 * LOSS_FP32_COPIES),
+        dequantisation_buffer=largest_matrix * 2 if method == "qlora" else 0,
+        optimizer_step_temporaries=(counts.total * step_temporary_bytes if full
+                                    else adapter_params * ADAPTER_ELEMENT_BYTES),
+        gradients_during_forward=full and gradient_accumulation > 1,
+    )
+
+
+@dataclass(frozen=True)
+class InferenceMemory:
+    """Bytes of a serving replica: weights, KV cache of the concurrent requests, working memory."""
+
+    weights: float
+    kv_cache: float
+    prefill_activations: float  # one prompt through one layer: prefill is scheduled a few requests at a time
+    logits: float               # fp32 last-position logits of every running request
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.kv_cache + self.prefill_activations + self.logits
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+def kv_cache_bytes_per_token(shape: ModelShape, precision: str = "bf16") -> float:
+    """K and V of every layer for one token: layers x 2 x kv width x bytes per element."""
+    return shape.num_layers * 2 * shape.kv_dim * check_precision(precision).activation
+
+
+def inference_memory(shape: ModelShape, *, batch_size: int, prompt_tokens: int, output_tokens: int,
+                     precision: str = "bf16") -> InferenceMemory:
+    """A model (LoRA/QLoRA adapters merged into it) serving ``batch_size`` requests at once; 16-bit on GPUs."""
+    p = check_precision(precision)
+    return InferenceMemory(
+        weights=param_counts(shape).total * p.frozen_weight,
+        kv_cache=batch_size * (prompt_tokens + output_tokens) * kv_cache_bytes_per_token(shape, precision),
+        prefill_activations=prompt_tokens * layer_activation_bytes(shape, p, norms_trained=False),
+        logits=batch_size * shape.vocab_size * 4,
+    )

@@ -1,0 +1,148 @@
+"""Serving cost: tokens per request for each approach, GPU time per request, requests per GPU-hour, $ per month.
+
+A request is a prefill (the whole prompt in one forward pass: compute-bound, 2*N FLOPs per token) and a
+decode (one forward pass per output token; each step reads every weight and the running requests' KV cache
+from memory, so it is bandwidth-bound until the batch is large enough to be compute-bound). Continuous
+batching (vLLM-style) decodes up to ``max_batch`` requests together, as many as their KV caches fit.
+A model that does not fit on one device is split over several (tensor parallel, assumed to scale
+perfectly). LoRA/QLoRA adapters are merged into 16-bit weights for serving, as the harness does, so every
+approach serves the same base network; they differ in prompt length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from advisor.costs.compute import Utilisation, default_utilisation, peak_flops
+from advisor.costs.memory import (InferenceMemory, inference_memory, kv_cache_bytes_per_token, serving_precision,
+                                  usable_memory)
+from advisor.costs.shapes import ModelShape, param_counts
+from harness import catalog
+from harness.errors import UserError
+
+METHODS = ("prompt", "rag", "lora", "qlora", "full")
+HOURS_PER_MONTH = 730  # 8,760 hours a year / 12
+RAG_EMBEDDER = "all-minilm-l6-v2"  # the harness's default retriever embeds each query with it
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """Tokens of one request by part. Defaults measured on the shipped support-intents task with
+    SmolLM2's tokenizer (2026-11-23): message 24 tokens, instruction with the label list 57, chat template
+    14, one worked example 36, answer 3 + end-of-turn; RAG chunks: the quillfeather handbook cut into the
+    harness's 120-word chunks, 139 tokens each, 3 per prompt (the rag strategy's default top_k)."""
+
+    input_tokens: int = 24
+    output_tokens: int = 4
+    template_tokens: int = 14
+    instruction_tokens: int = 57
+    shots: int = 4
+    shot_tokens: int = 36
+    rag_chunks: int = 3
+    chunk_tokens: int = 139
+
+    def prompt_tokens(self, method: str) -> int:
+        """Prompting pays the instruction and the worked examples on every call, RAG the retrieved chunks;
+        a fine-tuned model has learned the task and gets the message alone (the instruction: none setting)."""
+        context = {"prompt": self.instruction_tokens + self.shots * self.shot_tokens,
+                   "rag": self.instruction_tokens + self.rag_chunks * self.chunk_tokens}.get(method, 0)
+        return self.template_tokens + context + self.input_tokens
+
+
+@dataclass(frozen=True)
+class ServingEstimate:
+    model: str
+    method: str
+    gpu: str
+    monthly_requests: int
+    prompt_tokens: int
+    output_tokens: int
+    gpus_per_replica: int
+    batch: int                       # requests decoded together
+    memory: InferenceMemory          # one replica at that batch
+    prefill_flops: float             # per request (query embedding included for RAG)
+    prefill_seconds: float           # replica time per request
+    decode_step_seconds: float       # one step of the whole batch
+    decode_bound: str                # memory bandwidth | compute
+    replica_seconds_per_request: float
+    requests_per_replica_hour: float  # at the load factor
+    replicas: int
+    usd_per_month: float
+    usd_per_1k_requests: float       # marginal: replica-hours actually used per 1,000 requests
+    prefill_mfu: Utilisation
+    decode_bandwidth_utilisation: Utilisation
+    load_factor: Utilisation
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def fits(self) -> bool:
+        return self.gpus_per_replica == 1
+
+    @property
+    def gpus(self) -> int:
+        return self.replicas * self.gpus_per_replica
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data.update(memory=self.memory.as_dict(), fits=self.fits, gpus=self.gpus, notes=list(self.notes))
+        return data
+
+
+def estimate_serving(model_shape: ModelShape | str, method: str, gpu: str, monthly_requests: int, *,
+                     request: RequestShape = RequestShape()) -> ServingEstimate:
+    """What serving ``monthly_requests`` requests with ``method`` costs on catalog device ``gpu``."""
+    if method not in METHODS:
+        raise UserError(f"method: unknown '{method}'; choose one of: {', '.join(METHODS)}")
+    if monthly_requests < 0:
+        raise UserError(f"monthly_requests: {monthly_requests} is negative; use 0 or more")
+    shape = ModelShape.from_catalog(model_shape) if isinstance(model_shape, str) else model_shape
+    device = catalog.check_gpu(gpu)
+    prefill_mfu = default_utilisation("serving", "prefill_mfu")
+    bandwidth_utilisation = default_utilisation("serving", "decode_bandwidth_utilisation")
+    load = default_utilisation("serving", "load_factor")
+    max_batch = int(catalog.utilisation()["serving"]["max_batch"]["value"])
+    usable = usable_memory(device)
+
+    precision = serving_precision(device)
+    n_params = param_counts(shape).total
+    prompt, output = request.prompt_tokens(method), request.output_tokens
+    one = inference_memory(shape, batch_size=1, prompt_tokens=prompt, output_tokens=output, precision=precision)
+    per_request = one.kv_cache + one.logits
+    gpus_per_replica = max(1, math.ceil(one.total / usable))
+    room_for_requests = gpus_per_replica * usable - one.weights - one.prefill_activations
+    batch = max(1, min(max_batch, int(room_for_requests // per_request)))
+    memory = inference_memory(shape, batch_size=batch, prompt_tokens=prompt, output_tokens=output, precision=precision)
+
+    # compute-bound work (prefill, and decode once the batch is large) runs at the prefill MFU
+    replica_flops = gpus_per_replica * peak_flops(device, precision) * prefill_mfu.value
+    replica_bandwidth = gpus_per_replica * device["memory_bandwidth_gbs"] * 1e9 * bandwidth_utilisation.value
+    prefill_flops = 2 * n_params * prompt
+    if method == "rag":
+        prefill_flops += 2 * catalog.embedders()[RAG_EMBEDDER]["params"] * request.input_tokens
+    prefill_seconds = prefill_flops / replica_flops
+    # one decode step: read the weights once and each running request's KV cache (half-grown on average)
+    bytes_per_step = memory.weights + batch * (prompt + output / 2) * kv_cache_bytes_per_token(shape, precision)
+    memory_seconds = bytes_per_step / replica_bandwidth
+    compute_seconds = 2 * n_params * batch / replica_flops
+    step_seconds = max(memory_seconds, compute_seconds)
+    replica_seconds = prefill_seconds + output * step_seconds / batch
+    per_hour = 3600 * load.value / replica_seconds
+    replicas = math.ceil(monthly_requests / (per_hour * HOURS_PER_MONTH)) if monthly_requests else 0
+    usd_per_gpu_hour = device["usd_per_hour"]
+    notes = []
+    if gpus_per_replica > 1:
+        notes.append(f"{shape.name} does not fit on one {gpu} for serving: "
+                     f"{gpus_per_replica} per replica (tensor parallel)")
+    if method == "qlora":
+        notes.append("QLoRA adapters merged into a 16-bit copy of the base model for serving")
+    return ServingEstimate(
+        model=shape.name, method=method, gpu=gpu, monthly_requests=monthly_requests,
+        prompt_tokens=prompt, output_tokens=output, gpus_per_replica=gpus_per_replica, batch=batch, memory=memory,
+        prefill_flops=prefill_flops, prefill_seconds=prefill_seconds, decode_step_seconds=step_seconds,
+        decode_bound="memory bandwidth" if memory_seconds >= compute_seconds else "compute",
+        replica_seconds_per_request=replica_seconds, requests_per_replica_hour=per_hour, replicas=replicas,
+        usd_per_month=replicas * gpus_per_replica * HOURS_PER_MONTH * usd_per_gpu_hour,
+        usd_per_1k_requests=1000 * gpus_per_replica * usd_per_gpu_hour / per_hour,
+        prefill_mfu=prefill_mfu, decode_bandwidth_utilisation=bandwidth_utilisation, load_factor=load,
+        notes=tuple(notes))

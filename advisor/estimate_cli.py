@@ -1,0 +1,302 @@
+"""``advisor estimate``: plan a project before there is data or a GPU - memory, training, serving and data costs
+of each approach for one model on one device, from the catalogs alone (no torch)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+
+import click
+
+from advisor.costs import (METHODS, DataCostConfig, RequestShape, data_cost, estimate_serving, estimate_training,
+                           param_counts)
+from advisor.costs.memory import (ADAPTER_BYTES_PER_PARAM, FINE_TUNING_METHODS, GB, LOSS_FP32_COPIES,
+                                  NF4_BYTES_PER_PARAM, PRECISIONS, default_precision, usable_memory)
+from advisor.costs.serving import HOURS_PER_MONTH
+from advisor.costs.shapes import DEFAULT_LORA_TARGETS, LINEAR_MODULES, ModelShape, check_lora_targets
+from harness import catalog
+
+NOT_APPLICABLE = "-"
+
+
+class OneLineUsageErrors(click.Command):
+    """A bad option value is one line on stderr and exit code 2, like every other user mistake."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as err:
+            click.echo(f"advisor: error: estimate: {err.format_message().rstrip('.')}; see 'advisor estimate --help'",
+                       err=True)
+            sys.exit(2)
+
+
+def user_errors(fn):
+    """advisor.cli's handler, looked up when called: advisor.cli imports this module to register the command."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from advisor.cli import user_errors as handle
+
+        return handle(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+def data_cost_options(fn):
+    """One option per DataCostConfig field, named, bounded and documented by the field itself."""
+    for f in reversed(dataclasses.fields(DataCostConfig)):
+        bounds = {"min": f.metadata.get("min"), "max": f.metadata.get("max")}
+        kind = click.IntRange(**bounds) if f.type in (int, "int") else click.FloatRange(**bounds)
+        fn = click.option(f"--{f.name.replace('_', '-')}", f.name, type=kind, default=f.default, show_default=True,
+                          help=f.metadata["doc"])(fn)
+    return fn
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the user asked about: one model on one device, the training run, the traffic, the data."""
+
+    shape: ModelShape
+    gpu: str
+    examples: int
+    seq_len: int
+    epochs: float
+    batch_size: int
+    rank: int
+    lora_targets: tuple[str, ...]
+    precision: str
+    gradient_checkpointing: bool
+    monthly_requests: int
+    request: RequestShape
+    data_config: DataCostConfig
+
+    def as_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        del data["shape"]
+        return {"model": self.shape.name, **data, "lora_targets": list(self.lora_targets)}
+
+
+def examples_needed(method: str, plan: Plan) -> int:
+    """Labelled examples an approach needs: the few-shot examples for prompting; the whole training set for
+    fine-tuning, and for RAG, whose harness arm retrieves labelled examples when a task has no corpus."""
+    return plan.request.shots if method == "prompt" else plan.examples
+
+
+def estimate_method(plan: Plan, method: str) -> dict:
+    """One method's training, serving and data estimates, and its headline figures."""
+    training = (estimate_training(plan.shape, method, plan.gpu, plan.examples, plan.seq_len, plan.epochs,
+                                  plan.batch_size, plan.rank, precision=plan.precision, lora_targets=plan.lora_targets,
+                                  gradient_checkpointing=plan.gradient_checkpointing)
+                if method in FINE_TUNING_METHODS else None)
+    serving = estimate_serving(plan.shape, method, plan.gpu, plan.monthly_requests, request=plan.request)
+    data = data_cost(examples_needed(method, plan), plan.data_config)
+    train_usd = training.usd if training else 0.0
+    return {
+        "trainable_params": training.trainable_params if training else 0,
+        "peak_memory_gb": (training.memory.peak if training else serving.memory.total) / GB,
+        "fits": training.fits if training else serving.fits,
+        "train_gpu_hours": training.gpu_hours if training else 0.0,
+        "train_usd": train_usd,
+        "serve_usd_per_month": serving.usd_per_month,
+        "serve_usd_per_1k_requests": serving.usd_per_1k_requests,
+        "data_usd": data.total_usd,
+        "first_month_usd": data.total_usd + train_usd + serving.usd_per_month,
+        "training": training.as_dict() if training else None,
+        "serving": serving.as_dict(),
+        "data": data.as_dict(),
+    }
+
+
+# ---- the table ------------------------------------------------------------------------------------------------
+
+def _count(n: float) -> str:
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{suffix}"
+    return f"{n:.3g}"
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}" if x >= 1 else f"${x:.3g}"
+
+
+def _gb(x: float) -> str:
+    return f"{x / GB:.2f}" if x else NOT_APPLICABLE
+
+
+def _rows(results: dict, usable_gb: float) -> list[tuple[str, list[str]]]:
+    """(label, one cell per method); fine-tuning methods show their training peak, prompt and rag a serving replica."""
+    def col(fn):
+        return [fn(r) for r in results.values()]
+
+    def train(fn):
+        return col(lambda r: fn(r["training"]) if r["training"] else NOT_APPLICABLE)
+
+    def train_mem(key):
+        return train(lambda t: _gb(t["memory_bytes"][key]))
+
+    def serve(fn):
+        return col(lambda r: NOT_APPLICABLE if r["training"] else fn(r["serving"]["memory"]))
+
+    def weights(r):
+        return _gb((r["training"]["memory_bytes"] if r["training"] else r["serving"]["memory"])["weights"])
+
+    def fits(r):
+        needed = r["training"]["gpus_needed"] if r["training"] else r["serving"]["gpus_per_replica"]
+        return "yes" if r["fits"] else f"no ({needed} GPUs)" if needed else "no"
+
+    def gpu_seconds(s):
+        return f"{s['replica_seconds_per_request'] * s['gpus_per_replica']:.3g}"
+
+    def tokens(s):
+        return f"{s['prompt_tokens']} + {s['output_tokens']}"
+
+    return [
+        ("trainable params", col(lambda r: _count(r["trainable_params"]))),
+        ("MEMORY, GB", []),
+        ("  weights", col(weights)),
+        ("  gradients", train_mem("gradients")),
+        ("  fp32 master weights", train_mem("master_weights")),
+        ("  Adam states", train_mem("optimizer_states")),
+        ("  LoRA adapters + grads + Adam", train_mem("lora_adapters")),
+        ("  activations", train_mem("activations")),
+        ("  logits and loss", train_mem("logits_and_loss")),
+        ("  4-bit dequantisation buffer", train_mem("dequantisation_buffer")),
+        ("  optimizer-step temporaries", train_mem("optimizer_step_temporaries")),
+        ("  KV cache (serving batch)", serve(lambda m: _gb(m["kv_cache"]))),
+        ("  prefill + logits (serving)", serve(lambda m: _gb(m["prefill_activations"] + m["logits"]))),
+        ("  peak: training / serving", col(lambda r: f"{r['peak_memory_gb']:.2f}")),
+        ("  peak phase", train(lambda t: t["memory_bytes"]["peak_phase"])),
+        (f"  fits in {usable_gb:.1f} GB usable", col(fits)),
+        ("TRAINING", []),
+        ("  tokens", train(lambda t: _count(t["tokens"]))),
+        ("  FLOPs", train(lambda t: f"{t['flops']['total']:.3g}")),
+        ("  utilisation (sources below)", train(lambda t: f"{t['utilisation']['value']:.2f}")),
+        ("  GPU-hours", train(lambda t: f"{t['train_gpu_hours']:.3g}")),
+        ("  cost", train(lambda t: _usd(t["train_usd"]))),
+        ("SERVING", []),
+        ("  prompt + output tokens", col(lambda r: tokens(r["serving"]))),
+        ("  requests decoded together", col(lambda r: str(r["serving"]["batch"]))),
+        ("  decode bound by", col(lambda r: r["serving"]["decode_bound"])),
+        ("  GPU-seconds per request", col(lambda r: gpu_seconds(r["serving"]))),
+        ("  requests per replica-hour", col(lambda r: _count(r["serving"]["requests_per_replica_hour"]))),
+        ("  GPUs", col(lambda r: str(r["serving"]["gpus"]))),
+        ("  cost per month", col(lambda r: _usd(r["serve_usd_per_month"]))),
+        ("  cost per 1k requests", col(lambda r: _usd(r["serve_usd_per_1k_requests"]))),
+        ("DATA", []),
+        ("  labelled examples", col(lambda r: f"{r['data']['examples']:,}")),
+        ("  cost", col(lambda r: _usd(r["data_usd"]))),
+        ("FIRST MONTH (data + training + serving)", col(lambda r: _usd(r["first_month_usd"]))),
+    ]
+
+
+def _assumptions(plan: Plan, results: dict, usable_gb: float, device: dict) -> list[str]:
+    p, request, data = PRECISIONS[plan.precision], plan.request, plan.data_config
+    serving = next(iter(results.values()))["serving"]
+
+    def figure(utilisation: dict) -> str:
+        return f"{utilisation['value']:.2f} ({utilisation['source']})"
+
+    lines = [
+        "every training example is seq-len tokens long, padding included: tokens = examples x seq-len x epochs",
+        f"precision '{plan.precision}': {p.weight:g} + {p.gradient:g} + {p.master_weight:g} + {p.optimizer:g} = "
+        f"{p.trained_param:g} B per trained parameter (weights + gradients + fp32 master + Adam; ZeRO's mixed "
+        f"precision is 16), {p.frozen_weight:g} B per frozen one, {p.activation:g} B per activation; LoRA adapters "
+        f"fp32 + Adam, {ADAPTER_BYTES_PER_PARAM} B each; QLoRA stores the blocks' matrices in NF4 "
+        f"({NF4_BYTES_PER_PARAM['nf4'] * 8:g} bits per weight), embeddings and lm_head in 16 bits",
+        "activations: what Hugging Face transformers' decoder layers keep with SDPA attention (no seq x seq scores, "
+        f"fp32 RMSNorm inputs); logits and loss (bytes per activation + {4 * LOSS_FP32_COPIES}) x vocab per token; "
+        "gradient checkpointing keeps each layer's input and rebuilds one layer at a time",
+        f"fits: predicted peak of allocated memory <= {usable_gb:.1f} GB, the usable share of {device['memory_gb']} GB "
+        f"(CUDA context, allocator fragmentation)",
+        "training FLOPs per token: 2N forward + 2N input gradients + 2 x trained parameters for weight gradients "
+        "(+ 2N recompute with checkpointing); time = FLOPs / (peak x utilisation)",
+    ]
+    lines += [f"utilisation {method}: {figure(r['training']['utilisation'])}"
+              for method, r in results.items() if r["training"]]
+    lines += [
+        f"request tokens: template {request.template_tokens}, instruction {request.instruction_tokens}, "
+        f"{request.shots} shots x {request.shot_tokens}, {request.rag_chunks} RAG chunks x {request.chunk_tokens}, "
+        f"input {request.input_tokens}, output {request.output_tokens}; fine-tuned models get template + input only",
+        f"serving: prefill at {figure(serving['prefill_mfu'])} of peak FLOP/s; decode at "
+        f"{figure(serving['decode_bandwidth_utilisation'])} of memory bandwidth; load factor "
+        f"{figure(serving['load_factor'])}; whole GPUs for {HOURS_PER_MONTH} h a month, at least one while there "
+        f"is traffic; adapters merged into 16-bit weights",
+        f"data: {data.minutes_per_example:g} min per human-written example at ${data.hourly_rate_usd:g}/h; "
+        f"{data.llm_generated_fraction:.0%} LLM-generated at {data.llm_tokens_per_example} tokens and "
+        f"${data.llm_usd_per_million_tokens:g} per million; {data.review_fraction:.0%} of those reviewed at "
+        f"{data.review_minutes_per_example:g} min each",
+    ]
+    return lines
+
+
+def render_text(plan: Plan, results: dict) -> str:
+    device = catalog.check_gpu(plan.gpu)
+    usable_gb = usable_memory(device) / GB
+    rows = _rows(results, usable_gb)
+    label_width = max(len(label) for label, _ in rows) + 2
+    widths = [max([len(method)] + [len(cells[i]) for _, cells in rows if cells]) + 2
+              for i, method in enumerate(results)]
+    lines = [
+        f"{plan.shape.name} ({_count(param_counts(plan.shape).total)} params) on {plan.gpu}: {device['display_name']}, "
+        f"{device['memory_gb']} GB, {device['peak_tflops_bf16_dense']} TFLOPS bf16, "
+        f"{device['memory_bandwidth_gbs']} GB/s, ${device['usd_per_hour']}/h",
+        f"training: {plan.examples:,} examples x {plan.seq_len} tokens x {plan.epochs:g} epochs, batch "
+        f"{plan.batch_size}, precision {plan.precision}, gradient checkpointing "
+        f"{'on' if plan.gradient_checkpointing else 'off'}; LoRA rank {plan.rank} on {','.join(plan.lora_targets)}",
+        f"serving: {plan.monthly_requests:,} requests/month",
+        "",
+        " " * label_width + "".join(method.rjust(w) for method, w in zip(results, widths)),
+    ]
+    lines += [label.ljust(label_width) + "".join(c.rjust(w) for c, w in zip(cells, widths)) for label, cells in rows]
+    lines += ["", "Assumptions:"] + [f"  - {line}" for line in _assumptions(plan, results, usable_gb, device)]
+    notes = [f"  - {method}: {note}" for method, r in results.items()
+             for note in (r["training"]["notes"] if r["training"] else []) + r["serving"]["notes"]]
+    return "\n".join(lines + (["", "Notes:"] + notes if notes else []))
+
+
+@click.command(cls=OneLineUsageErrors)
+@click.option("--model", required=True, help="A model name from data/catalog/models.yaml (or its Hugging Face id).")
+@click.option("--method", type=click.Choice(METHODS), default=None, help="One approach; default: all side by side.")
+@click.option("--gpu", required=True, help="A device name from data/catalog/gpus.yaml.")
+@click.option("--examples", type=click.IntRange(min=1), default=1000, show_default=True, help="Training examples.")
+@click.option("--seq-len", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Tokens per training example (the longest batch's padded length, for memory).")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Examples per step per device.")
+@click.option("--rank", type=click.IntRange(min=1), default=8, show_default=True, help="LoRA rank.")
+@click.option("--lora-targets", default=",".join(DEFAULT_LORA_TARGETS), show_default=True,
+              help=f"Comma-separated modules that get adapters: {', '.join(LINEAR_MODULES)} or all-linear.")
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default=None,
+              help="Training precision regime (default: mixed on GPUs, fp32 on CPUs; the harness uses bf16 on GPUs).")
+@click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in the backward pass.")
+@click.option("--monthly-requests", type=click.IntRange(min=0), default=1_000_000, show_default=True)
+@click.option("--input-tokens", type=click.IntRange(min=1), default=RequestShape.input_tokens, show_default=True,
+              help="Tokens of the user's input per request.")
+@click.option("--output-tokens", type=click.IntRange(min=1), default=RequestShape.output_tokens, show_default=True,
+              help="Tokens generated per request.")
+@data_cost_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@user_errors
+def estimate(model: str, method: str | None, gpu: str, examples: int, seq_len: int, epochs: float, batch_size: int,
+             rank: int, lora_targets: str, precision: str | None, gradient_checkpointing: bool, monthly_requests: int,
+             input_tokens: int, output_tokens: int, as_json: bool, **data_fields) -> None:
+    """Estimate memory, training, serving and data costs of each approach for a model on a device, before any run."""
+    device = catalog.check_gpu(gpu, where="--gpu")
+    plan = Plan(shape=ModelShape.from_catalog(model, where="--model"), gpu=gpu, examples=examples, seq_len=seq_len,
+                epochs=epochs, batch_size=batch_size, rank=rank,
+                lora_targets=check_lora_targets([t.strip() for t in lora_targets.split(",") if t.strip()],
+                                                where="--lora-targets"),
+                precision=precision or default_precision(device), gradient_checkpointing=gradient_checkpointing,
+                monthly_requests=monthly_requests,
+                request=RequestShape(input_tokens=input_tokens, output_tokens=output_tokens),
+                data_config=DataCostConfig(**data_fields))
+    results = {m: estimate_method(plan, m) for m in ((method,) if method else METHODS)}
+    if as_json:
+        click.echo(json.dumps({**plan.as_dict(), **(results[method] if method else {"methods": results})}))
+    else:
+        click.echo(render_text(plan, results))

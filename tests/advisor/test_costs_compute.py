@@ -1,0 +1,101 @@
+"""Training FLOPs, GPU-hours and dollars, and utilisation calibrated from measured runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.costs import Utilisation, calibrate_utilisation, estimate_training, training_flops
+from advisor.costs.compute import catalog_gpu_for, gpu_hours_usd, peak_flops
+from harness import catalog
+from harness.errors import UserError
+
+
+def test_deepseek_v3_training_cost():
+    # DeepSeek-V3 Technical Report (arXiv:2412.19437), Table 1: 2,788K H800 GPU hours in total; "assuming the
+    # rental price of the H800 GPU is $2 per GPU hour, our total training costs amount to only $5.576M"
+    assert gpu_hours_usd(2.788e6, 2.0) == pytest.approx(5.576e6)
+
+
+def test_full_fine_tuning_is_6_n_t():
+    # Kaplan et al. 2020 / Chinchilla: C = 6 N D
+    n, t = 8_030_261_248, 1_000_000
+    assert training_flops(n, n, t).total == 6 * n * t
+
+
+def test_lora_skips_only_the_frozen_weight_gradients():
+    n, adapters, t = 8_030_261_248, 6_815_744, 1_000_000
+    flops = training_flops(n + adapters, adapters, t)
+    assert flops.forward == 2 * (n + adapters) * t and flops.input_gradients == 2 * (n + adapters) * t
+    assert flops.total == pytest.approx(4 * n * t, rel=0.005)       # two thirds of full fine-tuning, not 1 %
+    assert training_flops(n, n, t, gradient_checkpointing=True).total == 8 * n * t  # forward recomputed
+
+
+def test_time_is_flops_over_peak_times_utilisation():
+    estimate = estimate_training("llama-3.1-8b", "full", "h100-sxm", 1000, 512, 1, 8,
+                                 utilisation=Utilisation(0.5, "test"))
+    h100 = catalog.gpus()["h100-sxm"]
+    assert estimate.gpu_hours == pytest.approx(estimate.flops.total / (989.5e12 * 0.5) / 3600)
+    assert estimate.usd == pytest.approx(estimate.gpu_hours * h100["usd_per_hour"])
+    assert estimate.utilisation.source == "test"
+
+
+def test_default_utilisation_says_where_it_comes_from():
+    estimate = estimate_training("llama-3.2-1b", "lora", "a10g", 100, 256, 1, 4)
+    assert estimate.utilisation.source.startswith("default:") and "http" in estimate.utilisation.source
+
+
+def _record(strategy, *, device, tokens=100_000, seconds=50.0, trainable=1_000_000, total=135_000_000,
+            precision="fp32", gpu=None, checkpointing=False, status="ok"):
+    hardware = {"device": device, "cpu_count": 2, **({"gpu": gpu} if gpu else {})}
+    return {"status": status, "run_info": {"strategy": strategy, "params": {"gradient_checkpointing": checkpointing}},
+            "train_info": {"tokens_trained": tokens, "train_seconds": seconds, "trainable_params": trainable,
+                           "total_params": total, "precision": precision},
+            "meta_info": {"hardware": hardware}}
+
+
+def test_calibrate_utilisation_from_measured_runs():
+    records = [_record("lora", device="cpu"), _record("lora", device="cpu", seconds=150.0),
+               _record("full", device="cpu", trainable=135_000_000),
+               _record("full", device="cuda", gpu="NVIDIA H100 80GB HBM3", precision="bf16",  # other hardware
+                       trainable=135_000_000),
+               _record("lora", device="cpu", status="failed")]
+    calibrated = calibrate_utilisation(records, "cpu-2core")
+    cpu_peak = peak_flops(catalog.gpus()["cpu-2core"], "fp32")
+    lora_flops = (4 * 135_000_000 + 2 * 1_000_000) * 100_000
+    assert calibrated["lora"].value == pytest.approx(2 * lora_flops / 200.0 / cpu_peak)  # pooled: 2 runs, 200 s
+    assert calibrated["full"].value == pytest.approx(6 * 135e6 * 1e5 / 50.0 / cpu_peak)
+    assert calibrated["lora"].source.startswith("calibrated: 2 measured lora run(s) on cpu-2core")
+    on_h100 = calibrate_utilisation(records, "h100-sxm")
+    assert set(on_h100) == {"full"}
+    assert on_h100["full"].value == pytest.approx(6 * 135e6 * 1e5 / 50.0 / (989.5e12))  # H100 SXM dense bf16
+
+
+def test_calibration_reads_flat_results_rows_too():
+    row = {"strategy": "lora", "status": "ok", "tokens_trained": 1e5, "train_seconds": 10.0, "trainable_params": 1e6,
+           "total_params": 1e8, "hardware": {"device": "cuda:0", "gpu": "NVIDIA A10G"}}
+    assert set(calibrate_utilisation([row], "a10g")) == {"lora"}
+
+
+def test_recorded_hardware_maps_to_catalog_entries():
+    assert catalog_gpu_for({"device": "cuda", "gpu": "NVIDIA A100-SXM4-80GB"}) == "a100-80gb"
+    assert catalog_gpu_for({"device": "cpu", "cpu_count": 2}) == "cpu-2core"
+    assert catalog_gpu_for({"device": "cpu", "cpu_count": 64}) is None
+    assert catalog_gpu_for({"device": "cuda", "gpu": "NVIDIA H100 PCIe"}) is None  # different peak: not h100-sxm
+
+
+def test_bad_inputs_are_user_errors():
+    with pytest.raises(UserError, match="examples: -1 must be positive"):
+        estimate_training("llama-3.2-1b", "lora", "a10g", -1, 256, 1, 4)
+    with pytest.raises(UserError, match="trains nothing"):
+        estimate_training("llama-3.2-1b", "rag", "a10g", 10, 256, 1, 4)
+    with pytest.raises(UserError, match="unknown GPU 'h100'.*choose one of"):
+        estimate_training("llama-3.2-1b", "lora", "h100", 10, 256, 1, 4)
+
+
+def test_too_big_for_one_gpu_reports_how_many_sharded_gpus():
+    estimate = estimate_training("llama-3.1-70b", "full", "h100-sxm", 1000, 512, 1, 1, gradient_checkpointing=True)
+    assert not estimate.fits
+    # sharded over n GPUs: weights 2 + fp32 master 4 + Adam 8 + (at the step) gradients 2 + fp32 temporaries 4
+    # = 20 B per parameter; 70.55e9 x 20 / n <= 72 GB usable (0.9 x 80) -> n = 20
+    assert estimate.gpus_needed == 20
+    assert "FSDP/ZeRO-3" in estimate.notes[0]

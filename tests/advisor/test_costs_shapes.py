@@ -1,0 +1,49 @@
+"""Parameter counts from catalog shapes, and LoRA's trainable parameters, against published counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.costs.shapes import ModelShape, lora_params, lora_trainable_params, param_counts
+from harness import catalog
+from harness.errors import UserError
+
+
+@pytest.mark.parametrize("name", list(catalog.models()))
+def test_param_count_from_shapes_equals_published(name):
+    # published_params in data/catalog/models.yaml: the publishers' safetensors totals (sources per entry)
+    shape = ModelShape.from_catalog(name)
+    assert param_counts(shape).total == shape.published_params
+
+
+def test_lora_rank_8_on_4096_square_matrix():
+    # seed 000 (why fine-tuning is cheap): "A rank-8 update to a 4096x4096 matrix has 4096x8 + 8x4096 ≈ 65k
+    # parameters instead of ~16.8M — about 256x fewer"
+    assert lora_params(4096, 4096, 8) == 65_536
+    assert 4096 * 4096 // lora_params(4096, 4096, 8) == 256
+
+
+def test_lora_trainable_params_match_published_runs():
+    # LitGPT resource tables, Llama 2 7B, LoRA r=8 on query and value: "Trainable parameters 4,194,304"
+    # https://github.com/Lightning-AI/litgpt/blob/4839345a97a0a90bc5f2361664b04d665c9a0e89/tutorials/resource-tables.md
+    assert lora_trainable_params(ModelShape.from_catalog("llama-2-7b"), 8, ("q_proj", "v_proj")) == 4_194_304
+    # PEFT MetaMathQA benchmark, Llama-3.2-3B, LoRA r=32 on q_proj, v_proj: "num_trainable_params": 9175040
+    # https://github.com/huggingface/peft/blob/0a179c1e8659ab4f7df0369b9b03943cfe470ff1/method_comparison/MetaMathQA/results/lora--llama-3.2-3B-rank32.json
+    assert lora_trainable_params(ModelShape.from_catalog("llama-3.2-3b"), 32, ("q_proj", "v_proj")) == 9_175_040
+
+
+def test_all_linear_covers_every_block_matrix():
+    shape = ModelShape.from_catalog("llama-3.1-8b")
+    per_module = [lora_trainable_params(shape, 16, (name,)) for name in shape.linear_dims()]
+    assert lora_trainable_params(shape, 16, ["all-linear"]) == sum(per_module)
+
+
+def test_unknown_lora_module_and_unknown_model_are_user_errors():
+    with pytest.raises(UserError, match="did you mean 'q_proj'"):
+        lora_trainable_params(ModelShape.from_catalog("llama-3.1-8b"), 8, ("q_prj",))
+    with pytest.raises(UserError, match="did you mean 'llama-3.1-8b'.*choose one of"):
+        ModelShape.from_catalog("llama-3-8b")
+
+
+def test_hugging_face_id_resolves_to_its_catalog_shape():
+    assert ModelShape.from_catalog("meta-llama/Llama-3.1-8B").name == "llama-3.1-8b"

@@ -1,0 +1,98 @@
+"""``advisor estimate`` as a user runs it: JSON and table output, one-line errors, fast, no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from advisor.cli import main
+from advisor.costs import METHODS
+from tests.conftest import ROOT
+
+HEADLINE = ("trainable_params", "peak_memory_gb", "fits", "train_gpu_hours", "train_usd", "serve_usd_per_month")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "advisor.cli", "estimate", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["estimate", *args])
+
+
+def test_one_method_json_has_the_headline_figures():
+    result = invoke("--model", "llama-3.1-8b", "--method", "lora", "--gpu", "a10g", "--examples", "5000",
+                    "--seq-len", "512", "--batch-size", "1", "--gradient-checkpointing", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert set(HEADLINE) <= set(data)
+    assert data["trainable_params"] == 32 * 8 * (4096 + 4096 + 4096 + 1024 + 4096 + 1024 + 4096 + 4096)
+    assert data["fits"] is True and 16 < data["peak_memory_gb"] < 21.6
+    assert data["train_usd"] == pytest.approx(data["train_gpu_hours"] * 1.006)
+
+
+def test_all_methods_json_is_keyed_by_method():
+    result = invoke("--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--json")
+    assert result.exit_code == 0, result.output
+    methods = json.loads(result.output)["methods"]
+    assert list(methods) == list(METHODS)
+    for figures in methods.values():
+        assert set(HEADLINE) <= set(figures)
+    assert methods["prompt"]["trainable_params"] == 0 and methods["prompt"]["train_usd"] == 0
+    assert methods["full"]["trainable_params"] == 8_030_261_248
+    assert methods["full"]["train_gpu_hours"] > methods["lora"]["train_gpu_hours"]
+
+
+def test_table_shows_every_method_the_itemised_memory_and_the_assumptions():
+    result = invoke("--model", "qwen2.5-7b", "--gpu", "a100-80gb", "--examples", "2000")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if line.split()[:1] == ["prompt"])
+    assert header.split() == list(METHODS)
+    for row in ("Adam states", "activations", "logits and loss", "4-bit dequantisation buffer", "KV cache",
+                "GPU-hours", "cost per month", "FIRST MONTH"):
+        assert row in result.output
+    assert "Assumptions:" in result.output and "16 B per trained parameter" in result.output
+
+
+@pytest.mark.parametrize("args, key", [
+    (["--examples", "-5"], "--examples"),
+    (["--seq-len", "0"], "--seq-len"),
+    (["--epochs", "-1"], "--epochs"),
+    (["--monthly-requests", "-10"], "--monthly-requests"),
+    (["--hourly-rate-usd", "-30"], "--hourly-rate-usd"),
+    (["--llm-generated-fraction", "1.5"], "--llm-generated-fraction"),
+    (["--lora-targets", "q_prj"], "--lora-targets"),
+])
+def test_bad_values_are_one_line_exit_2(args, key):
+    proc = run("--model", "llama-3.1-8b", "--gpu", "a10g", *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_unknown_model_and_gpu_list_the_choices():
+    proc = run("--model", "llama-3-8b", "--gpu", "a10g")
+    assert proc.returncode == 2 and "did you mean 'llama-3.1-8b'" in proc.stderr
+    assert "smollm2-135m-instruct" in proc.stderr  # the choices are listed
+    proc = run("--model", "llama-3.1-8b", "--gpu", "a10")
+    assert proc.returncode == 2 and "--gpu: unknown GPU 'a10'" in proc.stderr and "h100-sxm" in proc.stderr
+
+
+def test_answers_fast_without_importing_torch():
+    code = ("import sys, time; start = time.perf_counter(); from advisor.cli import main; "
+            "main(['estimate', '--model', 'llama-3.1-70b', '--gpu', 'h100-sxm', '--json'], standalone_mode=False); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; "
+            "print(time.perf_counter() - start, file=sys.stderr)")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    wall = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["methods"]["full"]["fits"] is False
+    assert float(proc.stderr.strip().splitlines()[-1]) < 0.5   # import + all five estimates, in the process
+    assert wall < 2.0                                          # interpreter start included, on a busy machine
