@@ -59,8 +59,10 @@ def compare(task_file: Path, out_dir: Path | None, device: str, only: str | None
     options = CompareOptions(out_dir=out_dir, device=device, only=only_list, limit=limit, seed=seed, fresh=fresh,
                              progress=not no_progress)
     run_compare(task_file, options, log=lambda line: click.echo(line, err=True))
+    from advisor.pricing import price_results_dir
     from advisor.report import write_report
 
+    price_results_dir(out_dir, task.spec.data_cost)
     report = write_report(out_dir)
     click.echo(f"wrote {out_dir / 'results.json'} and {report}")
 

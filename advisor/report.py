@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 from harness.errors import UserError
 
@@ -23,7 +23,7 @@ def load_results(results_dir: Path) -> dict:
 
 
 def _fmt(value, digits: int = 0, suffix: str = "") -> str:
-    if value is None:
+    if value is None or isinstance(value, Undefined):
         return "—"
     if isinstance(value, float) and digits == 0:
         return f"{value:,.0f}{suffix}"
@@ -32,9 +32,18 @@ def _fmt(value, digits: int = 0, suffix: str = "") -> str:
     return str(value)
 
 
+def _usd(value) -> str:
+    if value is None or isinstance(value, Undefined):
+        return "—"
+    if value == 0:
+        return "$0"
+    return f"${value:,.2f}" if value >= 0.1 else f"${value:.2g}"
+
+
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("advisor", "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = _fmt
+    env.filters["usd"] = _usd
     return env
 
 
@@ -42,7 +51,8 @@ def render(results: dict) -> str:
     runs = results.get("runs", [])
     ok = [r for r in runs if r.get("status") == "ok" and r.get("quality") is not None]
     best = max((r["quality"] for r in ok), default=None)
-    return _environment().get_template("report.html.j2").render(r=results, runs=runs, best_quality=best)
+    return _environment().get_template("report.html.j2").render(r=results, runs=runs, best_quality=best,
+                                                                c=results.get("costs"))
 
 
 def write_report(results_dir: Path) -> Path:

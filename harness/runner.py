@@ -28,6 +28,7 @@ class RunContext:
     device: str
     seed: int
     progress: bool = True
+    model_shape: dict | None = None  # set when the base model is loaded; the cost models price runs with it
     _tokenizer: object = field(default=None, repr=False)
 
     @property
@@ -43,9 +44,11 @@ class RunContext:
         return self._tokenizer
 
     def load_model(self):
-        from harness.models import load_model
+        from harness.models import load_model, model_shape
 
-        return load_model(self.task.model_ref, self.device)
+        model = load_model(self.task.model_ref, self.device)
+        self.model_shape = model_shape(model, self.task.model_ref.name)
+        return model
 
 
 def limit_examples(data: Datasets, limit: int | None, seed: int) -> tuple[list[Example], list[Example]]:
@@ -93,6 +96,7 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: dict) -> dict:
         record.update(train_info=prepared.train_info, eval_info=eval_info, strategy_info=prepared.info,
                       predictions=predictions, status="ok")
         record["run_info"]["memory"] = memory.as_dict()
+        record["run_info"]["model_shape"] = ctx.model_shape
     except KeyboardInterrupt:
         raise
     except UserError as err:
