@@ -89,6 +89,8 @@ def summarize(record: dict, path: Path, out_dir: Path) -> dict:
         "tokens_trained": tr.get("tokens_trained"),
         "trainable_params": tr.get("trainable_params"),
         "train_examples": tr.get("examples"),
+        "examples_labelled": tr.get("examples_labelled"),
+        "data_fraction": tr.get("data_fraction"),
         "final_loss": tr.get("final_loss"),
         "wall_seconds": info.get("wall_seconds"),
         "config_hash": info.get("config_hash"),

@@ -10,6 +10,7 @@ plain-text examples with loss on every token (knowledge injection, as in Ovadia 
 from __future__ import annotations
 
 import math
+import random
 import tempfile
 import time
 from dataclasses import dataclass
@@ -189,16 +190,31 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
     }
 
 
-def build_items(ctx, instruction: str | None, cfg: TrainingConfig) -> list[TrainItem]:
-    """Answer examples from train (+ knowledge chunks for qa tasks with a corpus)."""
+def training_subset(train: list, fraction: float, seed: int) -> list:
+    """The first ceil(fraction x n) examples of one seeded permutation: smaller fractions are nested
+    in larger ones, so learning-curve points differ only in how much data they saw."""
+    order = random.Random(seed).sample(range(len(train)), len(train))
+    keep = sorted(order[: math.ceil(fraction * len(train))])
+    return [train[i] for i in keep]
+
+
+def build_items(ctx, instruction: str | None, cfg: TrainingConfig, fraction: float = 1.0) -> list[TrainItem]:
+    """Answer examples from (a fraction of) train, + knowledge chunks for qa tasks with a corpus."""
     from harness import prompts
 
     tok = ctx.tokenizer
+    examples = training_subset(ctx.train, fraction, ctx.seed) if fraction < 1 else ctx.train
     items = [answer_item(tok, prompts.messages(instruction, ex), prompts.format_answer(ctx.task, ex.target), cfg.max_seq_len)
-             for ex in ctx.train]
+             for ex in examples]
     if ctx.task.kind == "qa" and ctx.task.knowledge_path:
         from harness.corpus import read_corpus
 
         items += text_items(tok, [doc.text for doc in read_corpus(ctx.task.knowledge_path)], cfg.max_seq_len)
-    return items
+    return items, len(examples)
 
+
+def train_on_task(ctx, model, cfg: TrainingConfig, fraction: float, instruction: str | None) -> dict:
+    """Fine-tune ``model`` on the task (the lora and full strategies differ only in what is trainable)."""
+    items, labelled = build_items(ctx, instruction, cfg, fraction)
+    info = finetune(model, ctx.tokenizer, items, cfg, device=ctx.device, seed=ctx.seed, progress=ctx.progress)
+    return {**info, "examples_labelled": labelled, "data_fraction": fraction}

@@ -67,8 +67,24 @@ class TrainingConfig:
         "'none' = no instruction (the model learns the task from the examples; shorter prompts make training and "
         "serving cheaper, and the record shows by how much).", choices=("task", "none")))
 
+    data_fractions: list[float] = field(default_factory=lambda: [1.0], metadata=doc(
+        "Train on nested subsets of train too, one run each (e.g. [0.25, 0.5, 1.0]): the points of the learning "
+        "curve the report fits to estimate how many examples the quality goal needs.", gt=0, max=1))
+
     def system_prompt(self, task_instruction: str) -> str | None:
         return task_instruction if self.instruction == "task" else None
 
-    def training_params(self) -> dict:
-        return {k: getattr(self, k) for k in TrainingConfig.__dataclass_fields__}
+
+def training_variants(strategy: str, name: str, config: TrainingConfig) -> list[Variant]:
+    """One variant per data fraction: ``name`` on all of train, ``name-25pct`` on a quarter of it."""
+    params = dict(vars(config))
+    fractions = params.pop("data_fractions")
+    return [Variant(strategy, name if f == 1 else f"{name}-{round(f * 100)}pct", {**params, "data_fraction": f})
+            for f in sorted(set(fractions))]
+
+
+def training_config(cls: type, variant: Variant) -> tuple[TrainingConfig, float]:
+    """The config and data fraction of one fine-tuning variant."""
+    params = dict(variant.params)
+    fraction = params.pop("data_fraction", 1.0)
+    return cls(**params, data_fractions=[fraction]), fraction

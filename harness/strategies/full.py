@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from harness import prompts
 from harness.schema import doc
-from harness.strategies.base import Prepared, TrainingConfig, Variant
+from harness.strategies.base import Prepared, TrainingConfig, Variant, training_config, training_variants
 
 
 @dataclass
@@ -19,16 +19,15 @@ class FullStrategy:
     config_type = FullConfig
 
     def variants(self, config: FullConfig) -> list[Variant]:
-        return [Variant(self.name, "all-weights", dict(vars(config)))]
+        return training_variants(self.name, "all-weights", config)
 
     def prepare(self, ctx, variant: Variant) -> Prepared:
-        from harness.training import build_items, finetune
+        from harness.training import train_on_task
 
-        cfg = FullConfig(**variant.params)
+        cfg, fraction = training_config(FullConfig, variant)
         system = cfg.system_prompt(ctx.instruction)
         model = ctx.load_model()
-        train_info = finetune(model, ctx.tokenizer, build_items(ctx, system, cfg), cfg,
-                              device=ctx.device, seed=ctx.seed, progress=ctx.progress)
+        train_info = train_on_task(ctx, model, cfg, fraction, system)
 
         def build(example):
             return prompts.messages(system, example)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from harness import prompts
 from harness.schema import doc
-from harness.strategies.base import Prepared, TrainingConfig, Variant
+from harness.strategies.base import Prepared, TrainingConfig, Variant, training_config, training_variants
 
 
 @dataclass
@@ -24,21 +24,20 @@ class LoraStrategy:
     config_type = LoraConfig
 
     def variants(self, config: LoraConfig) -> list[Variant]:
-        return [Variant(self.name, f"r{config.rank}", dict(vars(config)))]
+        return training_variants(self.name, f"r{config.rank}", config)
 
     def prepare(self, ctx, variant: Variant) -> Prepared:
         import peft
 
-        from harness.training import build_items, finetune
+        from harness.training import train_on_task
 
-        cfg = LoraConfig(**variant.params)
+        cfg, fraction = training_config(LoraConfig, variant)
         system = cfg.system_prompt(ctx.instruction)
         base = ctx.load_model()
         model = peft.get_peft_model(base, peft.LoraConfig(
             r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
             target_modules=cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules))
-        train_info = finetune(model, ctx.tokenizer, build_items(ctx, system, cfg), cfg,
-                              device=ctx.device, seed=ctx.seed, progress=ctx.progress)
+        train_info = train_on_task(ctx, model, cfg, fraction, system)
         merged = model.merge_and_unload()  # served as one dense model: no adapter latency
         merged.eval()
 

@@ -65,6 +65,23 @@ def test_finished_runs_are_reused_unless_fresh(classification_task, tmp_path):
     assert not any("reusing" in line for line in lines)
 
 
+def test_data_fractions_train_on_nested_subsets(classification_task, tmp_path):
+    body = classification_task.read_text().replace("lora: {rank: 4, epochs: 1, batch_size: 4}",
+                                                   "lora: {rank: 4, epochs: 1, batch_size: 4, data_fractions: [0.25, 0.5, 1.0]}")
+    classification_task.write_text(body)
+    results, _ = compare(classification_task, tmp_path / "out", only=["lora"])
+    rows = results["runs"]
+    assert [(r["variant"], r["data_fraction"], r["examples_labelled"]) for r in rows] == [
+        ("r4-25pct", 0.25, 3), ("r4-50pct", 0.5, 6), ("r4", 1.0, 12)]
+    assert all(r["status"] == "ok" for r in rows)
+
+    from harness.training import training_subset
+
+    train = list(range(40))
+    quarter, half = training_subset(train, 0.25, seed=0), training_subset(train, 0.5, seed=0)
+    assert len(quarter) == 10 and len(half) == 20 and set(quarter) < set(half)
+
+
 def test_limit_takes_seeded_subsets(classification_task):
     task = load_task(classification_task)
     data = load_examples(task)
