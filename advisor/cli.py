@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from pathlib import Path
 
@@ -11,19 +12,25 @@ import click
 from harness.errors import UserError
 
 
+def _terminate(signum, frame):
+    """SIGTERM (a scheduler or `kill`) stops like Ctrl-C: finished runs kept, worker stopped, one line."""
+    raise KeyboardInterrupt
+
+
 def user_errors(fn):
     """A user's mistake is one line on stderr and exit code 2, never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             return fn(*args, **kwargs)
         except UserError as err:
             click.echo(f"advisor: error: {err}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("advisor: interrupted; finished runs are kept in the output folder — "
-                       "run the same command again to resume", err=True)
+        except KeyboardInterrupt as err:
+            kept = f"{err}; " if str(err) else "finished runs are kept in the output folder; "
+            click.echo(f"advisor: interrupted: {kept}run the same command again to resume", err=True)
             sys.exit(130)
 
     return wrapper
@@ -56,8 +63,10 @@ def compare(task_file: Path, out_dir: Path | None, device: str, only: str | None
     task = load_task(task_file)
     out_dir = out_dir or Path("reports") / task.name
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    from advisor.preflight import memory_preflight
+
     options = CompareOptions(out_dir=out_dir, device=device, only=only_list, limit=limit, seed=seed, fresh=fresh,
-                             progress=not no_progress)
+                             progress=not no_progress, preflight=memory_preflight(task))
     run_compare(task_file, options, log=lambda line: click.echo(line, err=True))
     from advisor.pricing import price_results_dir
     from advisor.report import write_report

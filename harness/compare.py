@@ -26,6 +26,14 @@ from harness.task import Task, load_examples, load_task
 RESULTS_SCHEMA = 1
 
 
+class CompareInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a compare: what was kept, for the one-line message."""
+
+    def __init__(self, out_dir: Path, kept: int):
+        super().__init__(f"kept {kept} finished run(s) in {out_dir}")
+        self.out_dir, self.kept = out_dir, kept
+
+
 @dataclass
 class CompareOptions:
     out_dir: Path
@@ -36,6 +44,9 @@ class CompareOptions:
     fresh: bool = False
     isolate: bool = True  # one worker process per run; False runs in this process (tests)
     progress: bool = True
+    # called before each run with the variant and this device's hardware; a returned reason fails the run
+    # at once (the advisor's memory model: what cannot fit fails before training, not an hour in)
+    preflight: Callable[[Variant, dict], str | None] | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -66,8 +77,17 @@ def plan(task: Task, only: list[str] | None) -> list[Variant]:
 def _run_in_worker(job: dict, path: Path) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
+    proc = subprocess.Popen([sys.executable, "-m", "harness.worker", f.name])
     try:
-        proc = subprocess.run([sys.executable, "-m", "harness.worker", f.name])
+        proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches the worker too; SIGTERM (re-raised as this) may not: stop it
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
     finally:
         Path(f.name).unlink(missing_ok=True)
     record = read_json(path)
@@ -116,36 +136,44 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
         atomic_write_json(out_dir / "results.json", results)
 
     ctx = None
-    for i, variant in enumerate(variants, start=1):
-        path = record_path(out_dir, variant)
-        digest = config_hash(fingerprint, variant, seed=seed, limit=options.limit, device=device,
-                             model=task.model_ref.describe())
-        label = f"[{i}/{len(variants)}] {variant.strategy} {variant.name}"
-        record = None if options.fresh else reusable(path, digest)
-        if record:
-            log(f"{label}: reusing finished run ({path}); --fresh recomputes")
-        else:
-            log(f"{label}: running on {device} ...")
-            run_info = {"task": task.name, "strategy": variant.strategy, "variant": variant.name,
-                        "params": variant.params, "config_hash": digest, "seed": seed, "limit": options.limit,
-                        "device": device, "model": task.model_ref.describe()}
-            if options.isolate:
-                job = {"task_path": str(task.path), "strategy": variant.strategy, "variant": variant.name,
-                       "device": device, "seed": seed, "limit": options.limit, "record_path": str(path),
-                       "run_info": run_info, "progress": options.progress}
-                record = _run_in_worker(job, path)
+    try:
+        for i, variant in enumerate(variants, start=1):
+            path = record_path(out_dir, variant)
+            digest = config_hash(fingerprint, variant, seed=seed, limit=options.limit, device=device,
+                                 model=task.model_ref.describe())
+            label = f"[{i}/{len(variants)}] {variant.strategy} {variant.name}"
+            record = None if options.fresh else reusable(path, digest)
+            if record:
+                log(f"{label}: reusing finished run ({path}); --fresh recomputes")
             else:
-                from harness.runner import RunContext, limit_examples, run_variant
+                log(f"{label}: running on {device} ...")
+                run_info = {"task": task.name, "strategy": variant.strategy, "variant": variant.name,
+                            "params": variant.params, "config_hash": digest, "seed": seed, "limit": options.limit,
+                            "device": device, "model": task.model_ref.describe()}
+                reason = options.preflight(variant, results["device"]) if options.preflight else None
+                if reason:
+                    record = {"schema": 1, "run_info": run_info, "status": "failed", "error": reason,
+                              "train_info": None, "eval_info": None, "predictions": []}
+                elif options.isolate:
+                    job = {"task_path": str(task.path), "strategy": variant.strategy, "variant": variant.name,
+                           "device": device, "seed": seed, "limit": options.limit, "record_path": str(path),
+                           "run_info": run_info, "progress": options.progress}
+                    record = _run_in_worker(job, path)
+                else:
+                    from harness.runner import RunContext, limit_examples, run_variant
 
-                if ctx is None:
-                    train, test = limit_examples(data, options.limit, seed)
-                    ctx = RunContext(task=task, data=data, train=train, test=test, device=device, seed=seed,
-                                     progress=options.progress)
-                record = run_variant(ctx, variant, run_info)
-            atomic_write_json(path, record)
-            log(f"{label}: {_one_line(record)}")
-        rows[run_id(variant)] = summarize(record, path, out_dir)
+                    if ctx is None:
+                        train, test = limit_examples(data, options.limit, seed)
+                        ctx = RunContext(task=task, data=data, train=train, test=test, device=device, seed=seed,
+                                         progress=options.progress)
+                    record = run_variant(ctx, variant, run_info)
+                atomic_write_json(path, record)
+                log(f"{label}: {_one_line(record)}")
+            rows[run_id(variant)] = summarize(record, path, out_dir)
+            save_results()
+    except KeyboardInterrupt:
         save_results()
+        raise CompareInterrupted(out_dir, sum(r["status"] == "ok" for r in rows.values())) from None
     save_results()
     return results
 

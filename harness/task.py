@@ -305,4 +305,8 @@ def load_examples(task: Task) -> Datasets:
                                     f"({', '.join(labels)}){closest(ex.target, labels)}; fix the label or add it to labels in {task.path.name}")
     if spec.kind == "extraction":
         fields = sorted({key for ex in train for key in ex.target})
+    if task.knowledge_path:
+        from harness.corpus import read_corpus
+
+        read_corpus(task.knowledge_path)  # an empty or unreadable corpus fails here, before any run
     return Datasets(train=train, test=test, labels=labels, fields=fields)

@@ -7,11 +7,28 @@ failure is in the record), 130 on Ctrl-C.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent dies (even by kill -9), so no orphan keeps training."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main(job_path: str) -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    _die_with_parent()
     from harness.runner import RunContext, limit_examples, run_variant
     from harness.runstore import atomic_write_json
     from harness.strategies import STRATEGIES
