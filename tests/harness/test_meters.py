@@ -28,3 +28,43 @@ def test_hardware_and_versions_are_recorded():
     assert info["device"] == "cpu" and info["cpu_count"] >= 1 and info["memory_gb"] > 0
     versions = package_versions()
     assert versions["torch"] and versions["transformers"] and versions["python"]
+
+
+class FakeCuda:
+    """Stands in for torch.cuda's allocator counters (peak since the last reset, like the real ones)."""
+
+    def __init__(self):
+        self.allocated, self.peak = 0, 0
+
+    def alloc(self, n):
+        self.allocated += n
+        self.peak = max(self.peak, self.allocated)
+
+    def free(self, n):
+        self.allocated -= n
+
+    def reset_peak_memory_stats(self):
+        self.peak = self.allocated
+
+
+def test_cuda_peak_memory_nests_across_counter_resets(monkeypatch):
+    import torch
+
+    fake = FakeCuda()
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", fake.reset_peak_memory_stats)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda: fake.allocated)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: fake.peak)
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda: fake.peak)
+    mib = 2**20
+    with PeakMemory("cuda") as run:
+        fake.alloc(500 * mib)            # weights
+        with PeakMemory("cuda") as train:
+            fake.alloc(3000 * mib)       # activations
+            fake.free(3000 * mib)
+        with PeakMemory("cuda") as evaluate:  # resets the counters again: the run must keep train's peak
+            fake.alloc(200 * mib)
+            fake.free(200 * mib)
+    assert train.peak_mb == 3000 and train.peak_abs_mb == 3500
+    assert evaluate.peak_mb == 200
+    assert run.peak_mb == 3500 and run.as_dict()["peak_memory_kind"] == "cuda_max_allocated"
