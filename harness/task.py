@@ -309,4 +309,8 @@ def load_examples(task: Task) -> Datasets:
         from harness.corpus import read_corpus
 
         read_corpus(task.knowledge_path)  # an empty or unreadable corpus fails here, before any run
-    return Datasets(train=train, test=test, labels=labels, fields=fields)
+    datasets = Datasets(train=train, test=test, labels=labels, fields=fields)
+    from harness.prompts import render_instruction
+
+    render_instruction(task, datasets)  # a broken or unsafe template fails here too
+    return datasets

@@ -167,9 +167,14 @@ class TrainingMemory:
 
 def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len: int, precision: str = "mixed",
                     rank: int = 8, lora_targets=DEFAULT_LORA_TARGETS, lora_dropout: float = 0.05,
-                    quantization: str = "nf4",
-                    gradient_checkpointing: bool = False, gradient_accumulation: int = 1) -> TrainingMemory:
-    """Peak memory of one fine-tuning job on one device; ``seq_len`` is the padded length of the longest batch."""
+                    quantization: str = "nf4", gradient_checkpointing: bool = False, gradient_accumulation: int = 1,
+                    loss_tokens_per_sequence: int | None = None) -> TrainingMemory:
+    """Peak memory of one fine-tuning job on one device; ``seq_len`` is the padded length of the longest batch.
+
+    ``loss_tokens_per_sequence``: positions per sequence whose logits are computed; None = every token (plain
+    causal-LM training). The harness left-pads batches and asks the model for the last answer-window + 1
+    positions only (``logits_to_keep``), so its vocab-wide logits and loss buffers scale with that, not seq_len.
+    """
     if method not in FINE_TUNING_METHODS:
         raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(FINE_TUNING_METHODS)}")
     if quantization not in NF4_BYTES_PER_PARAM:
@@ -209,7 +214,8 @@ def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len:
         optimizer_states=counts.total * p.optimizer if full else 0,
         lora_adapters=adapter_params * ADAPTER_BYTES_PER_PARAM,
         activations=activations,
-        logits_and_loss=tokens * shape.vocab_size * (p.activation + 4 * LOSS_FP32_COPIES),
+        logits_and_loss=(batch_size * min(loss_tokens_per_sequence or seq_len, seq_len) * shape.vocab_size
+                         * (p.activation + 4 * LOSS_FP32_COPIES)),
         dequantisation_buffer=largest_matrix * 2 if method == "qlora" else 0,
         optimizer_step_temporaries=(counts.total * step_temporary_bytes if full
                                     else adapter_params * ADAPTER_ELEMENT_BYTES),

@@ -1,0 +1,111 @@
+"""Break-even: the monthly request volume at which a fine-tuned arm's cheaper requests pay back its one-time
+cost (training + labelled data) against another arm, over a horizon of months.
+
+What is compared is the MARGINAL serving cost, dollars per 1,000 requests: the replica-hours the requests
+actually use, at the deployment GPU's price and the serving load factor (advisor.pricing's
+``serve_usd_per_1k``) - what an autoscaled or shared deployment pays. An arm's total over the horizon at
+V requests a month is
+
+    total(V) = one_time + months * V / 1000 * usd_per_1k
+
+and two arms' totals cross at
+
+    V* = (one_time_tuned - one_time_other) / (months * (usd_per_1k_other - usd_per_1k_tuned) / 1000).
+
+With dedicated, always-on GPUs an arm pays for whole replicas, ceil(V / capacity) * replica_month_usd:
+below one replica's capacity every arm pays for the same single GPU, and a per-request saving is not
+realised at all. ``provisioned_total`` is that curve, for the chart and the caveat beside the number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor.costs.serving import HOURS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class ArmEconomics:
+    label: str
+    strategy: str
+    one_time_usd: float                # training + labelled data
+    usd_per_1k: float                  # marginal serving cost
+    replica_month_usd: float | None    # one always-on replica for a month; None when not priced
+
+    @classmethod
+    def from_row(cls, row: dict, label: str) -> "ArmEconomics | None":
+        """From a priced results.json row; None when its serving was not priced."""
+        if row.get("serve_usd_per_1k") is None:
+            return None
+        per_hour = row.get("serve_requests_per_gpu_hour")
+        # usd_per_1k = 1000 * replica $/h / requests per replica-hour, so a replica-hour costs this:
+        replica_hour = row["serve_usd_per_1k"] / 1000 * per_hour if per_hour else None
+        return cls(label=label, strategy=row["strategy"],
+                   one_time_usd=(row.get("train_usd") or 0.0) + (row.get("data_usd") or 0.0),
+                   usd_per_1k=row["serve_usd_per_1k"],
+                   replica_month_usd=replica_hour * HOURS_PER_MONTH if replica_hour else None)
+
+    @property
+    def requests_per_replica_month(self) -> float | None:
+        """What one always-on replica can serve in a month at the serving load factor."""
+        if not self.replica_month_usd or not self.usd_per_1k:
+            return None
+        return self.replica_month_usd / self.usd_per_1k * 1000
+
+    def marginal_total(self, monthly_requests, months: float):
+        return self.one_time_usd + months * np.asarray(monthly_requests, dtype=float) / 1000 * self.usd_per_1k
+
+    def provisioned_total(self, monthly_requests, months: float):
+        """Whole always-on replicas (at least one while there is traffic)."""
+        volume = np.asarray(monthly_requests, dtype=float)
+        replicas = np.ceil(volume / self.requests_per_replica_month)
+        return self.one_time_usd + months * replicas * self.replica_month_usd
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    tuned: ArmEconomics
+    baseline: ArmEconomics
+    months: float
+    # "always": the tuned arm is cheaper at every volume; "never": at none; "above"/"below": cheaper
+    # above/below ``monthly_requests``
+    outcome: str
+    monthly_requests: float | None
+
+    @property
+    def extra_one_time_usd(self) -> float:
+        return self.tuned.one_time_usd - self.baseline.one_time_usd
+
+    @property
+    def saving_per_1k_usd(self) -> float:
+        return self.baseline.usd_per_1k - self.tuned.usd_per_1k
+
+    def as_dict(self) -> dict:
+        return {"tuned": self.tuned.label, "baseline": self.baseline.label, "months": self.months,
+                "outcome": self.outcome, "monthly_requests": self.monthly_requests,
+                "extra_one_time_usd": self.extra_one_time_usd, "saving_per_1k_usd": self.saving_per_1k_usd}
+
+
+def break_even(tuned: ArmEconomics, baseline: ArmEconomics, months: float) -> BreakEven:
+    """Where the marginal totals of ``tuned`` and ``baseline`` over ``months`` cross."""
+    extra = tuned.one_time_usd - baseline.one_time_usd
+    saving = baseline.usd_per_1k - tuned.usd_per_1k
+    if extra <= 0 and saving >= 0:
+        return BreakEven(tuned, baseline, months, "always", 0.0)
+    if extra > 0 and saving <= 0:
+        return BreakEven(tuned, baseline, months, "never", None)
+    volume = extra * 1000 / (months * saving)  # both positive ("above") or both negative ("below")
+    return BreakEven(tuned, baseline, months, "above" if extra > 0 else "below", volume)
+
+
+def volume_range(break_evens: list[BreakEven], monthly_requests: float | None) -> tuple[float, float]:
+    """Monthly volumes a chart should span: two decades around the task's volume and every crossing."""
+    anchors = [v for v in [monthly_requests, *(b.monthly_requests for b in break_evens)] if v and math.isfinite(v)]
+    if not anchors:
+        anchors = [1e6]
+    low = 10 ** math.floor(math.log10(min(anchors)) - 2)
+    high = 10 ** math.ceil(math.log10(max(anchors)) + 1)
+    return max(low, 100.0), high

@@ -1,0 +1,175 @@
+"""The report's charts as inline SVG strings, drawn with matplotlib (no pyplot state, nothing written to disk).
+
+Text stays text (svg.fonttype 'none'), and matplotlib's SVG writer escapes it as XML: a label from the data
+such as '<script>' arrives as '&lt;script&gt;'. Mathtext is off, so a '$' in a label is a dollar sign, not
+the start of a formula. Each chart gets its own svg.hashsalt, so the ids of clip paths and markers stay
+distinct when several SVGs share one HTML page, and stable from one render to the next.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from advisor.breakeven import ArmEconomics, BreakEven, volume_range
+from advisor.learning_curve import LearningCurve
+from advisor.recommend import Arm, count, quality_interval, strategy_name, usd
+
+COLOURS = {"prompt": "#1f77b4", "rag": "#2ca02c", "lora": "#e8710a", "qlora": "#b5006e", "full": "#c5221f"}
+OTHER_COLOUR = "#7b5ea7"
+GOAL_COLOUR = "#57606a"
+WIDTH_INCHES = 7.2
+
+
+def colour(strategy: str) -> str:
+    """A measured combination ('lora+rag') takes its first part's colour."""
+    return COLOURS.get(strategy.split("+")[0], OTHER_COLOUR)
+
+
+def _style(name: str):
+    return matplotlib.rc_context({
+        "svg.fonttype": "none", "svg.hashsalt": name, "text.parse_math": False,
+        "font.size": 9, "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False,
+        "axes.grid": True, "grid.color": "#e6e8eb", "grid.linewidth": 0.6, "legend.frameon": False,
+    })
+
+
+def _figure(height: float):
+    figure = Figure(figsize=(WIDTH_INCHES, height), layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _svg(figure: Figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # inline SVG needs neither the XML declaration nor the doctype
+
+
+_usd_axis = FuncFormatter(lambda value, _: usd(value))
+_count_axis = FuncFormatter(lambda value, _: f"{value:,.0f}" if value < 1e6 else f"{value / 1e6:g}M")
+
+
+def quality_vs_cost(arms: list[Arm], goal: float | None, chosen: Arm | None, metric: str) -> str | None:
+    """Quality (with its 95 % interval) against total cost over the horizon, one point per priced arm."""
+    priced = [a for a in arms if a.total_usd is not None]
+    if not priced:
+        return None
+    with _style("quality-vs-cost"):
+        figure, ax = _figure(3.8)
+        for i, arm in enumerate(sorted(priced, key=lambda a: (a.total_usd, a.quality))):
+            low, high = arm.interval
+            ax.errorbar(arm.total_usd, arm.quality, yerr=[[arm.quality - low], [high - arm.quality]], fmt="o",
+                        color=colour(arm.strategy), ecolor=colour(arm.strategy), elinewidth=1, capsize=2,
+                        markersize=9 if arm is chosen else 6, markeredgecolor="black" if arm is chosen else "none")
+            ax.annotate(arm.label + (" (recommended)" if arm is chosen else ""), (arm.total_usd, arm.quality),
+                        xytext=(6, 5 if i % 2 else -10), textcoords="offset points", fontsize=8)
+        if goal is not None:
+            ax.axhline(goal, color=GOAL_COLOUR, linestyle="--", linewidth=1)
+            ax.annotate(f"goal {goal:.2f}", (0, goal), xycoords=("axes fraction", "data"), xytext=(2, 3),
+                        textcoords="offset points", fontsize=8, color=GOAL_COLOUR)
+        totals = [a.total_usd for a in priced]
+        if min(totals) > 0 and max(totals) / min(totals) > 10:
+            ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(_usd_axis)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(f"total cost over {priced[0].months:g} months: training + data + serving")
+        ax.set_ylabel(f"{metric} (95% interval)")
+        return _svg(figure)
+
+
+def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware: str) -> str | None:
+    """p50 and p95 latency per arm at batch size 1, on the hardware it was measured on."""
+    timed = [a for a in arms if a.latency_ms_p95]
+    if not timed:
+        return None
+    with _style("latency"):
+        figure, ax = _figure(0.5 + 0.32 * len(timed))
+        y = np.arange(len(timed))
+        ax.barh(y, [a.latency_ms_p95 for a in timed], color=[colour(a.strategy) for a in timed], alpha=0.35, label="p95")
+        ax.barh(y, [a.latency_ms_p50 or 0 for a in timed], color=[colour(a.strategy) for a in timed], label="p50", height=0.45)
+        ax.set_yticks(y, [a.label for a in timed])
+        ax.invert_yaxis()
+        if goal_ms and goal_applied:
+            ax.axvline(goal_ms, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
+        ax.set_xlabel(f"ms per request, batch size 1, measured on {hardware}"
+                      + ("" if goal_applied or not goal_ms else f" (the {goal_ms:,.0f} ms goal is for the deployment GPU)"))
+        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(axis="y", visible=False)
+        return _svg(figure)
+
+
+def break_even(economics: list[ArmEconomics], pairs: list[BreakEven], months: float,
+               expected_volume: float | None) -> str | None:
+    """Total cost over the horizon against monthly volume: marginal serving (solid) and whole always-on
+    replicas (dotted), with the crossings marked."""
+    if len(economics) < 2:
+        return None
+    low, high = volume_range(pairs, expected_volume)
+    volumes = np.geomspace(low, high, 400)
+    with _style("break-even"):
+        figure, ax = _figure(3.8)
+        for arm in economics:
+            ax.plot(volumes, arm.marginal_total(volumes, months), color=colour(arm.strategy), linewidth=1.8, label=arm.label)
+            if arm.replica_month_usd:
+                ax.plot(volumes, arm.provisioned_total(volumes, months), color=colour(arm.strategy), linewidth=1,
+                        linestyle=":")
+        for pair in pairs:
+            if pair.monthly_requests:
+                total = float(pair.tuned.marginal_total(pair.monthly_requests, months))
+                ax.plot([pair.monthly_requests], [total], "o", color="black", markersize=5)
+                ax.annotate(f"{count(pair.monthly_requests)}/month", (pair.monthly_requests, total), xytext=(5, -12),
+                            textcoords="offset points", fontsize=8)
+        if expected_volume:
+            ax.axvline(expected_volume, color=GOAL_COLOUR, linestyle="--", linewidth=1)
+            ax.annotate(f"task: {count(expected_volume)}/month", (expected_volume, 1), xycoords=("data", "axes fraction"),
+                        xytext=(3, -10), textcoords="offset points", fontsize=8, color=GOAL_COLOUR)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(_count_axis)
+        ax.yaxis.set_major_formatter(_usd_axis)
+        ax.set_xlabel("requests per month")
+        ax.set_ylabel(f"total over {months:g} months")
+        ax.plot([], [], color=GOAL_COLOUR, linestyle=":", linewidth=1, label="always-on replicas")
+        ax.legend(fontsize=8, loc="upper left")
+        return _svg(figure)
+
+
+def learning_curve(curve: LearningCurve, metric: str) -> str:
+    """Measured points (95 % intervals), the fitted curve, its 90 % bootstrap band, the goal and the estimate."""
+    sizes = [p.examples for p in curve.points]
+    right = max(sizes) * 3
+    if curve.examples_for_goal and math.isfinite(curve.examples_for_goal):
+        right = max(right, min(curve.examples_for_goal * 1.5, max(sizes) * 100))
+    with _style(f"learning-curve-{curve.strategy}-{curve.variant}"):
+        figure, ax = _figure(3.4)
+        tint = colour(curve.strategy)
+        if curve.fit is not None:
+            grid = np.geomspace(min(sizes) / 2, right, 200)
+            band_low, band_high = curve.band(grid)
+            ax.fill_between(grid, band_low, band_high, color=tint, alpha=0.15, linewidth=0, label="90% bootstrap band")
+            ax.plot(grid, curve.fit.quality(grid), color=tint, linewidth=1.6,
+                    label=f"fit: {curve.fit.a:.2f} − {curve.fit.b:.3g}·n^−{curve.fit.c:.2f}")
+        for point in curve.points:
+            low, high = quality_interval(point.quality, point.n_test)
+            ax.errorbar(point.examples, point.quality, yerr=[[point.quality - low], [high - point.quality]], fmt="o",
+                        color="black", markersize=4, capsize=2, elinewidth=1)
+        ax.plot([], [], "o", color="black", markersize=4, label="measured (95% interval)")
+        if curve.goal is not None:
+            ax.axhline(curve.goal, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"goal {curve.goal:.2f}")
+            if curve.examples_for_goal and math.isfinite(curve.examples_for_goal) and curve.examples_for_goal <= right:
+                ax.axvline(curve.examples_for_goal, color=tint, linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(_count_axis)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("training examples")
+        ax.set_ylabel(metric)
+        state = "extrapolation unreliable" if curve.warnings else "fit"
+        ax.set_title(f"{strategy_name(curve.strategy)} {curve.variant} — {state}", fontsize=9, loc="left")
+        ax.legend(fontsize=8, loc="lower right")
+        return _svg(figure)

@@ -1,0 +1,206 @@
+"""Learning curves: quality against training examples for one fine-tuning arm, fitted and bootstrapped.
+
+Model: a saturating power law, q(n) = a - b * n^(-c), with a <= 1 (every metric is on a 0..1 scale),
+b >= 0 (more data does not hurt) and c > 0. For a fixed exponent c the model is linear in (a, b), so
+the fit is exact least squares on a fine grid of c, keeping the c with the smallest squared error:
+no scipy, no starting values, and the same vectorised code fits every bootstrap sample at once.
+
+Uncertainty: a parametric bootstrap of the test set. Each measured quality is the mean score over
+n_test examples; resampling it as Binomial(n_test, q) / n_test gives the spread a different test set
+of the same size would show (for scores in [0, 1] the binomial variance is an upper bound). One
+training seed per point, so the band does not include run-to-run training variance: it is a floor
+on the real uncertainty, and the report says so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EXPONENT_GRID = np.geomspace(0.02, 3.0, 600)  # c; step 0.8 %, enough to read c to about 1 %
+QUALITY_CEILING = 1.0
+BOOTSTRAP_SAMPLES = 400
+BAND_PERCENTILES = (5.0, 95.0)                # a 90 % interval
+MIN_POINTS = 3                                # a, b and c need three training-set sizes
+MAX_EXTRAPOLATION = 10.0                      # beyond 10x the largest measured set, say it is a guess
+MAX_INTERVAL_RATIO = 10.0                     # an interval wider than 10x is no estimate
+UNREACHABLE_SHARE = 0.10                      # more than 10 % of samples never reach the goal: say so
+Z_95 = 1.96
+
+# "r8-25pct" and "r8" are the same arm on 25 % and 100 % of train: strip the data-fraction suffix
+FRACTION_SUFFIX = re.compile(r"-\d+(?:\.\d+)?pct$")
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    examples: int     # training examples the run was trained on
+    quality: float
+    n_test: int       # test examples behind the quality
+    variant: str
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    a: float          # the ceiling the curve approaches
+    b: float
+    c: float
+
+    def quality(self, examples):
+        return self.a - self.b * np.power(np.asarray(examples, dtype=float), -self.c)
+
+    def examples_for(self, quality: float) -> float:
+        """Training examples at which the curve reaches ``quality``; inf when it never does."""
+        if self.b <= 0 or self.a <= quality:
+            return math.inf
+        return (self.b / (self.a - quality)) ** (1 / self.c)
+
+
+def fit_power_law(examples, qualities, ceiling: float = QUALITY_CEILING):
+    """Least-squares fit of q = a - b n^-c; ``qualities`` is one curve (k,) or many (s, k).
+    Returns arrays a, b, c with one entry per curve."""
+    n = np.asarray(examples, dtype=float)
+    q = np.atleast_2d(np.asarray(qualities, dtype=float))                 # (s, k)
+    x = np.power(n[None, :], -EXPONENT_GRID[:, None])                       # (g, k)
+    x_mean, q_mean = x.mean(axis=1), q.mean(axis=1)                         # (g,), (s,)
+    x_centered = x - x_mean[:, None]
+    covariance = (q - q_mean[:, None]) @ x_centered.T                       # (s, g)
+    b = np.maximum(-covariance / (x_centered ** 2).sum(axis=1), 0.0)        # b < 0 would mean data hurts
+    a = q_mean[:, None] + b * x_mean[None, :]
+    over = a > ceiling
+    # above the ceiling, refit b with a pinned at it: min sum (ceiling - b x - q)^2
+    b_pinned = ((ceiling - q) @ x.T) / (x ** 2).sum(axis=1)                  # (s, g)
+    a = np.where(over, ceiling, a)
+    b = np.where(over, np.maximum(b_pinned, 0.0), b)
+    residual = q[:, None, :] - (a[..., None] - b[..., None] * x[None, :, :])
+    best = (residual ** 2).sum(axis=2).argmin(axis=1)                       # (s,)
+    rows = np.arange(q.shape[0])
+    return a[rows, best], b[rows, best], EXPONENT_GRID[best]
+
+
+@dataclass
+class LearningCurve:
+    strategy: str
+    variant: str                          # the arm, without its data-fraction suffix
+    points: list[CurvePoint]
+    goal: float | None
+    fit: PowerLaw | None = None
+    samples: tuple | None = None          # bootstrap (a, b, c) arrays
+    examples_for_goal: float | None = None
+    goal_interval: tuple[float, float] | None = None
+    unreachable_share: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def reliable(self) -> bool:
+        return self.fit is not None and not self.warnings
+
+    @property
+    def max_examples(self) -> int:
+        return max(p.examples for p in self.points)
+
+    def band(self, examples) -> tuple[np.ndarray, np.ndarray]:
+        """The 90 % bootstrap band of the fitted curve at ``examples``."""
+        a, b, c = self.samples
+        n = np.asarray(examples, dtype=float)
+        curves = a[:, None] - b[:, None] * np.power(n[None, :], -c[:, None])
+        low, high = np.percentile(curves, BAND_PERCENTILES, axis=0)
+        return low, high
+
+    def as_dict(self) -> dict:
+        return {
+            "strategy": self.strategy, "variant": self.variant,
+            "points": [vars(p) for p in self.points],
+            "fit": vars(self.fit) if self.fit else None,
+            "goal": self.goal,
+            "examples_for_goal": _finite_or_none(self.examples_for_goal),
+            "goal_interval": [_finite_or_none(v) for v in self.goal_interval] if self.goal_interval else None,
+            "unreachable_share": self.unreachable_share,
+            "reliable": self.reliable,
+            "warnings": list(self.warnings),
+        }
+
+
+def _finite_or_none(value):
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def base_variant(variant: str) -> str:
+    return FRACTION_SUFFIX.sub("", variant or "")
+
+
+def curve_points(rows: list[dict]) -> dict[tuple[str, str], list[CurvePoint]]:
+    """Finished fine-tuning rows grouped by arm (strategy, variant without its fraction suffix)."""
+    groups: dict[tuple[str, str], list[CurvePoint]] = {}
+    for row in rows:
+        if row.get("status") != "ok" or row.get("quality") is None or not row.get("train_examples"):
+            continue
+        key = (row["strategy"], base_variant(row.get("variant")))
+        groups.setdefault(key, []).append(CurvePoint(examples=int(row["train_examples"]), quality=row["quality"],
+                                                     n_test=int(row.get("n_examples") or 0), variant=row["variant"]))
+    return {key: sorted(points, key=lambda p: p.examples) for key, points in groups.items()}
+
+
+def _standard_error(point: CurvePoint) -> float:
+    return math.sqrt(max(point.quality * (1 - point.quality), 1e-9) / max(point.n_test, 1))
+
+
+def fit_learning_curve(strategy: str, variant: str, points: list[CurvePoint], goal: float | None,
+                       seed: int = 0) -> LearningCurve:
+    curve = LearningCurve(strategy=strategy, variant=variant, points=points, goal=goal)
+    sizes = sorted({p.examples for p in points})
+    if len(sizes) < MIN_POINTS:
+        curve.warnings.append(f"too few points: {len(sizes)} training-set size(s) measured, a saturating curve "
+                              f"needs at least {MIN_POINTS} (set data_fractions, e.g. [0.25, 0.5, 1.0])")
+        return curve
+    n = np.array([p.examples for p in points], dtype=float)
+    q = np.array([p.quality for p in points])
+    a, b, c = fit_power_law(n, q)
+    curve.fit = PowerLaw(float(a[0]), float(b[0]), float(c[0]))
+    rng = np.random.default_rng(seed)
+    n_test = np.array([max(p.n_test, 1) for p in points])
+    resampled = rng.binomial(n_test, np.clip(q, 0, 1), size=(BOOTSTRAP_SAMPLES, len(points))) / n_test
+    curve.samples = fit_power_law(n, resampled)
+
+    smallest, largest = points[0], points[-1]
+    noise = Z_95 * math.hypot(_standard_error(smallest), _standard_error(largest))
+    if largest.quality - smallest.quality < noise:
+        curve.warnings.append(
+            f"flat curve: {smallest.quality:.3f} at {smallest.examples:,} examples, {largest.quality:.3f} at "
+            f"{largest.examples:,}, a change within test-set noise (±{noise:.3f}); more data is not shown to help")
+    if goal is not None:
+        _estimate_goal(curve, goal)
+    return curve
+
+
+def _estimate_goal(curve: LearningCurve, goal: float) -> None:
+    a, b, c = curve.samples
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = np.where((b > 0) & (a > goal), np.power(b / (a - goal), 1 / c), np.inf)
+    curve.unreachable_share = float(np.mean(~np.isfinite(needed)))
+    # "nearest" keeps inf (never reaches the goal) as an open upper end instead of interpolating inf - inf
+    low, high = np.percentile(needed, BAND_PERCENTILES, method="nearest")
+    curve.goal_interval = (float(low), float(high))
+    curve.examples_for_goal = curve.fit.examples_for(goal)
+    if not math.isfinite(curve.examples_for_goal):
+        # "never" is an extrapolation too: say how many resampled test sets would disagree
+        if 1 - curve.unreachable_share > UNREACHABLE_SHARE:
+            curve.warnings.append(f"{1 - curve.unreachable_share:.0%} of bootstrap fits do reach the goal")
+        return
+    beyond = curve.examples_for_goal / curve.max_examples
+    if beyond > MAX_EXTRAPOLATION:
+        curve.warnings.append(f"the goal lies {beyond:,.0f}x beyond the largest measured training set "
+                              f"({curve.max_examples:,} examples)")
+    if curve.unreachable_share > UNREACHABLE_SHARE:
+        curve.warnings.append(f"{curve.unreachable_share:.0%} of bootstrap fits never reach the goal")
+    elif high / max(low, 1.0) > MAX_INTERVAL_RATIO:
+        curve.warnings.append(f"the 90% interval is wide: {low:,.0f} to {high:,.0f} examples")
+
+
+def learning_curves(rows: list[dict], goal: float | None) -> list[LearningCurve]:
+    """One fitted curve per fine-tuning arm measured at two or more training-set sizes."""
+    return [fit_learning_curve(strategy, variant, points, goal)
+            for (strategy, variant), points in curve_points(rows).items()
+            if len({p.examples for p in points}) >= 2]
