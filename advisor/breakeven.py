@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.costs.serving import HOURS_PER_MONTH
+from advisor.wording import count, usd
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,25 @@ class BreakEven:
     def saving_per_1k_usd(self) -> float:
         return self.baseline.usd_per_1k - self.tuned.usd_per_1k
 
-    def as_dict(self) -> dict:
+    def sentence(self, expected_volume: float | None) -> str:
+        t, b = self.tuned, self.baseline
+        per_1k = f"{usd(t.usd_per_1k)} per 1k requests against {usd(b.usd_per_1k)}"
+        if self.outcome == "always":
+            return f"{t.label} is cheaper than {b.label} at every volume: no more up front and {per_1k}."
+        if self.outcome == "never":
+            return (f"{t.label} never pays back against {b.label}: {usd(self.extra_one_time_usd)} more up front "
+                    f"(training + data) and {per_1k}.")
+        above = self.outcome == "above"
+        expect = f" (the task expects {count(expected_volume)})" if expected_volume else ""
+        return (f"Against {b.label}, {t.label} costs {per_1k}; {usd(abs(self.extra_one_time_usd))} "
+                f"{'more' if above else 'less'} up front, so it is cheaper over {self.months:g} months "
+                f"{'above' if above else 'only below'} {count(self.monthly_requests)} requests a month{expect}.")
+
+    def as_dict(self, expected_volume: float | None) -> dict:
         return {"tuned": self.tuned.label, "baseline": self.baseline.label, "months": self.months,
                 "outcome": self.outcome, "monthly_requests": self.monthly_requests,
-                "extra_one_time_usd": self.extra_one_time_usd, "saving_per_1k_usd": self.saving_per_1k_usd}
+                "extra_one_time_usd": self.extra_one_time_usd, "saving_per_1k_usd": self.saving_per_1k_usd,
+                "sentence": self.sentence(expected_volume)}
 
 
 def break_even(tuned: ArmEconomics, baseline: ArmEconomics, months: float) -> BreakEven:
@@ -101,11 +117,22 @@ def break_even(tuned: ArmEconomics, baseline: ArmEconomics, months: float) -> Br
     return BreakEven(tuned, baseline, months, "above" if extra > 0 else "below", volume)
 
 
+def dedicated_gpu_caveat(tuned: ArmEconomics, gpu: str | None) -> str | None:
+    """What the marginal comparison leaves out: with always-on GPUs, one replica's capacity is paid for anyway."""
+    if tuned.requests_per_replica_month is None:
+        return None
+    return (f"Break-even compares marginal serving cost (GPU-hours actually used, as on an autoscaled or shared "
+            f"deployment). On dedicated always-on GPUs every arm pays for at least one {gpu or 'GPU'} "
+            f"({usd(tuned.replica_month_usd)}/month), which serves up to {count(tuned.requests_per_replica_month)} "
+            f"requests a month for {tuned.label}: below that, a cheaper request saves nothing.")
+
+
 def volume_range(break_evens: list[BreakEven], monthly_requests: float | None) -> tuple[float, float]:
-    """Monthly volumes a chart should span: two decades around the task's volume and every crossing."""
+    """Monthly volumes a chart should span: a decade beyond the task's volume and every crossing, and at
+    least 1,000 to 10 million requests a month."""
     anchors = [v for v in [monthly_requests, *(b.monthly_requests for b in break_evens)] if v and math.isfinite(v)]
     if not anchors:
         anchors = [1e6]
-    low = 10 ** math.floor(math.log10(min(anchors)) - 2)
-    high = 10 ** math.ceil(math.log10(max(anchors)) + 1)
-    return max(low, 100.0), high
+    low = 10 ** (math.floor(math.log10(min(anchors))) - 1)
+    high = 10 ** (math.ceil(math.log10(max(anchors))) + 1)
+    return min(low, 1e3), max(high, 1e7)

@@ -2,14 +2,16 @@
 
 Text stays text (svg.fonttype 'none'), and matplotlib's SVG writer escapes it as XML: a label from the data
 such as '<script>' arrives as '&lt;script&gt;'. Mathtext is off, so a '$' in a label is a dollar sign, not
-the start of a formula. Each chart gets its own svg.hashsalt, so the ids of clip paths and markers stay
-distinct when several SVGs share one HTML page, and stable from one render to the next.
+the start of a formula. A fixed svg.hashsalt keeps the ids matplotlib makes stable from one render to the
+next, and each chart's ids (and the references to them) get the chart's name as a prefix, so they stay
+distinct when several SVGs share one HTML page.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import re
 
 import matplotlib
 import numpy as np
@@ -17,8 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from advisor.breakeven import ArmEconomics, BreakEven, volume_range
-from advisor.learning_curve import LearningCurve
-from advisor.recommend import Arm, count, quality_interval, strategy_name, usd
+from advisor.learning_curve import LearningCurve, quality_interval
+from advisor.recommend import Arm
+from advisor.wording import count, strategy_name, usd
 
 COLOURS = {"prompt": "#1f77b4", "rag": "#2ca02c", "lora": "#e8710a", "qlora": "#b5006e", "full": "#c5221f"}
 OTHER_COLOUR = "#7b5ea7"
@@ -31,9 +34,13 @@ def colour(strategy: str) -> str:
     return COLOURS.get(strategy.split("+")[0], OTHER_COLOUR)
 
 
-def _style(name: str):
+# every way an SVG names an id or points at one: id="x", url(#x), xlink:href="#x" / href="#x"
+SVG_ID_REFERENCE = re.compile(r'(\bid="|url\(#|href="#)')
+
+
+def _style():
     return matplotlib.rc_context({
-        "svg.fonttype": "none", "svg.hashsalt": name, "text.parse_math": False,
+        "svg.fonttype": "none", "svg.hashsalt": "advisor", "text.parse_math": False,
         "font.size": 9, "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False,
         "axes.grid": True, "grid.color": "#e6e8eb", "grid.linewidth": 0.6, "legend.frameon": False,
     })
@@ -44,43 +51,48 @@ def _figure(height: float):
     return figure, figure.add_subplot()
 
 
-def _svg(figure: Figure) -> str:
+def _svg(figure: Figure, name: str) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]  # inline SVG needs neither the XML declaration nor the doctype
+    text = text[text.index("<svg"):]  # inline SVG needs neither the XML declaration nor the doctype
+    return SVG_ID_REFERENCE.sub(lambda match: f"{match.group(1)}{name}-", text)
 
 
 _usd_axis = FuncFormatter(lambda value, _: usd(value))
-_count_axis = FuncFormatter(lambda value, _: f"{value:,.0f}" if value < 1e6 else f"{value / 1e6:g}M")
+_count_axis = FuncFormatter(lambda value, _: f"{value:,.0f}" if value < 1e6
+                            else f"{value / 1e6:g}M" if value < 1e9 else f"{value / 1e9:g}B")
 
 
-def quality_vs_cost(arms: list[Arm], goal: float | None, chosen: Arm | None, metric: str) -> str | None:
+def quality_vs_cost(arms: list[Arm], goal: float | None, chosen: Arm | None, chosen_note: str, metric: str) -> str | None:
     """Quality (with its 95 % interval) against total cost over the horizon, one point per priced arm."""
     priced = [a for a in arms if a.total_usd is not None]
     if not priced:
         return None
-    with _style("quality-vs-cost"):
+    with _style():
         figure, ax = _figure(3.8)
+        totals = [a.total_usd for a in priced]
+        middle = (min(totals) + max(totals)) / 2
         for i, arm in enumerate(sorted(priced, key=lambda a: (a.total_usd, a.quality))):
             low, high = arm.interval
             ax.errorbar(arm.total_usd, arm.quality, yerr=[[arm.quality - low], [high - arm.quality]], fmt="o",
                         color=colour(arm.strategy), ecolor=colour(arm.strategy), elinewidth=1, capsize=2,
                         markersize=9 if arm is chosen else 6, markeredgecolor="black" if arm is chosen else "none")
-            ax.annotate(arm.label + (" (recommended)" if arm is chosen else ""), (arm.total_usd, arm.quality),
-                        xytext=(6, 5 if i % 2 else -10), textcoords="offset points", fontsize=8)
+            right_half = arm.total_usd > middle  # label towards the middle, so it stays inside the axes
+            ax.annotate(arm.label + (f" ({chosen_note})" if arm is chosen else ""), (arm.total_usd, arm.quality),
+                        xytext=(-7 if right_half else 7, 5 if i % 2 else -10), textcoords="offset points",
+                        fontsize=8, ha="right" if right_half else "left")
         if goal is not None:
             ax.axhline(goal, color=GOAL_COLOUR, linestyle="--", linewidth=1)
             ax.annotate(f"goal {goal:.2f}", (0, goal), xycoords=("axes fraction", "data"), xytext=(2, 3),
                         textcoords="offset points", fontsize=8, color=GOAL_COLOUR)
-        totals = [a.total_usd for a in priced]
         if min(totals) > 0 and max(totals) / min(totals) > 10:
             ax.set_xscale("log")
         ax.xaxis.set_major_formatter(_usd_axis)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(f"total cost over {priced[0].months:g} months: training + data + serving")
         ax.set_ylabel(f"{metric} (95% interval)")
-        return _svg(figure)
+        return _svg(figure, "quality-vs-cost")
 
 
 def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware: str) -> str | None:
@@ -88,7 +100,7 @@ def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware
     timed = [a for a in arms if a.latency_ms_p95]
     if not timed:
         return None
-    with _style("latency"):
+    with _style():
         figure, ax = _figure(0.5 + 0.32 * len(timed))
         y = np.arange(len(timed))
         ax.barh(y, [a.latency_ms_p95 for a in timed], color=[colour(a.strategy) for a in timed], alpha=0.35, label="p95")
@@ -97,11 +109,10 @@ def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware
         ax.invert_yaxis()
         if goal_ms and goal_applied:
             ax.axvline(goal_ms, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
-        ax.set_xlabel(f"ms per request, batch size 1, measured on {hardware}"
-                      + ("" if goal_applied or not goal_ms else f" (the {goal_ms:,.0f} ms goal is for the deployment GPU)"))
+        ax.set_xlabel(f"ms per request, batch size 1, measured on {hardware}")
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(axis="y", visible=False)
-        return _svg(figure)
+        return _svg(figure, "latency")
 
 
 def break_even(economics: list[ArmEconomics], pairs: list[BreakEven], months: float,
@@ -112,7 +123,7 @@ def break_even(economics: list[ArmEconomics], pairs: list[BreakEven], months: fl
         return None
     low, high = volume_range(pairs, expected_volume)
     volumes = np.geomspace(low, high, 400)
-    with _style("break-even"):
+    with _style():
         figure, ax = _figure(3.8)
         for arm in economics:
             ax.plot(volumes, arm.marginal_total(volumes, months), color=colour(arm.strategy), linewidth=1.8, label=arm.label)
@@ -137,16 +148,16 @@ def break_even(economics: list[ArmEconomics], pairs: list[BreakEven], months: fl
         ax.set_ylabel(f"total over {months:g} months")
         ax.plot([], [], color=GOAL_COLOUR, linestyle=":", linewidth=1, label="always-on replicas")
         ax.legend(fontsize=8, loc="upper left")
-        return _svg(figure)
+        return _svg(figure, "break-even")
 
 
-def learning_curve(curve: LearningCurve, metric: str) -> str:
+def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:
     """Measured points (95 % intervals), the fitted curve, its 90 % bootstrap band, the goal and the estimate."""
     sizes = [p.examples for p in curve.points]
     right = max(sizes) * 3
     if curve.examples_for_goal and math.isfinite(curve.examples_for_goal):
         right = max(right, min(curve.examples_for_goal * 1.5, max(sizes) * 100))
-    with _style(f"learning-curve-{curve.strategy}-{curve.variant}"):
+    with _style():
         figure, ax = _figure(3.4)
         tint = colour(curve.strategy)
         if curve.fit is not None:
@@ -172,4 +183,4 @@ def learning_curve(curve: LearningCurve, metric: str) -> str:
         state = "extrapolation unreliable" if curve.warnings else "fit"
         ax.set_title(f"{strategy_name(curve.strategy)} {curve.variant} — {state}", fontsize=9, loc="left")
         ax.legend(fontsize=8, loc="lower right")
-        return _svg(figure)
+        return _svg(figure, f"learning-curve-{index}")

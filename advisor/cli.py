@@ -69,10 +69,12 @@ def compare(task_file: Path, out_dir: Path | None, device: str, only: str | None
                              progress=not no_progress, preflight=memory_preflight(task))
     run_compare(task_file, options, log=lambda line: click.echo(line, err=True))
     from advisor.pricing import price_results_dir
+    from advisor.recommend import store_recommendation
     from advisor.report import write_report
 
-    price_results_dir(out_dir, task.spec.data_cost)
+    results = store_recommendation(out_dir, price_results_dir(out_dir, task.spec.data_cost))
     report = write_report(out_dir)
+    click.echo(results["recommendation"]["verdict"])
     click.echo(f"wrote {out_dir / 'results.json'} and {report}")
 
 
@@ -106,9 +108,11 @@ def validate(task_files: tuple[Path, ...]) -> None:
 @click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
 @user_errors
 def report(results_dir: Path) -> None:
-    """Re-render report.html from RESULTS_DIR/results.json without running anything."""
-    from advisor.report import write_report
+    """Re-render report.html (and the recommendation in results.json) from RESULTS_DIR without running anything."""
+    from advisor.recommend import store_recommendation
+    from advisor.report import load_results, write_report
 
+    store_recommendation(results_dir, load_results(results_dir))
     click.echo(f"wrote {write_report(results_dir)}")
 
 

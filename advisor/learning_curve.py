@@ -2,8 +2,9 @@
 
 Model: a saturating power law, q(n) = a - b * n^(-c), with a <= 1 (every metric is on a 0..1 scale),
 b >= 0 (more data does not hurt) and c > 0. For a fixed exponent c the model is linear in (a, b), so
-the fit is exact least squares on a fine grid of c, keeping the c with the smallest squared error:
-no scipy, no starting values, and the same vectorised code fits every bootstrap sample at once.
+the fit is exact least squares on a grid of c, then on a finer grid around the best one, keeping the c
+with the smallest squared error: no scipy, no starting values, and the same vectorised code fits every
+bootstrap sample at once.
 
 Uncertainty: a parametric bootstrap of the test set. Each measured quality is the mean score over
 n_test examples; resampling it as Binomial(n_test, q) / n_test gives the spread a different test set
@@ -20,7 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-EXPONENT_GRID = np.geomspace(0.02, 3.0, 600)  # c; step 0.8 %, enough to read c to about 1 %
+from advisor.costs import DataCostConfig, data_cost
+from advisor.wording import count, strategy_name, usd
+
+EXPONENT_GRID = np.geomspace(0.02, 3.0, 300)  # c, in steps of 1.7 %
+REFINE_STEPS = np.geomspace(EXPONENT_GRID[0] / EXPONENT_GRID[1], EXPONENT_GRID[1] / EXPONENT_GRID[0], 41)
 QUALITY_CEILING = 1.0
 BOOTSTRAP_SAMPLES = 400
 BAND_PERCENTILES = (5.0, 95.0)                # a 90 % interval
@@ -58,26 +63,37 @@ class PowerLaw:
         return (self.b / (self.a - quality)) ** (1 / self.c)
 
 
+def _least_squares(n: np.ndarray, q: np.ndarray, exponents: np.ndarray, ceiling: float):
+    """For each curve (rows of q, shape (s, k)) and each of its exponents (s, g): the best (a, b) and the
+    squared error. Linear least squares in (a, b), with b >= 0 and a <= ceiling."""
+    x = np.power(n[None, None, :], -exponents[:, :, None])                       # (s, g, k)
+    x_centered = x - x.mean(axis=2, keepdims=True)
+    q_mean = q.mean(axis=1)
+    covariance = np.einsum("sgk,sk->sg", x_centered, q - q_mean[:, None])
+    b = np.maximum(-covariance / (x_centered ** 2).sum(axis=2), 0.0)             # b < 0 would mean data hurts
+    a = q_mean[:, None] + b * x.mean(axis=2)
+    # above the ceiling, refit b with a pinned at it: min sum (ceiling - b x - q)^2
+    b_pinned = np.einsum("sgk,sk->sg", x, ceiling - q) / (x ** 2).sum(axis=2)
+    over = a > ceiling
+    a = np.where(over, ceiling, a)
+    b = np.where(over, np.maximum(b_pinned, 0.0), b)
+    error = ((q[:, None, :] - (a[..., None] - b[..., None] * x)) ** 2).sum(axis=2)
+    return a, b, error
+
+
 def fit_power_law(examples, qualities, ceiling: float = QUALITY_CEILING):
     """Least-squares fit of q = a - b n^-c; ``qualities`` is one curve (k,) or many (s, k).
     Returns arrays a, b, c with one entry per curve."""
     n = np.asarray(examples, dtype=float)
-    q = np.atleast_2d(np.asarray(qualities, dtype=float))                 # (s, k)
-    x = np.power(n[None, :], -EXPONENT_GRID[:, None])                       # (g, k)
-    x_mean, q_mean = x.mean(axis=1), q.mean(axis=1)                         # (g,), (s,)
-    x_centered = x - x_mean[:, None]
-    covariance = (q - q_mean[:, None]) @ x_centered.T                       # (s, g)
-    b = np.maximum(-covariance / (x_centered ** 2).sum(axis=1), 0.0)        # b < 0 would mean data hurts
-    a = q_mean[:, None] + b * x_mean[None, :]
-    over = a > ceiling
-    # above the ceiling, refit b with a pinned at it: min sum (ceiling - b x - q)^2
-    b_pinned = ((ceiling - q) @ x.T) / (x ** 2).sum(axis=1)                  # (s, g)
-    a = np.where(over, ceiling, a)
-    b = np.where(over, np.maximum(b_pinned, 0.0), b)
-    residual = q[:, None, :] - (a[..., None] - b[..., None] * x[None, :, :])
-    best = (residual ** 2).sum(axis=2).argmin(axis=1)                       # (s,)
+    q = np.atleast_2d(np.asarray(qualities, dtype=float))
     rows = np.arange(q.shape[0])
-    return a[rows, best], b[rows, best], EXPONENT_GRID[best]
+    exponents = np.broadcast_to(EXPONENT_GRID, (q.shape[0], EXPONENT_GRID.size))
+    for _ in range(2):  # the coarse grid, then a fine one between each curve's best point's neighbours
+        a, b, error = _least_squares(n, q, exponents, ceiling)
+        best = error.argmin(axis=1)
+        c = exponents[rows, best]
+        exponents = c[:, None] * REFINE_STEPS[None, :]
+    return a[rows, best], b[rows, best], c
 
 
 @dataclass
@@ -108,6 +124,29 @@ class LearningCurve:
         curves = a[:, None] - b[:, None] * np.power(n[None, :], -c[:, None])
         low, high = np.percentile(curves, BAND_PERCENTILES, axis=0)
         return low, high
+
+    def sentence(self, have: int, config: DataCostConfig, largest_run_train_usd: float | None) -> str:
+        """What the curve says about reaching the goal, with the data (beyond the ``have`` examples at hand)
+        and the training that would cost."""
+        label = f"{strategy_name(self.strategy)} {self.variant}"
+        sizes = f"{len(self.points)} runs, {self.points[0].examples:,}–{self.max_examples:,} examples"
+        caveat = f" Unreliable: {'; '.join(self.warnings)}." if self.warnings else ""
+        if self.fit is None or self.goal is None:
+            return f"{label} ({sizes}): no estimate.{caveat}"
+        if not math.isfinite(self.examples_for_goal):
+            return (f"{label} ({sizes}): the fitted curve levels off at {self.fit.a:.3f}, short of the {self.goal:.3f} "
+                    f"goal: more examples of this kind are not predicted to reach it.{caveat}")
+        needed = self.examples_for_goal
+        low, high = self.goal_interval
+        extra = max(0, round(needed) - have)
+        data = data_cost(extra, config)
+        more = (f"{count(extra)} more than the {count(have)} you have, ≈ {usd(data.total_usd)} of data "
+                f"({data.human_hours:,.0f} person-hours)" if extra else f"within the {count(have)} examples you have")
+        # same epochs: training tokens, and so FLOPs and dollars, grow with the examples
+        training = (f" and ≈ {usd(largest_run_train_usd * needed / self.max_examples)} of training"
+                    if largest_run_train_usd is not None else "")
+        return (f"{label} ({sizes}): the fitted curve reaches {self.goal:.2f} at ≈ {count(needed)} examples "
+                f"(90% interval {count(low)}–{count(high) if math.isfinite(high) else 'never'}): {more}{training}.{caveat}")
 
     def as_dict(self) -> dict:
         return {
@@ -143,6 +182,16 @@ def curve_points(rows: list[dict]) -> dict[tuple[str, str], list[CurvePoint]]:
     return {key: sorted(points, key=lambda p: p.examples) for key, points in groups.items()}
 
 
+def quality_interval(quality: float, n: int) -> tuple[float, float]:
+    """95 % Wilson interval of a mean score on n test examples (exact for accuracy; for scores in [0, 1]
+    the binomial variance is an upper bound, so the interval is conservative)."""
+    if not n:
+        return quality, quality
+    centre = (quality + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
+    half = Z_95 * math.sqrt(quality * (1 - quality) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _standard_error(point: CurvePoint) -> float:
     return math.sqrt(max(point.quality * (1 - point.quality), 1e-9) / max(point.n_test, 1))
 
@@ -153,7 +202,7 @@ def fit_learning_curve(strategy: str, variant: str, points: list[CurvePoint], go
     sizes = sorted({p.examples for p in points})
     if len(sizes) < MIN_POINTS:
         curve.warnings.append(f"too few points: {len(sizes)} training-set size(s) measured, a saturating curve "
-                              f"needs at least {MIN_POINTS} (set data_fractions, e.g. [0.25, 0.5, 1.0])")
+                              f"needs at least {MIN_POINTS} (set the arm's data_fractions, e.g. [0.25, 0.5, 1.0])")
         return curve
     n = np.array([p.examples for p in points], dtype=float)
     q = np.array([p.quality for p in points])

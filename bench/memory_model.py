@@ -59,6 +59,7 @@ def synthetic_items(vocab_size: int, batch: int, seq_len: int, steps: int):
 def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: int) -> dict:
     """One configuration, trained as the harness's lora / full strategy trains (call in a fresh process)."""
     import torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook
 
     from harness.meters import PeakMemory, hardware, synchronize
     from harness.models import load_model, load_tokenizer
@@ -81,7 +82,7 @@ def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: i
         synchronize(device)
         step_ends.append(time.perf_counter())
 
-    hook = torch.optim.Optimizer.register_optimizer_step_post_hook(on_step_end)  # every optimizer, Trainer's too
+    hook = register_optimizer_step_post_hook(on_step_end)  # every optimizer, Trainer's too
     with PeakMemory(device) as memory:
         model = load_model(ref, device)
         if method == "lora":

@@ -52,6 +52,7 @@ class Goals:
     p95_latency_ms: float | None = field(default=None, metadata=doc("Latency budget per request at the 95th percentile, ms.", gt=0))
     monthly_requests: int | None = field(default=None, metadata=doc("Expected serving volume per month.", min=0))
     training_budget_usd: float | None = field(default=None, metadata=doc("What the team can spend on training, USD.", min=0))
+    horizon_months: int = field(default=12, metadata=doc("Months over which training and data costs are weighed against serving costs (total cost, break-even).", min=1))
 
 
 @dataclass
