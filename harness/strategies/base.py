@@ -79,7 +79,7 @@ def training_variants(strategy: str, name: str, config: TrainingConfig) -> list[
     """One variant per data fraction: ``name`` on all of train, ``name-25pct`` on a quarter of it."""
     params = dict(vars(config))
     fractions = params.pop("data_fractions")
-    return [Variant(strategy, name if f == 1 else f"{name}-{round(f * 100)}pct", {**params, "data_fraction": f})
+    return [Variant(strategy, name if f == 1 else f"{name}-{f * 100:g}pct", {**params, "data_fraction": f})
             for f in sorted(set(fractions))]
 
 
