@@ -69,9 +69,7 @@ def price_runs(results: dict, records: list[dict], config: DataCostConfig) -> di
                 row["train_usd_measured_hardware"] = gpu_hours_usd(measured.seconds / 3600,
                                                                    catalog.gpus()[here]["usd_per_hour"])
         if shape is not None:
-            # measured tokens per request: the whole prompt as it was sent (instruction, shots, context)
-            request = RequestShape(input_tokens=round(row["prompt_tokens_mean"]), output_tokens=max(1, round(row["output_tokens_mean"])),
-                                   template_tokens=0, instruction_tokens=0, shots=0, rag_chunks=0)
+            request = RequestShape.measured(row["prompt_tokens_mean"], row["output_tokens_mean"])
             serving = estimate_serving(shape, SERVING_METHOD[strategy], gpu_name, monthly, request=request)
             row.update(serve_usd_per_1k=serving.usd_per_1k_requests, serve_usd_per_month=serving.usd_per_month,
                        serve_requests_per_gpu_hour=serving.requests_per_replica_hour)

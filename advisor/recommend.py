@@ -187,8 +187,7 @@ def bigger_model_sentence(results: dict, arm: Arm) -> str | None:
     ratio = n_big / n_current
     goals, gpu = results["task"].get("goals") or {}, (results.get("costs") or {}).get("gpu")
     # the measured tokens per request, as advisor.pricing prices each run (same family: same tokenizer)
-    request = RequestShape(input_tokens=round(arm.prompt_tokens_mean or 1), template_tokens=0, instruction_tokens=0,
-                           output_tokens=max(1, round(arm.output_tokens_mean or 1)), shots=0, rag_chunks=0)
+    request = RequestShape.measured(arm.prompt_tokens_mean, arm.output_tokens_mean)
     serving = estimate_serving(name, SERVING_METHOD.get(arm.strategy, "prompt"), gpu,
                                goals.get("monthly_requests") or 0, request=request)
     training = f" ≈ {usd(arm.train_usd * ratio)} of training and" if arm.train_usd else ""

@@ -42,6 +42,13 @@ class RequestShape:
     rag_chunks: int = 3
     chunk_tokens: int = 139
 
+    @classmethod
+    def measured(cls, prompt_tokens: float | None, output_tokens: float | None) -> "RequestShape":
+        """A request as a run measured it: the whole prompt as sent (instruction, shots, retrieved context
+        included) and the generated tokens."""
+        return cls(input_tokens=max(1, round(prompt_tokens or 1)), output_tokens=max(1, round(output_tokens or 1)),
+                   template_tokens=0, instruction_tokens=0, shots=0, rag_chunks=0)
+
     def prompt_tokens(self, method: str) -> int:
         """Prompting pays the instruction and the worked examples on every call, RAG the retrieved chunks;
         a fine-tuned model has learned the task and gets the message alone (the instruction: none setting)."""
