@@ -135,12 +135,13 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
         results["runs"] = [rows[run_id(v)] for v in variants if run_id(v) in rows]
         atomic_write_json(out_dir / "results.json", results)
 
+    digests = {run_id(v): config_hash(fingerprint, v, seed=seed, limit=options.limit, device=device,
+                                      model=task.model_ref.describe()) for v in variants}
     ctx = None
     try:
         for i, variant in enumerate(variants, start=1):
             path = record_path(out_dir, variant)
-            digest = config_hash(fingerprint, variant, seed=seed, limit=options.limit, device=device,
-                                 model=task.model_ref.describe())
+            digest = digests[run_id(variant)]
             label = f"[{i}/{len(variants)}] {variant.strategy} {variant.name}"
             record = None if options.fresh else reusable(path, digest)
             if record:
@@ -172,6 +173,11 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
             rows[run_id(variant)] = summarize(record, path, out_dir)
             save_results()
     except KeyboardInterrupt:
+        for variant in variants:  # a worker may have finished its record just before the interrupt
+            path = record_path(out_dir, variant)
+            record = rows.get(run_id(variant)) is None and reusable(path, digests[run_id(variant)])
+            if record:
+                rows[run_id(variant)] = summarize(record, path, out_dir)
         save_results()
         raise CompareInterrupted(out_dir, sum(r["status"] == "ok" for r in rows.values())) from None
     save_results()

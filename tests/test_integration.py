@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.compare import CompareOptions, run_compare
 from tests.conftest import ROOT
@@ -15,9 +17,21 @@ INTENTS = ROOT / "data" / "tasks" / "support-intents.yaml"
 HANDBOOK = ROOT / "data" / "tasks" / "quillfeather-handbook.yaml"
 
 
+def small_copy(task: Path, folder: Path, strategies: dict) -> Path:
+    """The shipped task with its data (absolute paths) and a few cheap strategies."""
+    spec = yaml.safe_load(task.read_text())
+    spec["data"].update(train=str(task.parent / spec["data"]["train"]), test=str(task.parent / spec["data"]["test"]))
+    spec["strategies"] = strategies
+    path = folder / task.name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
 def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
-    results = run_compare(INTENTS, CompareOptions(out_dir=tmp_path, only=["prompt", "rag", "lora"], limit=3,
-                                                  isolate=False, progress=False), log=lambda _: None)
+    task = small_copy(INTENTS, tmp_path, {"prompt": {"shots": [0, 4]}, "rag": {"top_k": 4},
+                                          "lora": {"rank": 8, "epochs": 1, "instruction": "none"}})
+    results = run_compare(task, CompareOptions(out_dir=tmp_path / "out", only=["prompt", "rag", "lora"], limit=3,
+                                               isolate=False, progress=False), log=lambda _: None)
     runs = {(r["strategy"], r["variant"]): r for r in results["runs"]}
     assert set(runs) == {("prompt", "0-shot"), ("prompt", "4-shot"), ("rag", "top-4"), ("lora", "r8")}
     for key, row in runs.items():
@@ -25,7 +39,7 @@ def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
         assert row["n_examples"] == 3 and row["latency_ms_p50"] > 0
     # 4 shots cost prompt tokens: the 4-shot prompt is much longer than the 0-shot one
     assert runs[("prompt", "4-shot")]["prompt_tokens_mean"] > 2 * runs[("prompt", "0-shot")]["prompt_tokens_mean"]
-    lora = json.loads((tmp_path / runs[("lora", "r8")]["record"]).read_text())
+    lora = json.loads((tmp_path / "out" / runs[("lora", "r8")]["record"]).read_text())
     # SmolLM2-135M: 30 layers, hidden 576, kv dim 192; r=8 on q,k,v,o = 8*(1152 + 2*768 + 1152) per layer
     assert lora["train_info"]["trainable_params"] == 30 * 8 * (1152 + 768 + 768 + 1152)
     assert lora["train_info"]["total_params"] == 134_515_008 + lora["train_info"]["trainable_params"]

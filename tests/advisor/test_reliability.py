@@ -51,8 +51,13 @@ def test_interrupt_keeps_finished_runs_and_resumes(classification_task, tmp_path
     assert "prompt-0-shot.json" in kept
     time.sleep(3)  # the worker of the interrupted run stops with its parent: no record appears later
     assert records(out) == kept
-    results = json.loads((out / "results.json").read_text())
-    assert all(r["status"] == "ok" for r in results["runs"]) and len(results["runs"]) == len(kept)
+    summary = out / "results.json"  # kill -9 can even land before the first summary is written
+    results = json.loads(summary.read_text()) if summary.exists() else {"runs": []}
+    assert all(r["status"] == "ok" for r in results["runs"])
+    if sig == signal.SIGKILL:  # kill -9 may land between a record and the summary: the record is what resumes
+        assert len(results["runs"]) <= len(kept)
+    else:
+        assert len(results["runs"]) == len(kept)
 
     again = run("compare", str(classification_task), "--out", str(out), "--only", "prompt,full", "--no-progress")
     assert again.returncode == 0, again.stderr
