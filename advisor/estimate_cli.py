@@ -164,6 +164,7 @@ def _rows(results: dict, usable_gb: float) -> list[tuple[str, list[str]]]:
         ("  LoRA adapters + grads + Adam", train_mem("lora_adapters")),
         ("  activations", train_mem("activations")),
         ("  logits and loss", train_mem("logits_and_loss")),
+        ("  lm_head gradient (backward start)", train_mem("lm_head_gradient")),
         ("  4-bit dequantisation buffer", train_mem("dequantisation_buffer")),
         ("  optimizer-step temporaries", train_mem("optimizer_step_temporaries")),
         ("  KV cache (serving batch)", serve(lambda m: _gb(m["kv_cache"]))),

@@ -2,16 +2,19 @@
 
     .venv/bin/python bench/memory_model.py [--steps N]
 
-Fine-tunes smollm2-135m-instruct for a few optimizer steps per configuration - full and LoRA (r=8 on
-q, k, v, o), batch 8 at 64 and at 256 tokens, and one run with gradient checkpointing - on CUDA when
-torch sees a GPU, else on the CPU, with the harness's own loading and training code, each configuration
-in a fresh process. Then prints one table: advisor.costs's predicted peak memory and step time, the
-measured ones, and predicted / measured. Runs in ~4 minutes on a 2-core CPU.
+Fine-tunes smollm2-135m-instruct for a few optimizer steps per configuration - full and LoRA (r=8 on q, k, v, o),
+batch 8 at 64 and at 256 tokens, and LoRA with gradient checkpointing - on CUDA when torch sees a GPU, else on the
+CPU, with the harness's own loading and training code (harness.training.finetune), each run in a fresh process.
+Prints one table: advisor.costs's predicted peak memory and step time, the measured ones, predicted / measured.
+About 5 minutes on a 2-core CPU.
 
-Measured peak memory is what ``advisor compare`` records (harness.meters.PeakMemory) over loading the
-model and training it, so it includes the weights: on CPU the growth of the process's resident memory,
-on CUDA torch.cuda.max_memory_allocated. Step time is the mean time between the ends of consecutive
-optimizer steps, so the first step (lazy Adam state, first-touch allocations, kernel selection) is left out.
+Measured peak memory is what ``advisor compare`` records (harness.meters.PeakMemory), taken over loading the model
+and training it, so it includes the weights: on CUDA torch.cuda.max_memory_allocated; on CPU the growth of the
+process's resident memory ("rss"). glibc's malloc keeps much of what torch frees resident, so on CPU every
+configuration runs a second time, with MALLOC_MMAP_THRESHOLD_ fixed at 128 KiB (every tensor above that gets its
+own mapping, returned to the system when freed): that RSS ("rss, mmap") is the memory the tensors need, which
+is what the model predicts. Step time is the mean time between the ends of consecutive optimizer steps, so the
+first step (lazy Adam state, first-touch page faults) is left out.
 """
 
 from __future__ import annotations
@@ -19,31 +22,35 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
-from advisor.costs import calibrate_utilisation, default_utilisation, training_flops, training_memory  # noqa: E402
-from advisor.costs.compute import catalog_gpu_for, peak_flops  # noqa: E402
-from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts  # noqa: E402
-from harness import catalog  # noqa: E402
+from advisor.costs import calibrate_utilisation, default_utilisation, training_flops, training_memory
+from advisor.costs.compute import catalog_gpu_for, peak_flops
+from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
+from harness import catalog
+from harness.strategies.lora import LoraConfig
 
 MODEL = "smollm2-135m-instruct"
-ANSWER_TOKENS = 6   # a short label and the end-of-turn tokens, like the support-intents task
+ANSWER_TOKENS = 6  # a short label and the end-of-turn tokens, as in the support-intents task
 SEED = 0
 # (method, batch size, tokens per sequence, gradient checkpointing)
 CONFIGS = [("full", 8, 64, False), ("lora", 8, 64, False), ("full", 8, 256, False), ("lora", 8, 256, False),
            ("lora", 8, 256, True)]
+# glibc raises its mmap threshold up to 32 MiB as large blocks are freed, after which activations come from the
+# heap and freed ones stay resident; a fixed threshold keeps every tensor above it in its own mapping
+RETURN_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 MIB = 2 ** 20
 
 
 def synthetic_items(vocab_size: int, batch: int, seq_len: int, steps: int):
-    """``steps`` batches of sequences of exactly ``seq_len`` tokens, loss on the last ANSWER_TOKENS: no padding,
-    so the prediction's inputs (tokens per batch, logit positions) are exact."""
+    """``steps`` batches of sequences of exactly ``seq_len`` tokens with the loss on the last ANSWER_TOKENS: no
+    padding, so the prediction's inputs (tokens per batch, logit positions) are exact."""
     import torch
 
     from harness.training import TrainItem
@@ -57,7 +64,7 @@ def synthetic_items(vocab_size: int, batch: int, seq_len: int, steps: int):
 
 
 def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: int) -> dict:
-    """One configuration, trained as the harness's lora / full strategy trains (call in a fresh process)."""
+    """Train one configuration as the harness's lora / full strategy does; call in a fresh process."""
     import torch
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -65,7 +72,6 @@ def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: i
     from harness.models import load_model, load_tokenizer
     from harness.runner import seed_everything
     from harness.strategies.full import FullConfig
-    from harness.strategies.lora import LoraConfig
     from harness.training import finetune
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -82,13 +88,13 @@ def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: i
         synchronize(device)
         step_ends.append(time.perf_counter())
 
-    hook = register_optimizer_step_post_hook(on_step_end)  # every optimizer, Trainer's too
+    hook = register_optimizer_step_post_hook(on_step_end)  # fires for every optimizer, the Trainer's included
     with PeakMemory(device) as memory:
         model = load_model(ref, device)
         if method == "lora":
             import peft
 
-            # as harness/strategies/lora.py wraps the base model
+            # exactly as harness/strategies/lora.py wraps the base model
             model = peft.get_peft_model(model, peft.LoraConfig(
                 r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
                 target_modules=cfg.target_modules))
@@ -96,38 +102,100 @@ def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: i
     hook.remove()
     if len(step_ends) != steps:
         raise RuntimeError(f"expected {steps} optimizer steps, timed {len(step_ends)}")
-    return {"peak_bytes": memory.peak_mb * MIB, "train_phase_bytes": info["train_peak_memory_mb"] * MIB,
-            "memory_kind": memory.kind, "step_seconds": (step_ends[-1] - step_ends[0]) / (steps - 1),
+    return {"peak_bytes": memory.peak_mb * MIB, "memory_kind": memory.kind,
+            "step_seconds": (step_ends[-1] - step_ends[0]) / (steps - 1),
             "total_params": info["total_params"], "trainable_params": info["trainable_params"],
             "precision": info["precision"], "hardware": hardware(device)}
 
 
-def run_isolated(config: tuple, steps: int) -> dict:
-    """Each configuration in its own process: CPU peak RSS cannot be reset within one, and compare also gives
-    every run a fresh worker process."""
+def run_isolated(config: tuple, steps: int, env: dict | None = None) -> dict:
+    """One configuration in its own process: peak RSS cannot be reset within a process, and compare gives
+    every run a fresh worker process too."""
     out = subprocess.run([sys.executable, __file__, "--measure", json.dumps([*config, steps])],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{config} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def predict(shape: ModelShape, method: str, batch: int, seq_len: int, checkpointing: bool, precision: str):
-    """advisor.costs's peak memory and FLOPs of one optimizer step, with the harness's settings."""
-    memory = training_memory(shape, method, batch_size=batch, seq_len=seq_len, precision=precision, rank=8,
-                             lora_targets=("q_proj", "k_proj", "v_proj", "o_proj"), lora_dropout=0.05,
+    """advisor.costs's peak memory and the FLOPs of one optimizer step, with the harness's settings."""
+    lora = LoraConfig()  # the harness's defaults, which the measured runs use
+    memory = training_memory(shape, method, batch_size=batch, seq_len=seq_len, precision=precision,
+                             rank=lora.rank, lora_targets=lora.target_modules, lora_dropout=lora.dropout,
                              gradient_checkpointing=checkpointing,
-                             loss_tokens_per_sequence=ANSWER_TOKENS + 1)  # logits_to_keep = answer window + 1
+                             loss_tokens_per_sequence=ANSWER_TOKENS + 1,  # logits_to_keep = answer window + 1
+                             fused_adamw=True)  # the Trainer's default optimizer: adamw_torch_fused
     total = param_counts(shape).total
-    adapters = lora_trainable_params(shape, 8) if method == "lora" else 0
+    adapters = lora_trainable_params(shape, lora.rank, lora.target_modules) if method == "lora" else 0
     flops = training_flops(total + adapters, adapters or total, batch * seq_len,
                            gradient_checkpointing=checkpointing).total
     return memory, flops
 
 
+def table(rows: list, steps: int, started_load: float) -> str:
+    shape = ModelShape.from_catalog(MODEL)
+    first = rows[0][1]
+    hardware, precision = first["hardware"], first["precision"]  # the harness: fp32 on CPU, bf16 on CUDA
+    on_cpu = first["memory_kind"] == "cpu_rss_growth"
+    gpu = catalog_gpu_for(hardware)
+    # calibrated utilisation: pooled per method over these very runs, so its ratios show how well FLOPs track
+    # time across shapes, not a forecast
+    records = [{"run_info": {"strategy": c[0], "params": {"gradient_checkpointing": c[3]}},
+                "train_info": {"tokens_trained": c[1] * c[2] * (steps - 1),
+                               "train_seconds": m["step_seconds"] * (steps - 1),
+                               "total_params": m["total_params"], "trainable_params": m["trainable_params"],
+                               "precision": m["precision"]},
+                "meta_info": {"hardware": m["hardware"]}} for c, m, _ in rows]
+    calibrated = calibrate_utilisation(records, gpu) if gpu else {}
+    peak = peak_flops(catalog.gpus()[gpu], precision) if gpu else None
+
+    device = hardware.get("gpu") or f"{hardware['cpu']}, {hardware['cpu_count']} cores"
+    memory_columns = (f"{'rss GB':>8}{'ratio':>7}{'rss,mmap':>10}{'ratio':>7}" if on_cpu
+                      else f"{'alloc GB':>8}{'ratio':>7}{'':>17}")
+    lines = [
+        (f"{MODEL}, {precision}, {hardware['device']} ({device}), torch {hardware['torch_threads']} threads, "
+         f"{dt.date.today()}, load average {started_load:.1f} at start, {os.getloadavg()[0]:.1f} at end"),
+        (f"peak memory over loading + training (weights included): {first['memory_kind']}; step time: mean of "
+         f"steps 2..{steps}; batches of exactly seq tokens, loss on the last {ANSWER_TOKENS}"),
+        "",
+        f"{'':<19}{'predicted':>17}  {'measured / ratio (predicted / measured)':^42}|{'step time, s':^48}",
+        (f"{'config':<19}{'phase':>8}{'GB':>9}  {memory_columns}{'':>10}|"
+         f"{'pred':>8}{'ratio':>7}{'calib':>8}{'ratio':>7}{'measured':>10}"),
+    ]
+    for config, m, m_mmap in rows:
+        method, batch, seq_len, checkpointing = config
+        memory, flops = predict(shape, method, batch, seq_len, checkpointing, precision)
+        name = f"{method} b{batch} s{seq_len}" + (" ckpt" if checkpointing else "")
+        phase = "fwd/bwd" if memory.peak_phase == "forward/backward" else "optim"
+        line = f"{name:<19}{phase:>8}{memory.peak / 1e9:>9.2f}  {m['peak_bytes'] / 1e9:>8.2f}" \
+               f"{memory.peak / m['peak_bytes']:>7.2f}"
+        line += (f"{m_mmap['peak_bytes'] / 1e9:>10.2f}{memory.peak / m_mmap['peak_bytes']:>7.2f}" if m_mmap
+                 else f"{'':>17}")
+        line += f"{'':>10}|"
+        if gpu:
+            default = flops / (peak * default_utilisation("training", method).value)
+            calib = flops / (peak * calibrated[method].value)
+            line += f"{default:>8.3g}{default / m['step_seconds']:>7.2f}{calib:>8.3g}{calib / m['step_seconds']:>7.2f}"
+        else:
+            line += f"{'-':>8}{'-':>7}{'-':>8}{'-':>7}"
+        lines.append(line + f"{m['step_seconds']:>10.3g}")
+    lines.append("")
+    if gpu:
+        lines.append(f"step time = FLOPs per step (advisor.costs.training_flops) / ({gpu} peak {precision} "
+                     f"{peak / 1e12:g} TFLOP/s x utilisation); utilisation:")
+        for method in ("full", "lora"):
+            default = default_utilisation("training", method)
+            lines.append(f"  pred,  {method}: {default.value:.3f}, catalog {default.source.split(',')[0]}")
+            lines.append(f"  calib, {method}: {calibrated[method].value:.3f}, {calibrated[method].source}")
+    else:
+        lines.append("step time: this device matches no entry of data/catalog/gpus.yaml, so nothing is predicted")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=4, help="optimizer steps per configuration (>= 2)")
+    parser.add_argument("--steps", type=int, default=3, help="optimizer steps per configuration, at least 2")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -137,57 +205,17 @@ def main() -> None:
     if args.steps < 2:
         parser.error("--steps: at least 2 (the first step is not timed)")
 
-    shape = ModelShape.from_catalog(MODEL)
+    started_load = os.getloadavg()[0]
     rows = []
     for config in CONFIGS:
         started = time.perf_counter()
-        rows.append((config, run_isolated(config, args.steps)))
+        measured = run_isolated(config, args.steps)
+        # on CPU, again with freed memory returned to the system; 2 steps reach the peak (Adam states exist)
+        mmap = (run_isolated(config, 2, RETURN_FREED_MEMORY) if measured["memory_kind"] == "cpu_rss_growth"
+                else None)
+        rows.append((config, measured, mmap))
         print(f"measured {config} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-
-    hardware = rows[0][1]["hardware"]
-    precision = rows[0][1]["precision"]  # the harness trains in fp32 on CPU, bf16 on CUDA
-    gpu = catalog_gpu_for(hardware)
-    # calibrated utilisation: pooled per method over these very runs, so its ratios show how well FLOPs
-    # track time across shapes, not a forecast
-    records = [{"run_info": {"strategy": c[0], "params": {"gradient_checkpointing": c[3]}},
-                "train_info": {"tokens_trained": c[1] * c[2] * (args.steps - 1),
-                               "train_seconds": m["step_seconds"] * (args.steps - 1),
-                               "total_params": m["total_params"], "trainable_params": m["trainable_params"],
-                               "precision": m["precision"]},
-                "meta_info": {"hardware": m["hardware"]}} for c, m in rows]
-    calibrated = calibrate_utilisation(records, gpu) if gpu else {}
-
-    device_name = hardware.get("gpu") or hardware["cpu"]
-    lines = [f"{MODEL}, {precision}, {hardware['device']} ({device_name}, {hardware['cpu_count']} cores), "
-             f"torch threads {hardware['torch_threads']}, {dt.date.today()}, {platform.platform()}",
-             f"peak memory: {rows[0][1]['memory_kind']} over loading + training, weights included; "
-             f"step time: mean of steps 2..{args.steps}; {ANSWER_TOKENS}-token answer window",
-             f"{'config':<22}{'peak phase':>12}{'pred GB':>9}{'meas GB':>9}{'ratio':>7}  |"
-             f"{'pred s':>8}{'ratio':>7}{'calib s':>9}{'ratio':>7}{'meas s':>8}"]
-    for (method, batch, seq_len, checkpointing), m in rows:
-        memory, flops = predict(shape, method, batch, seq_len, checkpointing, precision)
-        name = f"{method} b{batch} s{seq_len}" + (" ckpt" if checkpointing else "")
-        line = (f"{name:<22}{memory.peak_phase.replace('forward/backward', 'fwd/bwd').replace('optimizer step', 'optim'):>12}"
-                f"{memory.peak / 1e9:>9.2f}{m['peak_bytes'] / 1e9:>9.2f}{memory.peak / m['peak_bytes']:>7.2f}  |")
-        if gpu:
-            peak = peak_flops(catalog.gpus()[gpu], precision)
-            default = flops / (peak * default_utilisation("training", method).value)
-            calib = flops / (peak * calibrated[method].value)
-            line += (f"{default:>8.2f}{default / m['step_seconds']:>7.2f}{calib:>9.2f}{calib / m['step_seconds']:>7.2f}"
-                     f"{m['step_seconds']:>8.2f}")
-        else:
-            line += f"{'-':>8}{'-':>7}{'-':>9}{'-':>7}{m['step_seconds']:>8.2f}"
-        lines.append(line)
-    if gpu:
-        peak = peak_flops(catalog.gpus()[gpu], precision)
-        lines.append(f"step time = FLOPs per step / ({gpu} peak {precision} {peak / 1e12:g} TFLOP/s x utilisation)")
-        for method in ("full", "lora"):
-            lines.append(f"  pred s, {method}: {default_utilisation('training', method).value:.3f} "
-                         f"({default_utilisation('training', method).source[:70]}...)")
-            lines.append(f"  calib s, {method}: {calibrated[method].value:.3f} ({calibrated[method].source})")
-    else:
-        lines.append("step time: this hardware matches no entry of data/catalog/gpus.yaml, so no prediction")
-    print("\n".join(lines))
+    print(table(rows, args.steps, started_load))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Training and inference memory, itemised in bytes, with the reasoning for every byte.
 
 Training peak = model states (weights, master weights, optimizer states, adapters) + the larger of
-  forward/backward: saved activations + logits/loss (+ 4-bit dequantisation buffer, + gradients when
+  forward/backward: saved activations + logits/loss (+ 4-bit dequantisation buffer, + the lm_head's weight
+                    gradient in full fine-tuning, its first op in the backward pass, + all gradients when
                     they accumulate over several micro-batches), all alive when the backward pass starts;
   optimizer step:   gradients + the step's temporaries.
 In between, gradients grow as activations are freed, so the peak sits at one end or the other: the start
@@ -11,7 +12,8 @@ Activations follow the Hugging Face transformers Llama/Qwen2/Mistral code the ha
 PyTorch SDPA attention (flash / memory-efficient kernels keep no seq x seq score matrix, so the quadratic
 5*heads*s/h term of Korthikanti et al. 2022 is absent). Their per-layer count of what autograd saves
 (Eq. 1: s*b*h*(34 + 5*heads*s/h) bytes for GPT with 16-bit activations) is redone for a pre-norm SwiGLU,
-GQA block without dropout in ``layer_activation_bytes``.
+GQA block without dropout in ``layer_activation_bytes``, and checked against what autograd actually saves
+(bench/memory_model.py and its README).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Precision:
     master_weight: float   # fp32 copy the optimizer updates (mixed precision only)
     optimizer: float       # Adam's momentum + variance
     activation: float      # one saved activation element
+    dropout_mask: float    # what dropout keeps per element for its backward
 
     @property
     def trained_param(self) -> float:
@@ -47,12 +50,17 @@ class Precision:
 PRECISIONS = {
     # ZeRO (Rajbhandari et al. 2020, sec. 3.1): mixed-precision Adam keeps 16-bit weights (2) and gradients
     # (2) plus fp32 master weights (4), momentum (4) and variance (4) = 16 bytes per trained parameter.
-    "mixed": Precision("mixed", frozen_weight=2, weight=2, gradient=2, master_weight=4, optimizer=8, activation=2),
+    "mixed": Precision("mixed", frozen_weight=2, weight=2, gradient=2, master_weight=4, optimizer=8, activation=2,
+                       dropout_mask=1),
     # All bf16, Adam states included: the harness on CUDA (weights loaded in bf16, Trainer bf16=True; torch's
     # AdamW keeps m and v in the parameter's dtype), LitGPT's bf16-true: 2 + 2 + 4 = 8 bytes per trained parameter.
-    "bf16": Precision("bf16", frozen_weight=2, weight=2, gradient=2, master_weight=0, optimizer=4, activation=2),
-    # All fp32: the harness on CPU. 4 + 4 + 8 = 16 bytes per trained parameter, 4-byte activations.
-    "fp32": Precision("fp32", frozen_weight=4, weight=4, gradient=4, master_weight=0, optimizer=8, activation=4),
+    "bf16": Precision("bf16", frozen_weight=2, weight=2, gradient=2, master_weight=0, optimizer=4, activation=2,
+                      dropout_mask=1),
+    # All fp32: the harness on CPU. 4 + 4 + 8 = 16 bytes per trained parameter, 4-byte activations. Dropout on
+    # CUDA is a fused kernel that keeps a 1-byte bool mask; on the CPU torch multiplies by a noise tensor of the
+    # input's dtype and keeps that (4 bytes).
+    "fp32": Precision("fp32", frozen_weight=4, weight=4, gradient=4, master_weight=0, optimizer=8, activation=4,
+                      dropout_mask=4),
 }
 
 # peft keeps LoRA adapters in fp32 whatever the base dtype (autocast_adapter_dtype=True) and trains them with
@@ -94,21 +102,27 @@ def check_precision(name: str) -> Precision:
     return PRECISIONS[name]
 
 
-def layer_activation_bytes(shape: ModelShape, precision: Precision, *, norms_trained: bool) -> float:
+def layer_activation_bytes(shape: ModelShape, precision: Precision, *, norms_trained: bool,
+                           linear_inputs: bool) -> float:
     """Bytes one decoder layer keeps for the backward pass, per token.
 
-    With a = bytes per activation element, h = hidden, kv = K/V width, i = MLP width:
-      2 RMSNorms, each: its input upcast to fp32 (4h) + the normalised value (a*h) when its weight trains
-      attention: q/k/v input (a*h) + q, k, v after RoPE for SDPA (a*(h + 2kv)) + SDPA output (a*h)
-                 + the o_proj input, a contiguous copy of it (a*h)
-      MLP: gate/up input (a*h) + gate output, SiLU output, up output, their product = down input (4*a*i)
-    Full fine-tuning in 16 bits: 22h + 4kv + 8i bytes. (Korthikanti et al.'s 34*h for GPT has a 4h-wide
-    GELU MLP, LayerNorms, dropout masks and MHA; this block has none of those.)
+    Autograd keeps a tensor only for a gradient that is needed: an RMSNorm keeps its normalised value only when
+    its weight trains; torch's linear keeps its input only when its weight trains (the input gradient needs
+    just the weight), bitsandbytes' 4-bit matmul keeps it whenever the input needs a gradient - so
+    ``linear_inputs`` is true for full fine-tuning and QLoRA, false for LoRA. With a = bytes per activation
+    element, h = hidden, kv = K/V width, i = MLP width, and [norm] / [linear] for the conditional items:
+      2 RMSNorms, each: its input upcast to fp32 (4h) + [norm: the normalised value (a*h)]
+      attention: [linear: q/k/v input (a*h)] + q, k, v after RoPE and the SDPA output, for SDPA's backward
+                 (a*(2h + 2kv)); o_proj's input is that output (the kernels return it laid out
+                 batch x seq x heads x head_dim, so transformers' transpose + contiguous copies nothing)
+      MLP: gate output, SiLU output, up output (3*a*i) + [linear: gate/up input (a*h), down input (a*i)]
+    Full fine-tuning in 16 bits: 20h + 4kv + 8i bytes; LoRA's frozen block 12h + 4kv + 6i. (Korthikanti et
+    al.'s 34*h for GPT has a 4h-wide GELU MLP, LayerNorms, dropout masks and MHA; this block has none of those.)
     """
     h, kv, i, a = shape.hidden_size, shape.kv_dim, shape.intermediate_size, precision.activation
     norms = 2 * (4 * h + (a * h if norms_trained else 0))
-    attention = a * h + a * (h + 2 * kv) + a * h + a * h
-    mlp = a * h + 4 * a * i
+    attention = (a * h if linear_inputs else 0) + a * (2 * h + 2 * kv)
+    mlp = 3 * a * i + (a * (h + i) if linear_inputs else 0)
     return norms + attention + mlp
 
 
@@ -116,12 +130,12 @@ def lora_activation_bytes(shape: ModelShape, precision: Precision, targets: tupl
                           dropout: float) -> float:
     """Bytes the adapters of one layer keep per token. peft's adapters are fp32: each adapted module casts its
     input to fp32 for lora_A, which keeps that copy (4*d_in; none when the input already is fp32 and no dropout
-    makes a new tensor; under autocast the copy is 16-bit, so this is the upper bound), dropout keeps a 1-byte
-    mask per input element, lora_B keeps lora_A's output (4*r). Modules sharing an input (q, k, v) each keep
-    their own copy."""
+    makes a new tensor; under autocast the copy is 16-bit, so this is the upper bound), dropout keeps its mask
+    per input element (``Precision.dropout_mask``), lora_B keeps lora_A's output (4*r). Modules sharing an
+    input (q, k, v) each keep their own copy."""
     dims = shape.linear_dims()
     makes_copy = dropout > 0 or precision.activation != ADAPTER_ELEMENT_BYTES
-    per_input_element = (ADAPTER_ELEMENT_BYTES if makes_copy else 0) + (1 if dropout > 0 else 0)
+    per_input_element = (ADAPTER_ELEMENT_BYTES if makes_copy else 0) + (precision.dropout_mask if dropout > 0 else 0)
     return sum(per_input_element * dims[name][0] + ADAPTER_ELEMENT_BYTES * rank for name in targets)
 
 
@@ -136,6 +150,7 @@ class TrainingMemory:
     lora_adapters: float           # LoRA weights, gradients and Adam states
     activations: float
     logits_and_loss: float
+    lm_head_gradient: float        # full fine-tuning: the first weight gradient of the backward pass
     dequantisation_buffer: float   # QLoRA: the largest 4-bit matrix dequantised to 16 bits for its matmul
     optimizer_step_temporaries: float
     gradients_during_forward: bool  # gradient accumulation keeps them across micro-batches
@@ -147,7 +162,7 @@ class TrainingMemory:
     @property
     def forward_backward(self) -> float:
         return (self.activations + self.logits_and_loss + self.dequantisation_buffer
-                + (self.gradients if self.gradients_during_forward else 0))
+                + (self.gradients if self.gradients_during_forward else self.lm_head_gradient))
 
     @property
     def optimizer_step(self) -> float:
@@ -168,12 +183,15 @@ class TrainingMemory:
 def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len: int, precision: str = "mixed",
                     rank: int = 8, lora_targets=DEFAULT_LORA_TARGETS, lora_dropout: float = 0.05,
                     quantization: str = "nf4", gradient_checkpointing: bool = False, gradient_accumulation: int = 1,
-                    loss_tokens_per_sequence: int | None = None) -> TrainingMemory:
+                    loss_tokens_per_sequence: int | None = None, fused_adamw: bool = False) -> TrainingMemory:
     """Peak memory of one fine-tuning job on one device; ``seq_len`` is the padded length of the longest batch.
 
     ``loss_tokens_per_sequence``: positions per sequence whose logits are computed; None = every token (plain
     causal-LM training). The harness left-pads batches and asks the model for the last answer-window + 1
     positions only (``logits_to_keep``), so its vocab-wide logits and loss buffers scale with that, not seq_len.
+    ``fused_adamw``: torch's fused AdamW (the transformers Trainer's default with torch >= 2.8, so the harness's)
+    updates each parameter in one kernel and needs no temporaries; False = torch.optim.AdamW's default foreach
+    implementation.
     """
     if method not in FINE_TUNING_METHODS:
         raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(FINE_TUNING_METHODS)}")
@@ -194,7 +212,7 @@ def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len:
     else:
         weights = counts.total * p.frozen_weight
 
-    per_layer = layer_activation_bytes(shape, p, norms_trained=full)
+    per_layer = layer_activation_bytes(shape, p, norms_trained=full, linear_inputs=method != "lora")
     if not full:
         per_layer += lora_activation_bytes(shape, p, targets, rank, lora_dropout)
     if gradient_checkpointing:
@@ -206,7 +224,7 @@ def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len:
 
     largest_matrix = max(d_in * d_out for d_in, d_out in shape.linear_dims().values())
     # torch's foreach AdamW materialises sqrt(v) for every parameter at once, in the updated copy's dtype
-    step_temporary_bytes = 4 if p.master_weight else p.weight
+    step_temporary_bytes = 0 if fused_adamw else 4 if p.master_weight else p.weight
     return TrainingMemory(
         weights=weights,
         gradients=counts.total * p.gradient if full else 0,
@@ -217,8 +235,9 @@ def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len:
         logits_and_loss=(batch_size * min(loss_tokens_per_sequence or seq_len, seq_len) * shape.vocab_size
                          * (p.activation + 4 * LOSS_FP32_COPIES)),
         dequantisation_buffer=largest_matrix * 2 if method == "qlora" else 0,
+        lm_head_gradient=shape.vocab_size * shape.hidden_size * p.gradient if full else 0,
         optimizer_step_temporaries=(counts.total * step_temporary_bytes if full
-                                    else adapter_params * ADAPTER_ELEMENT_BYTES),
+                                    else 0 if fused_adamw else adapter_params * ADAPTER_ELEMENT_BYTES),
         gradients_during_forward=full and gradient_accumulation > 1,
     )
 
@@ -252,6 +271,6 @@ def inference_memory(shape: ModelShape, *, batch_size: int, prompt_tokens: int, 
     return InferenceMemory(
         weights=param_counts(shape).total * p.frozen_weight,
         kv_cache=batch_size * (prompt_tokens + output_tokens) * kv_cache_bytes_per_token(shape, precision),
-        prefill_activations=prompt_tokens * layer_activation_bytes(shape, p, norms_trained=False),
+        prefill_activations=prompt_tokens * layer_activation_bytes(shape, p, norms_trained=False, linear_inputs=False),
         logits=batch_size * shape.vocab_size * 4,
     )

@@ -114,3 +114,25 @@ def test_kv_cache_of_llama_3_1_8b():
     memory = inference_memory(shape, batch_size=4, prompt_tokens=1000, output_tokens=24)
     assert memory.kv_cache == 4 * 1024 * 131_072
     assert memory.weights == 2 * param_counts(shape).total
+
+
+def test_activations_match_what_autograd_saves_in_the_harness_on_cpu():
+    # bench/README.md (2026-11-23): tensors autograd saved per token per decoder layer, SmolLM2-135M in fp32
+    # through transformers 5.23 + torch 2.13 CPU, counted once per storage: 44,588 B full fine-tuning,
+    # 47,788 B LoRA r=8 on q,k,v,o with dropout 0.05 (peft 0.21)
+    shape = ModelShape.from_catalog("smollm2-135m-instruct")
+    full = training_memory(shape, "full", batch_size=1, seq_len=1, precision="fp32")
+    lora = training_memory(shape, "lora", batch_size=1, seq_len=1, precision="fp32")
+    assert full.activations / shape.num_layers == pytest.approx(44_588, rel=0.002)
+    assert lora.activations / shape.num_layers == pytest.approx(47_788, rel=0.002)
+
+
+def test_harness_settings_logits_window_and_fused_adamw():
+    shape = ModelShape.from_catalog("smollm2-135m-instruct")
+    every = training_memory(shape, "full", batch_size=8, seq_len=256, precision="fp32")
+    window = training_memory(shape, "full", batch_size=8, seq_len=256, precision="fp32", loss_tokens_per_sequence=7,
+                             fused_adamw=True)
+    assert every.logits_and_loss == 8 * 256 * shape.vocab_size * (4 + 12)
+    assert window.logits_and_loss == 8 * 7 * shape.vocab_size * (4 + 12)
+    assert every.optimizer_step_temporaries == 4 * param_counts(shape).total  # foreach AdamW's sqrt(v)
+    assert window.optimizer_step_temporaries == 0
