@@ -49,7 +49,7 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (or cuda:N).")
 @click.option("--only", default=None, help="Comma-separated strategies to run, e.g. prompt,rag.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Quick look: at most N test and 5*N training examples.")
+              help="Quick look: at most N test and 5*N training examples; learning-curve runs are skipped.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the task's seed.")
 @click.option("--fresh", is_flag=True, help="Recompute runs even when a finished record matches.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")

@@ -61,7 +61,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def plan(task: Task, only: list[str] | None) -> list[Variant]:
+def plan(task: Task, only: list[str] | None, limit: int | None = None) -> list[Variant]:
+    """The runs to make. ``--limit`` is a quick look: it skips the learning-curve runs (data fractions < 1)."""
+    variants = _planned(task, only)
+    if limit:
+        variants = [v for v in variants if v.params.get("data_fraction", 1.0) == 1.0]
+    return variants
+
+
+def _planned(task: Task, only: list[str] | None) -> list[Variant]:
     names = list(task.strategy_configs)
     if only:
         for name in only:
@@ -112,7 +120,7 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
     data = load_examples(task)  # validate the data before anything runs
     seed = task.spec.seed if options.seed is None else options.seed
     device = resolve_device(options.device)
-    variants = plan(task, options.only)
+    variants = plan(task, options.only, options.limit)
     out_dir = Path(options.out_dir)
     fingerprint = task.fingerprint()
     n_train = min(len(data.train), 5 * options.limit) if options.limit else len(data.train)

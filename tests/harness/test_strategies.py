@@ -75,6 +75,9 @@ def test_data_fractions_train_on_nested_subsets(classification_task, tmp_path):
         ("r4-25pct", 0.25, 3), ("r4-50pct", 0.5, 6), ("r4", 1.0, 12)]
     assert all(r["status"] == "ok" for r in rows)
 
+    quick, _ = compare(classification_task, tmp_path / "quick", only=["lora"], limit=2)  # a quick look
+    assert [r["variant"] for r in quick["runs"]] == ["r4"]
+
     from harness.training import training_subset
 
     train = list(range(40))
