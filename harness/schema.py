@@ -145,10 +145,6 @@ def build(cls: type, raw: Any, *, file: str, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
-def to_dict(obj: Any) -> Any:
-    """A dataclass as plain JSON-able data (for records and hashing)."""
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-
 
 def schema_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
     """(key, type, default, doc) for every field, nested dataclasses flattened with dots."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +149,9 @@ class Task:
         files = {"train": file_sha256(self.train_path), "test": file_sha256(self.test_path)}
         if self.knowledge_path:
             files["knowledge"] = tree_sha256(self.knowledge_path)
-        spec = {k: v for k, v in _spec_dict(self.spec).items() if k not in ("strategies", "goals", "deployment", "data_cost")}
+        spec = {k: v for k, v in asdict(self.spec).items() if k not in ("strategies", "goals", "deployment", "data_cost")}
         return {"spec": spec, "files": files, "metric": self.metric}
 
-
-def _spec_dict(spec: TaskSpec) -> dict:
-    from dataclasses import asdict
-    return asdict(spec)
 
 
 def file_sha256(path: Path) -> str:
