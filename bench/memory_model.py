@@ -98,7 +98,7 @@ def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: i
             model = peft.get_peft_model(model, peft.LoraConfig(
                 r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
                 target_modules=cfg.target_modules))
-        info = finetune(model, tokenizer, items, cfg, device=device, seed=SEED, progress=False)
+        info, _ = finetune(model, tokenizer, items, cfg, device=device, seed=SEED, progress=False)
     hook.remove()
     if len(step_ends) != steps:
         raise RuntimeError(f"expected {steps} optimizer steps, timed {len(step_ends)}")

@@ -87,8 +87,8 @@ def load_tokenizer(ref: ModelRef):
     return tokenizer
 
 
-def load_model(ref: ModelRef, device: str):
-    """The base causal LM on ``device``, in eval mode."""
+def load_model(ref: ModelRef, device: str, place_on: str | None = None):
+    """The base causal LM in ``device``'s precision, on ``place_on`` (default: ``device``), in eval mode."""
     from transformers import AutoModelForCausalLM
 
     try:
@@ -96,7 +96,7 @@ def load_model(ref: ModelRef, device: str):
     except OSError as err:
         raise UserError(f"model: cannot load '{ref.name}' ({str(err).splitlines()[0]}); "
                         f"check the model name, or download it to a local folder on a machine with internet")
-    model.to(device)
+    model.to(place_on or device)
     model.eval()
     return model
 

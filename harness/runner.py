@@ -28,6 +28,7 @@ class RunContext:
     device: str
     seed: int
     progress: bool = True
+    sharding: str = "none"  # several processes (harness.distributed): "ddp" or "fsdp"; "none" = one process
     model_shape: dict | None = None  # set when the base model is loaded; the cost models price runs with it
     _tokenizer: object = field(default=None, repr=False)
 
@@ -46,7 +47,9 @@ class RunContext:
     def load_model(self):
         from harness.models import load_model, model_shape
 
-        model = load_model(self.task.model_ref, self.device)
+        # FSDP shards the model from host memory onto the GPUs; a whole copy on each GPU first would
+        # defeat it for exactly the models that need it
+        model = load_model(self.task.model_ref, self.device, place_on="cpu" if self.sharding == "fsdp" else None)
         self.model_shape = model_shape(model, self.task.model_ref.name)
         return model
 
@@ -78,8 +81,13 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_variant(ctx: RunContext, variant: Variant, run_info: dict) -> dict:
-    """Run one variant and return its record; a failure is recorded, not raised (except Ctrl-C)."""
+def run_variant(ctx: RunContext, variant: Variant, run_info: dict) -> dict | None:
+    """Run one variant and return its record; a failure is recorded, not raised (except Ctrl-C).
+
+    In a multi-process run only the main process evaluates and records: the others return None once
+    training is done, and raise what fails (``harness.worker`` reports it)."""
+    from harness import distributed
+
     record = {"schema": RECORD_SCHEMA, "run_info": {**run_info, "started_at": now()},
               "train_info": None, "eval_info": None, "strategy_info": None,
               "meta_info": {"packages": package_versions(), "hardware": hardware(ctx.device)},
@@ -89,6 +97,8 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: dict) -> dict:
         seed_everything(ctx.seed)
         with PeakMemory(ctx.device) as memory:
             prepared = STRATEGIES[variant.strategy].prepare(ctx, variant)
+            if not distributed.is_main_process():
+                return None
             from harness.evaluate import evaluate
 
             eval_info, predictions = evaluate(prepared, ctx.task, ctx.data, ctx.test, device=ctx.device,
@@ -100,8 +110,12 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: dict) -> dict:
     except KeyboardInterrupt:
         raise
     except UserError as err:
+        if not distributed.is_main_process():
+            raise
         record.update(status="failed", error=str(err))
     except Exception as err:  # one failing arm must not sink the comparison: record it
+        if not distributed.is_main_process():
+            raise
         message = str(err).splitlines()[0] if str(err) else ""
         if "out of memory" in message.lower() or isinstance(err, MemoryError):
             message = f"out of memory: {message or type(err).__name__}"

@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from harness.errors import UserError
-from harness.meters import PeakMemory, synchronize
+from harness import distributed
+from harness.meters import PeakMemory, percentile, synchronize
 from harness.strategies.base import TrainingConfig
 
 # Imported only by the fine-tuning strategies' prepare(), so torch/transformers at the top is fine.
@@ -94,8 +95,9 @@ class AnswerWindowCollator:
                 "position_ids": (mask_t.cumsum(-1) - 1).clamp(min=0), "window": window}
 
 
-def answer_window_loss(model, batch: dict) -> torch.Tensor:
-    """Mean cross-entropy over answer tokens, computing logits only where they are needed."""
+def answer_window_loss(model, batch: dict, num_items: int | torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy over answer tokens, computing logits only where they are needed: their mean, or their
+    sum / ``num_items`` (the answer tokens of the whole optimizer step, every micro-batch and process)."""
     window = int(batch["window"])
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "window")}
@@ -103,14 +105,47 @@ def answer_window_loss(model, batch: dict) -> torch.Tensor:
     keep = min(window + 1, width)  # position t predicts token t+1: one more logit than targets
     logits = model(**inputs, logits_to_keep=keep).logits[:, :-1].float()
     targets = labels[:, width - keep + 1:]
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                             ignore_index=-100)
+    flat = (logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    if num_items is None:
+        return torch.nn.functional.cross_entropy(*flat, ignore_index=-100)
+    return torch.nn.functional.cross_entropy(*flat, ignore_index=-100, reduction="sum") / num_items
 
 
 class _AnswerWindowTrainer(Trainer):
+    """The Trainer with the answer-window loss, normalised like transformers' own causal-LM loss.
+
+    The Trainer counts the answer tokens of a whole optimizer step over every micro-batch and process
+    (``num_items_in_batch``, gathered across processes with ``average_tokens_across_devices``). Each
+    micro-batch's loss is its token-loss sum over that count, times the number of processes because DDP
+    and FSDP average gradients over processes: the step's gradient is then the mean over all its answer
+    tokens, whatever the split into micro-batches and processes (a mean per micro-batch would weigh
+    a one-token answer in a small batch like many tokens in a large one).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = True  # our compute_loss takes num_items_in_batch, whatever the model
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss = answer_window_loss(model, inputs)
+        loss = answer_window_loss(model, inputs, num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            loss = loss * self.accelerator.num_processes
         return (loss, None) if return_outputs else loss
+
+
+class _StepTimes(TrainerCallback):
+    """Wall time of every optimizer step, GPU work included (step time is what the compute model predicts)."""
+
+    def __init__(self, device: str):
+        self.device, self.seconds, self._start = device, [], None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        synchronize(self.device)
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        synchronize(self.device)
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 class _QuietProgress(ProgressCallback):
@@ -122,11 +157,17 @@ class _QuietProgress(ProgressCallback):
 
 
 def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, device: str, seed: int,
-             progress: bool = True) -> dict:
-    """Train ``model`` in place on ``items``; returns the run's train info (time, tokens, memory, losses)."""
+             progress: bool = True, sharding: str = "none"):
+    """Train ``model`` on ``items``; returns (train info: time, tokens, memory, losses; the trained model).
+
+    The trained model is ``model`` itself, except under FSDP, where each process holds a shard: the
+    full weights are then gathered into a fresh unsharded copy on the main process (other processes
+    get None). ``sharding`` is "none" (one process), "ddp" or "fsdp" (several, see harness.distributed).
+    """
     if not items:
         raise UserError("training: no training examples; add examples to data.train")
     use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    fsdp = sharding == "fsdp"
     with tempfile.TemporaryDirectory(prefix="advisor-train-") as out_dir:
         args = TrainingArguments(
             output_dir=out_dir,
@@ -144,16 +185,23 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             data_seed=seed,
             use_cpu=not device.startswith("cuda"),
             bf16=use_bf16,
-            gradient_checkpointing=cfg.gradient_checkpointing,
+            # under FSDP, FSDP's own activation checkpointing (the Trainer's would add an all-gather)
+            gradient_checkpointing=cfg.gradient_checkpointing and not fsdp,
+            fsdp=fsdp,
+            fsdp_config={"version": 2, "reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT",
+                         "activation_checkpointing": cfg.gradient_checkpointing} if fsdp else None,
+            average_tokens_across_devices=True,  # loss = mean over the global batch's answer tokens
             train_sampling_strategy="group_by_length",  # batches of similar length: less padding
             remove_unused_columns=False,
             dataloader_num_workers=0,
             disable_tqdm=not progress,
         )
-        if cfg.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
+        if cfg.gradient_checkpointing and not fsdp and hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()  # needed when the embeddings are frozen (LoRA)
         trainer = _AnswerWindowTrainer(model=model, args=args, train_dataset=_Dataset(items),
                                        data_collator=AnswerWindowCollator(tokenizer.pad_token_id))
+        step_times = _StepTimes(device)
+        trainer.add_callback(step_times)
         # losses go to the record: no per-step dump of the log dict, with or without a progress bar
         trainer.remove_callback(PrinterCallback)
         if progress:
@@ -165,29 +213,63 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             result = trainer.train()
             synchronize(device)
             seconds = time.perf_counter() - start
-        model.eval()
         losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
+        processes = trainer.accelerator.num_processes
+        parallel = {"num_processes": processes, "sharding": sharding if processes > 1 else "none",
+                    "global_batch_size": cfg.batch_size * cfg.gradient_accumulation * processes}
+        per_process = distributed.gather_objects(memory.as_dict())  # a collective: every process calls it
+        trained = _unsharded(trainer, model, device) if fsdp else model
+    if trained is not None:
+        trained.eval()
     if not losses or any(math.isnan(x) or math.isinf(x) for x in losses):
         raise RuntimeError(f"training diverged: loss became {losses[-1] if losses else 'undefined'}; "
                            f"lower learning_rate (now {cfg.learning_rate})")
     tokens_per_epoch = sum(len(it.input_ids) for it in items)
     loss_tokens_per_epoch = sum(sum(1 for x in it.labels if x != -100) for it in items)
-    return {
+    # memory of the process that used the most (they differ little under DDP; FSDP's main process also
+    # gathers the full weights)
+    peak = max(per_process, key=lambda m: m["peak_memory_mb"] or 0)
+    steady = step_times.seconds[1:] or step_times.seconds  # the first step pays for warm-up
+    info = {
         "train_seconds": round(seconds, 2),
         "examples": len(items),
         "epochs": cfg.epochs,
         "optimizer_steps": trainer.state.global_step,
+        "step_seconds_median": round(percentile(steady, 50), 4) if steady else None,
+        "first_step_seconds": round(step_times.seconds[0], 4) if step_times.seconds else None,
         "tokens_trained": int(tokens_per_epoch * cfg.epochs),
         "loss_tokens": int(loss_tokens_per_epoch * cfg.epochs),
         "tokens_per_second": round(tokens_per_epoch * cfg.epochs / seconds, 1) if seconds else None,
-        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "total_params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in (trained or model).parameters() if p.requires_grad),
+        "total_params": sum(p.numel() for p in (trained or model).parameters()),
         "final_loss": losses[-1],
         "train_loss_mean": round(result.training_loss, 4),
         "loss_curve": losses,
         "precision": "bf16" if use_bf16 else "fp32",
-        **{f"train_{k}": v for k, v in memory.as_dict().items()},
+        **parallel,
+        **{f"train_{k}": v for k, v in peak.items()},
     }
+    if processes > 1:
+        info["train_peak_memory_mb_per_process"] = [m["peak_memory_mb"] for m in per_process]
+    return info, trained
+
+
+def _unsharded(trainer, model, device: str):
+    """FSDP: gather every process's shard into one full state dict (a collective) and load it into a fresh,
+    unsharded model on the main process, for evaluation and serving; None on the other processes."""
+    from transformers import AutoModelForCausalLM
+
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if not distributed.is_main_process():
+        return None
+    fresh = AutoModelForCausalLM.from_config(model.config, dtype=next(iter(state.values())).dtype)
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
+    if missing or unexpected:
+        raise RuntimeError(f"FSDP: gathered weights do not match the model: missing {missing[:3]}, "
+                           f"unexpected {unexpected[:3]}")
+    fresh.generation_config = model.generation_config
+    return fresh.to(device)
 
 
 def training_subset(train: list, fraction: float, seed: int) -> list:
@@ -213,8 +295,10 @@ def build_items(ctx, instruction: str | None, cfg: TrainingConfig, fraction: flo
     return items, len(examples)
 
 
-def train_on_task(ctx, model, cfg: TrainingConfig, fraction: float, instruction: str | None) -> dict:
-    """Fine-tune ``model`` on the task (the lora and full strategies differ only in what is trainable)."""
+def train_on_task(ctx, model, cfg: TrainingConfig, fraction: float, instruction: str | None):
+    """Fine-tune ``model`` on the task (the strategies differ only in what is trainable): (train info, trained
+    model; see ``finetune``)."""
     items, labelled = build_items(ctx, instruction, cfg, fraction)
-    info = finetune(model, ctx.tokenizer, items, cfg, device=ctx.device, seed=ctx.seed, progress=ctx.progress)
-    return {**info, "examples_labelled": labelled, "data_fraction": fraction}
+    info, trained = finetune(model, ctx.tokenizer, items, cfg, device=ctx.device, seed=ctx.seed,
+                             progress=ctx.progress, sharding=ctx.sharding)
+    return {**info, "examples_labelled": labelled, "data_fraction": fraction}, trained

@@ -27,7 +27,7 @@ class FullStrategy:
         cfg, fraction = training_config(FullConfig, variant)
         system = cfg.system_prompt(ctx.instruction)
         model = ctx.load_model()
-        train_info = train_on_task(ctx, model, cfg, fraction, system)
+        train_info, model = train_on_task(ctx, model, cfg, fraction, system)  # FSDP: None off the main process
 
         def build(example):
             return prompts.messages(system, example)

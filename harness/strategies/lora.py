@@ -37,7 +37,7 @@ class LoraStrategy:
         model = peft.get_peft_model(base, peft.LoraConfig(
             r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
             target_modules=cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules))
-        train_info = train_on_task(ctx, model, cfg, fraction, system)
+        train_info, model = train_on_task(ctx, model, cfg, fraction, system)
         merged = model.merge_and_unload()  # served as one dense model: no adapter latency
         merged.eval()
 
