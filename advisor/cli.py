@@ -48,25 +48,35 @@ def main() -> None:
               help="Output folder (default: reports/<task name>/).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (or cuda:N).")
 @click.option("--only", default=None, help="Comma-separated strategies to run, e.g. prompt,rag.")
+@click.option("--skip", default=None, help="Comma-separated strategies to leave out, e.g. qlora on a CPU machine.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Quick look: at most N test and 5*N training examples; learning-curve runs are skipped.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the task's seed.")
 @click.option("--fresh", is_flag=True, help="Recompute runs even when a finished record matches.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--num-processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes per fine-tuning run (one GPU each), started by accelerate launch.")
+@click.option("--sharding", type=click.Choice(["auto", "ddp", "fsdp"]), default="auto", show_default=True,
+              help="With several processes: data parallel, FSDP (full fine-tuning on GPUs), or auto = FSDP "
+                   "only when the memory model says one GPU cannot hold a replica.")
+@click.option("--accelerate-config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="An `accelerate config` file for the launcher (multi-node, custom FSDP/DeepSpeed plan).")
 @user_errors
-def compare(task_file: Path, out_dir: Path | None, device: str, only: str | None, limit: int | None,
-            seed: int | None, fresh: bool, no_progress: bool) -> None:
+def compare(task_file: Path, out_dir: Path | None, device: str, only: str | None, skip: str | None,
+            limit: int | None, seed: int | None, fresh: bool, no_progress: bool, num_processes: int, sharding: str,
+            accelerate_config: Path | None) -> None:
     """Run TASK_FILE four ways, measure every run, write results.json and report.html."""
     from harness.compare import CompareOptions, run_compare
     from harness.task import load_task
 
     task = load_task(task_file)
     out_dir = out_dir or Path("reports") / task.name
-    only_list = [s.strip() for s in only.split(",") if s.strip()] if only else None
-    from advisor.preflight import memory_preflight
+    from advisor.preflight import memory_preflight, sharding_planner
 
-    options = CompareOptions(out_dir=out_dir, device=device, only=only_list, limit=limit, seed=seed, fresh=fresh,
-                             progress=not no_progress, preflight=memory_preflight(task))
+    options = CompareOptions(out_dir=out_dir, device=device, only=_names(only), skip=_names(skip), limit=limit,
+                             seed=seed, fresh=fresh, progress=not no_progress, preflight=memory_preflight(task),
+                             num_processes=num_processes, sharding=sharding, accelerate_config=accelerate_config,
+                             plan_sharding=sharding_planner(task))
     run_compare(task_file, options, log=lambda line: click.echo(line, err=True))
     from advisor.pricing import price_results_dir
     from advisor.recommend import store_recommendation
@@ -76,6 +86,10 @@ def compare(task_file: Path, out_dir: Path | None, device: str, only: str | None
     report = write_report(out_dir)
     click.echo(results["recommendation"]["verdict"])
     click.echo(f"wrote {out_dir / 'results.json'} and {report}")
+
+
+def _names(option: str | None) -> list[str] | None:
+    return [s.strip() for s in option.split(",") if s.strip()] if option else None
 
 
 @main.command()

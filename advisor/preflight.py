@@ -16,7 +16,8 @@ from harness.strategies import Variant
 from harness.task import Task
 
 from advisor.costs import ModelShape
-from advisor.costs.memory import training_memory
+from advisor.costs.memory import TrainingMemory, training_memory
+from advisor.costs.training import sharded_gpus, sharded_peak
 
 GB = 1e9
 FINE_TUNING = ("lora", "full", "qlora")
@@ -39,18 +40,32 @@ def model_shape(task: Task) -> ModelShape | None:
                       attention_bias=bool(config.get("attention_bias", False)))
 
 
-def _predict(shape: ModelShape, method: str, params: dict, precision: str, **overrides) -> float:
+def _memory(shape: ModelShape, method: str, params: dict, precision: str, **overrides) -> TrainingMemory:
     settings = {"batch_size": params.get("batch_size", 8), "seq_len": params.get("max_seq_len", 384),
                 "gradient_checkpointing": params.get("gradient_checkpointing", False),
                 "gradient_accumulation": params.get("gradient_accumulation", 1), **overrides}
     if method != "full":
         settings.update(rank=params.get("rank", 8), lora_targets=tuple(params.get("target_modules", ())) or
                         ("q_proj", "k_proj", "v_proj", "o_proj"))
-    return training_memory(shape, method, precision=precision, **settings).peak
+    if method == "qlora":
+        settings.update(quantization="nf4-dq" if params.get("double_quant", True) else "nf4")
+    return training_memory(shape, method, precision=precision, **settings)
 
 
-def _what_would_fit(shape: ModelShape, method: str, params: dict, precision: str, available: float) -> list[str]:
+def _predict(shape: ModelShape, method: str, params: dict, precision: str, shards: int = 1, **overrides) -> float:
+    """One device's predicted peak; ``shards`` > 1: FSDP shards the model states over that many devices."""
+    return sharded_peak(_memory(shape, method, params, precision, **overrides), shards)
+
+
+def _what_would_fit(shape: ModelShape, method: str, params: dict, precision: str, available: float,
+                    gpus: int = 0) -> list[str]:
+    """Settings that would fit; ``gpus``: the GPUs here (0 on a CPU machine), for FSDP over several."""
     options = []
+    if method == "full" and gpus:
+        n = sharded_gpus(_memory(shape, method, params, precision), available)
+        if n and 1 < n:
+            options.append(f"--num-processes {n} (FSDP over {n} GPUs like this one)"
+                           + ("" if n <= gpus else f"; this machine has {gpus}"))
     if method == "full" and _predict(shape, "lora", params, precision) <= available:
         options.append("strategies.lora instead of full")
     if not params.get("gradient_checkpointing") and \
@@ -68,23 +83,60 @@ def _what_would_fit(shape: ModelShape, method: str, params: dict, precision: str
     return options
 
 
+def _device_memory(device: dict) -> tuple[float, str]:
+    """Bytes one process may use and the precision the harness trains in there. With several processes on
+    one CPU machine they share its memory."""
+    on_cuda = str(device.get("device", "")).startswith("cuda")
+    if on_cuda:
+        return (device.get("gpu_memory_gb") or 0) * GB, "bf16" if device.get("bf16") else "mixed"
+    return (device.get("memory_gb") or 0) * GB / max(1, device.get("num_processes", 1)), "fp32"
+
+
 def memory_preflight(task: Task) -> Callable[[Variant, dict], str | None]:
-    """A check for ``harness.compare``: the reason a variant cannot fit on the device, or None."""
+    """A check for ``harness.compare``: the reason a variant cannot fit on the device, or None.
+
+    ``device`` is the hardware facts plus ``num_processes`` and ``sharding``: under FSDP each device holds
+    its share of the model states (``sharded_peak``); under DDP a whole replica."""
     shape = model_shape(task)
 
     def check(variant: Variant, device: dict) -> str | None:
-        on_cuda = str(device.get("device", "")).startswith("cuda")
-        available = ((device.get("gpu_memory_gb") if on_cuda else device.get("memory_gb")) or 0) * GB
-        precision = ("bf16" if device.get("bf16") else "mixed") if on_cuda else "fp32"
+        available, precision = _device_memory(device)
         if shape is None or variant.strategy not in FINE_TUNING or not available:
             return None
-        peak = _predict(shape, variant.strategy, variant.params, precision)
+        shards = device.get("num_processes", 1) if device.get("sharding") == "fsdp" else 1
+        peak = _predict(shape, variant.strategy, variant.params, precision, shards)
         if peak <= available:
             return None
-        fits = _what_would_fit(shape, variant.strategy, variant.params, precision, available)
+        fits = _what_would_fit(shape, variant.strategy, variant.params, precision, available,
+                               device.get("gpu_count", 0) if str(device.get("device", "")).startswith("cuda") else 0)
         where = device.get("gpu") or "this machine"
+        per = f" per device with {shards}-way FSDP" if shards > 1 else ""
         return (f"out of memory (predicted before training): {variant.strategy} of {shape.name} needs about "
-                f"{peak / GB:.1f} GB at batch {variant.params.get('batch_size')} x {variant.params.get('max_seq_len')} "
-                f"tokens, {where} has {available / GB:.1f} GB; would fit: {'; '.join(fits) or 'a smaller model'}")
+                f"{peak / GB:.1f} GB{per} at batch {variant.params.get('batch_size')} x "
+                f"{variant.params.get('max_seq_len')} tokens, {where} has {available / GB:.1f} GB; would fit: "
+                f"{'; '.join(fits) or 'a smaller model'}")
 
     return check
+
+
+def sharding_planner(task: Task) -> Callable[[Variant, dict, str], str]:
+    """How ``harness.compare`` runs a fine-tuning run on several processes: 'ddp' (a replica per device,
+    gradients averaged) or 'fsdp' (model states sharded). FSDP is for full fine-tuning only (LoRA's trained
+    state is small; sharding frozen 16-bit weights is not worth FSDP's gathers) and on GPUs only (Accelerate
+    has no FSDP on CPU). ``auto``: FSDP exactly when the memory model says a replica does not fit one device
+    but a shard does, or the model's size is unknown and fitting cannot be checked (then DDP)."""
+    shape = model_shape(task)
+
+    def plan(variant: Variant, device: dict, requested: str) -> str:
+        on_cuda = str(device.get("device", "")).startswith("cuda")
+        if variant.strategy != "full" or not on_cuda:
+            return "ddp"
+        if requested != "auto":
+            return requested
+        available, precision = _device_memory(device)
+        if shape is None or not available:
+            return "ddp"
+        memory = _memory(shape, "full", variant.params, precision)
+        return "ddp" if memory.peak <= available else "fsdp"
+
+    return plan

@@ -5,6 +5,10 @@ Each run gets a fresh process (``python -m harness.worker``) so that its peak me
 others down, and the parent stays small. The parent writes ``results.json`` after every run, so an
 interrupted compare keeps what finished; running it again skips runs whose record has the same
 config hash (``--fresh`` recomputes).
+
+With ``--num-processes N`` each fine-tuning run is N processes started by ``accelerate launch``
+(``harness.distributed``): data parallel, or FSDP for full fine-tuning that does not fit one device.
+Prompting and RAG runs are evaluation only and stay one process.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from harness import distributed
 from harness.errors import UserError
 from harness.runstore import atomic_write_json, config_hash, read_json, record_path, reusable, run_id, summarize
 from harness.strategies import STRATEGIES, Variant
 from harness.task import Task, load_examples, load_task
+from harness.worker import error_path
 
 RESULTS_SCHEMA = 1
+FINE_TUNING = ("lora", "qlora", "full")  # the strategies that train, and so may run as several processes
 
 
 class CompareInterrupted(KeyboardInterrupt):
@@ -39,6 +46,7 @@ class CompareOptions:
     out_dir: Path
     device: str = "auto"
     only: list[str] | None = None
+    skip: list[str] | None = None
     limit: int | None = None
     seed: int | None = None
     fresh: bool = False
@@ -47,6 +55,12 @@ class CompareOptions:
     # called before each run with the variant and this device's hardware; a returned reason fails the run
     # at once (the advisor's memory model: what cannot fit fails before training, not an hour in)
     preflight: Callable[[Variant, dict], str | None] | None = None
+    num_processes: int = 1  # processes per fine-tuning run, one device each (accelerate launch)
+    sharding: str = "auto"  # with several processes: ddp, fsdp, or auto (decided per run by plan_sharding)
+    accelerate_config: Path | None = None  # a user's `accelerate config` file for the launcher
+    # (variant, device facts incl. num_processes, requested sharding) -> "ddp" | "fsdp": the advisor's memory
+    # model shards full fine-tuning only when one device cannot hold a replica
+    plan_sharding: Callable[[Variant, dict, str], str] | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -61,9 +75,12 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def plan(task: Task, only: list[str] | None, limit: int | None = None) -> list[Variant]:
+def plan(task: Task, only: list[str] | None, limit: int | None = None, skip: list[str] | None = None) -> list[Variant]:
     """The runs to make. ``--limit`` is a quick look: it skips the learning-curve runs (data fractions < 1)."""
-    variants = _planned(task, only)
+    for name in skip or []:
+        if name not in STRATEGIES:
+            raise UserError(f"--skip: unknown strategy '{name}'; choose from: {', '.join(STRATEGIES)}")
+    variants = [v for v in _planned(task, only) if v.strategy not in (skip or [])]
     if limit:
         variants = [v for v in variants if v.params.get("data_fraction", 1.0) == 1.0]
     return variants
@@ -82,10 +99,17 @@ def _planned(task: Task, only: list[str] | None) -> list[Variant]:
     return [v for n in names for v in STRATEGIES[n].variants(task.strategy_configs[n])]
 
 
-def _run_in_worker(job: dict, path: Path) -> dict:
+def _run_in_worker(job: dict, path: Path, processes: int, accelerate_config: Path | None) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
-    proc = subprocess.Popen([sys.executable, "-m", "harness.worker", f.name])
+    if processes > 1:
+        command = distributed.launch_command(f.name, processes, job["device"], accelerate_config)
+    else:
+        command = [sys.executable, "-m", "harness.worker", f.name]
+    errors = [error_path(path, rank) for rank in range(1, processes)]
+    for stale in errors:
+        stale.unlink(missing_ok=True)
+    proc = subprocess.Popen(command)
     try:
         proc.wait()
     except KeyboardInterrupt:  # Ctrl-C reaches the worker too; SIGTERM (re-raised as this) may not: stop it
@@ -98,13 +122,18 @@ def _run_in_worker(job: dict, path: Path) -> dict:
         raise
     finally:
         Path(f.name).unlink(missing_ok=True)
+    other_errors = [e.read_text().strip() for e in errors if e.exists()]
+    for e in errors:
+        e.unlink(missing_ok=True)
     record = read_json(path)
     if record and record.get("run_info", {}).get("config_hash") == job["run_info"]["config_hash"] \
             and record.get("status") in ("ok", "failed"):
         return record
     if proc.returncode == -signal.SIGINT or proc.returncode == 130:
         raise KeyboardInterrupt
-    if proc.returncode < 0:
+    if other_errors:
+        why = f"failed in {other_errors[0]}"
+    elif proc.returncode < 0:
         sig = signal.Signals(-proc.returncode).name
         why = "killed by SIGKILL, most likely out of memory" if sig == "SIGKILL" else f"killed by {sig}"
     else:
@@ -120,7 +149,12 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
     data = load_examples(task)  # validate the data before anything runs
     seed = task.spec.seed if options.seed is None else options.seed
     device = resolve_device(options.device)
-    variants = plan(task, options.only, options.limit)
+    distributed.check_processes(options.num_processes, device, options.sharding)
+    if options.num_processes > 1 and not options.isolate:
+        raise UserError("--num-processes: several processes need worker processes (isolate=True)")
+    variants = plan(task, options.only, options.limit, options.skip)
+    for name in dict.fromkeys(v.strategy for v in variants):
+        STRATEGIES[name].check_device(device)  # e.g. QLoRA on a CPU: one line now, not after the other arms
     out_dir = Path(options.out_dir)
     fingerprint = task.fingerprint()
     n_train = min(len(data.train), 5 * options.limit) if options.limit else len(data.train)
@@ -132,7 +166,8 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
                  "goals": vars(task.spec.goals), "deployment": vars(task.spec.deployment),
                  "knowledge": str(task.knowledge_path) if task.knowledge_path else None},
         "device": hardware(device),
-        "options": {"limit": options.limit, "seed": seed, "only": options.only},
+        "options": {"limit": options.limit, "seed": seed, "only": options.only, "skip": options.skip,
+                    "num_processes": options.num_processes, "sharding": options.sharding},
         "runs": [],
         "costs": None,            # filled by the cost models (advisor)
         "recommendation": None,   # filled by the recommendation (advisor)
@@ -143,8 +178,11 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
         results["runs"] = [rows[run_id(v)] for v in variants if run_id(v) in rows]
         atomic_write_json(out_dir / "results.json", results)
 
+    def processes(v: Variant) -> int:
+        return options.num_processes if v.strategy in FINE_TUNING else 1
+
     digests = {run_id(v): config_hash(fingerprint, v, seed=seed, limit=options.limit, device=device,
-                                      model=task.model_ref.describe()) for v in variants}
+                                      model=task.model_ref.describe(), num_processes=processes(v)) for v in variants}
     ctx = None
     try:
         for i, variant in enumerate(variants, start=1):
@@ -155,19 +193,23 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
             if record:
                 log(f"{label}: reusing finished run ({path}); --fresh recomputes")
             else:
-                log(f"{label}: running on {device} ...")
+                n = processes(variant)
+                sharding = _sharding(variant, options, {**results["device"], "num_processes": n}) if n > 1 else "none"
+                log(f"{label}: running on {device}" + (f" x {n} processes ({sharding})" if n > 1 else "") + " ...")
                 run_info = {"task": task.name, "strategy": variant.strategy, "variant": variant.name,
                             "params": variant.params, "config_hash": digest, "seed": seed, "limit": options.limit,
-                            "device": device, "model": task.model_ref.describe()}
-                reason = options.preflight(variant, results["device"]) if options.preflight else None
+                            "device": device, "model": task.model_ref.describe(), "num_processes": n,
+                            "sharding": sharding}
+                facts = {**results["device"], "num_processes": n, "sharding": sharding}
+                reason = options.preflight(variant, facts) if options.preflight else None
                 if reason:
                     record = {"schema": 1, "run_info": run_info, "status": "failed", "error": reason,
                               "train_info": None, "eval_info": None, "predictions": []}
                 elif options.isolate:
                     job = {"task_path": str(task.path), "strategy": variant.strategy, "variant": variant.name,
                            "device": device, "seed": seed, "limit": options.limit, "record_path": str(path),
-                           "run_info": run_info, "progress": options.progress}
-                    record = _run_in_worker(job, path)
+                           "run_info": run_info, "progress": options.progress, "sharding": sharding}
+                    record = _run_in_worker(job, path, n, options.accelerate_config)
                 else:
                     from harness.runner import RunContext, limit_examples, run_variant
 
@@ -190,6 +232,13 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
         raise CompareInterrupted(out_dir, sum(r["status"] == "ok" for r in rows.values())) from None
     save_results()
     return results
+
+
+def _sharding(variant: Variant, options: CompareOptions, device: dict) -> str:
+    """DDP or FSDP for one multi-process run: the planner's choice, else what was asked (auto = ddp)."""
+    if options.plan_sharding:
+        return options.plan_sharding(variant, device, options.sharding)
+    return "ddp" if options.sharding == "auto" else options.sharding
 
 
 def _one_line(record: dict) -> str:

@@ -47,10 +47,15 @@ def record_path(out_dir: Path, variant: Variant) -> Path:
     return out_dir / "runs" / f"{run_id(variant)}.json"
 
 
-def config_hash(fingerprint: dict, variant: Variant, *, seed: int, limit: int | None, device: str, model: dict) -> str:
-    """Everything that determines a run's result; equal hash = same run, safe to reuse."""
+def config_hash(fingerprint: dict, variant: Variant, *, seed: int, limit: int | None, device: str, model: dict,
+                num_processes: int = 1) -> str:
+    """Everything that determines a run's result; equal hash = same run, safe to reuse. The number of training
+    processes counts (it multiplies the global batch) only when there are several, so one-process records
+    keep their hash; DDP or FSDP does not (the same arithmetic, sharded differently)."""
     payload = {"task": fingerprint, "strategy": variant.strategy, "variant": variant.name, "params": variant.params,
                "seed": seed, "limit": limit, "device": device, "model": model}
+    if num_processes > 1:
+        payload["num_processes"] = num_processes
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -86,6 +91,8 @@ def summarize(record: dict, path: Path, out_dir: Path) -> dict:
         "train_peak_memory_mb": tr.get("train_peak_memory_mb"),
         "eval_peak_memory_mb": ev.get("eval_peak_memory_mb"),
         "train_seconds": tr.get("train_seconds"),
+        "num_processes": tr.get("num_processes", 1) if tr else None,
+        "sharding": tr.get("sharding") if tr else None,
         "tokens_trained": tr.get("tokens_trained"),
         "trainable_params": tr.get("trainable_params"),
         "train_examples": tr.get("examples"),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from harness.errors import UserError
 from harness import distributed
@@ -126,6 +127,16 @@ class _AnswerWindowTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = True  # our compute_loss takes num_items_in_batch, whatever the model
 
+    def _get_train_sampler(self, train_dataset=None):
+        """Batches of similar length (less padding), grouped per *global* batch and shuffled by the data seed:
+        the examples of each optimizer step then do not depend on how the step is split into micro-batches
+        and processes (transformers' own grouping uses the per-process batch and the global torch RNG)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        args = self.args
+        global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        return LengthGroupedSampler(global_batch, lengths=[len(it.input_ids) for it in dataset.items],
+                                    generator=torch.Generator().manual_seed(args.data_seed))
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = answer_window_loss(model, inputs, num_items_in_batch)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:
@@ -191,7 +202,6 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             fsdp_config={"version": 2, "reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT",
                          "activation_checkpointing": cfg.gradient_checkpointing} if fsdp else None,
             average_tokens_across_devices=True,  # loss = mean over the global batch's answer tokens
-            train_sampling_strategy="group_by_length",  # batches of similar length: less padding
             remove_unused_columns=False,
             dataloader_num_workers=0,
             disable_tqdm=not progress,

@@ -46,11 +46,17 @@ class TrainingEstimate:
                 "train_gpu_hours": self.gpu_hours, "train_usd": self.usd, "notes": list(self.notes)}
 
 
+def sharded_peak(memory: TrainingMemory, devices: int) -> float:
+    """One device's peak when FSDP / ZeRO-3 shards the model states, gradients and optimizer temporaries over
+    ``devices``: model_states / n + max(its own activations and loss, optimizer step / n)."""
+    return memory.model_states / devices + max(memory.forward_backward, memory.optimizer_step / devices)
+
+
 def sharded_gpus(memory: TrainingMemory, usable: float) -> int | None:
     """Fewest devices whose share of the sharded model states, gradients and optimizer temporaries (FSDP /
     ZeRO-3) plus one device's own activations fits; None when the activations alone do not."""
     for n in range(1, MAX_SHARDED_GPUS + 1):
-        if memory.model_states / n + max(memory.forward_backward, memory.optimizer_step / n) <= usable:
+        if sharded_peak(memory, n) <= usable:
             return n
     return None
 
