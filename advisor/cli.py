@@ -36,7 +36,17 @@ def user_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Every subcommand reports a bad option value in one line (exit 2), as ``advisor estimate`` does."""
+
+    @property
+    def command_class(self):
+        from advisor.estimate_cli import OneLineUsageErrors
+
+        return OneLineUsageErrors
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="advisor")
 def main() -> None:
     """Compare prompting, RAG, LoRA and full fine-tuning on one task, measured; report which to use."""

@@ -28,8 +28,8 @@ class OneLineUsageErrors(click.Command):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as err:
-            click.echo(f"advisor: error: estimate: {err.format_message().rstrip('.')}; see 'advisor estimate --help'",
-                       err=True)
+            click.echo(f"advisor: error: {info_name}: {err.format_message().rstrip('.')}; "
+                       f"see 'advisor {info_name} --help'", err=True)
             sys.exit(2)
 
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 from harness import catalog
 from harness.strategies import Variant
+from harness.strategies.qlora import memory_model_quantization
 from harness.task import Task
 
 from advisor.costs import ModelShape
@@ -48,7 +49,7 @@ def _memory(shape: ModelShape, method: str, params: dict, precision: str, **over
         settings.update(rank=params.get("rank", 8), lora_targets=tuple(params.get("target_modules", ())) or
                         ("q_proj", "k_proj", "v_proj", "o_proj"))
     if method == "qlora":
-        settings.update(quantization="nf4-dq" if params.get("double_quant", True) else "nf4")
+        settings.update(quantization=memory_model_quantization(params))
     return training_memory(shape, method, precision=precision, **settings)
 
 

@@ -66,7 +66,7 @@ def price_runs(results: dict, records: list[dict], config: DataCostConfig) -> di
                        train_flops=measured.flops)
             here = catalog_gpu_for((record.get("meta_info") or {}).get("hardware") or {})
             if here:
-                row["train_usd_measured_hardware"] = gpu_hours_usd(measured.seconds / 3600,
+                row["train_usd_measured_hardware"] = gpu_hours_usd(measured.device_seconds / 3600,
                                                                    catalog.gpus()[here]["usd_per_hour"])
         if shape is not None:
             request = RequestShape.measured(row["prompt_tokens_mean"], row["output_tokens_mean"])

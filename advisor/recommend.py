@@ -243,7 +243,7 @@ def _what_would(results: dict, arms: list[Arm], curves: list[LearningCurve], clo
     sentences = ["More examples — " + curve_sentence(curve, results, arms) for curve in curves]
     if not curves and any(s in FINE_TUNING for s in best):
         sentences.append("More examples: no learning curve was measured (each fine-tuning arm ran on one "
-                         "training-set size); set strategies.lora.data_fractions (or full's), e.g. [0.25, 0.5, 1.0], "
+                         "training-set size); set strategies.lora.data_fractions (or qlora's or full's), e.g. [0.25, 0.5, 1.0], "
                          "to estimate how many would do.")
     within = [a for a in arms if set(a.shortfalls) == {"latency"}]
     if within:

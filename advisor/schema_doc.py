@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from harness.schema import schema_markdown
 from harness.strategies import STRATEGIES
 from harness.task import TaskSpec
@@ -13,6 +15,6 @@ def task_schema_markdown() -> str:
              "Paths are relative to the task file. Unknown keys are errors.", "",
              "## Top-level keys", "", schema_markdown(TaskSpec)]
     for name, strategy in STRATEGIES.items():
-        parts += ["", f"## `strategies.{name}`", "", (strategy.__class__.__doc__ or "").strip(), "",
+        parts += ["", f"## `strategies.{name}`", "", inspect.cleandoc(strategy.__class__.__doc__ or ""), "",
                   schema_markdown(strategy.config_type, prefix=f"strategies.{name}.")]
     return "\n".join(parts) + "\n"

@@ -145,6 +145,11 @@ def _run_in_worker(job: dict, path: Path, processes: int, accelerate_config: Pat
 def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[str], None] = print) -> dict:
     from harness.meters import hardware
 
+    if distributed.world_size() > 1:
+        raise UserError(f"compare: started as one of {distributed.world_size()} processes (under accelerate launch or "
+                        f"torchrun); run advisor compare as a plain command with --num-processes "
+                        f"{distributed.world_size()}: it launches each fine-tuning run itself, and prompting and "
+                        f"RAG need one process")
     task = load_task(task_path)
     data = load_examples(task)  # validate the data before anything runs
     seed = task.spec.seed if options.seed is None else options.seed

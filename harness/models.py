@@ -87,18 +87,36 @@ def load_tokenizer(ref: ModelRef):
     return tokenizer
 
 
-def load_model(ref: ModelRef, device: str, place_on: str | None = None):
-    """The base causal LM in ``device``'s precision, on ``place_on`` (default: ``device``), in eval mode."""
+def load_model(ref: ModelRef, device: str, place_on: str | None = None, quantization=None):
+    """The base causal LM in ``device``'s precision, on ``place_on`` (default: ``device``), in eval mode.
+
+    ``quantization``: a ``transformers.BitsAndBytesConfig`` loads the base quantised (QLoRA's 4-bit base)
+    straight onto ``device`` with a device_map: bitsandbytes quantises as the weights arrive on the GPU, and the
+    model is not moved afterwards (older bitsandbytes refuse ``.to()`` on it), so ``place_on`` does not apply.
+    """
     from transformers import AutoModelForCausalLM
 
+    kwargs = {"dtype": torch_dtype(device)}
+    if quantization is not None:
+        kwargs.update(quantization_config=quantization, device_map={"": _device_index(device)})
     try:
-        model = AutoModelForCausalLM.from_pretrained(local_dir(ref), dtype=torch_dtype(device))
+        model = AutoModelForCausalLM.from_pretrained(local_dir(ref), **kwargs)
     except OSError as err:
         raise UserError(f"model: cannot load '{ref.name}' ({str(err).splitlines()[0]}); "
                         f"check the model name, or download it to a local folder on a machine with internet")
-    model.to(place_on or device)
+    if quantization is None:
+        model.to(place_on or device)
     model.eval()
     return model
+
+
+def _device_index(device: str):
+    """device_map's target: 'cuda:1' as is; plain 'cuda' is the current CUDA device (the one this process set)."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.current_device()
+    return device
 
 
 def model_shape(model, name: str) -> dict:

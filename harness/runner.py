@@ -44,12 +44,14 @@ class RunContext:
             self._tokenizer = load_tokenizer(self.task.model_ref)
         return self._tokenizer
 
-    def load_model(self):
+    def load_model(self, quantization=None):
+        """The base model; ``quantization`` (a transformers BitsAndBytesConfig) loads it quantised (qlora)."""
         from harness.models import load_model, model_shape
 
         # FSDP shards the model from host memory onto the GPUs; a whole copy on each GPU first would
         # defeat it for exactly the models that need it
-        model = load_model(self.task.model_ref, self.device, place_on="cpu" if self.sharding == "fsdp" else None)
+        model = load_model(self.task.model_ref, self.device, place_on="cpu" if self.sharding == "fsdp" else None,
+                           quantization=quantization)
         self.model_shape = model_shape(model, self.task.model_ref.name)
         return model
 

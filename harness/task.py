@@ -104,7 +104,7 @@ class TaskSpec:
     instruction: str | None = field(default=None, metadata=doc("Instruction (system prompt), a jinja2 template; may use {{ labels }}, {{ fields }} (extraction) and {{ name }}. Default: one per kind."))
     knowledge: str | None = field(default=None, metadata=doc("RAG corpus: a folder of .md/.txt files or a .jsonl with a `text` field, relative to the task file."))
     metric: str | None = field(default=None, metadata=doc("Quality metric (default: classification accuracy, qa token_f1, extraction json_match).", choices=METRICS))
-    strategies: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_STRATEGIES), metadata=doc("Which arms run (prompt, rag, lora, full), each with overrides of its defaults (see the per-strategy keys below). Default: all four."))
+    strategies: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_STRATEGIES), metadata=doc("Which arms run (prompt, rag, lora, qlora, full), each with overrides of its defaults (see the per-strategy keys below). Default: prompt, rag, lora and full (qlora needs a CUDA GPU: list it to run it)."))
     goals: Goals = field(default_factory=Goals, metadata=doc("What the team needs; used by the recommendation."))
     deployment: Deployment = field(default_factory=Deployment, metadata=doc("Where the result would be trained and served."))
     evaluation: Evaluation = field(default_factory=Evaluation, metadata=doc("How runs are evaluated and timed."))

@@ -105,6 +105,12 @@ class MeasuredTraining:
     seconds: float
     precision: str
     gpu: str | None  # the catalog entry of the hardware it ran on
+    devices: int = 1  # GPUs it trained on at once (processes on one CPU machine share it: 1)
+
+    @property
+    def device_seconds(self) -> float:
+        """What was paid for: wall time x devices."""
+        return self.seconds * self.devices
 
 
 def measured_training(record: dict) -> MeasuredTraining | None:
@@ -123,7 +129,7 @@ def measured_training(record: dict) -> MeasuredTraining | None:
     on_cuda = str(hardware.get("device", "")).startswith("cuda")
     return MeasuredTraining(strategy=strategy, flops=flops, seconds=train["train_seconds"],
                             precision=train.get("precision") or ("bf16" if on_cuda else "fp32"),
-                            gpu=catalog_gpu_for(hardware))
+                            gpu=catalog_gpu_for(hardware), devices=int(train.get("num_processes") or 1) if on_cuda else 1)
 
 
 def calibrate_utilisation(records: Iterable[dict], gpu: str) -> dict[str, Utilisation]:
@@ -141,7 +147,7 @@ def calibrate_utilisation(records: Iterable[dict], gpu: str) -> dict[str, Utilis
             by_strategy.setdefault(run.strategy, []).append(run)
     result = {}
     for strategy, runs in by_strategy.items():
-        achieved = sum(run.flops for run in runs) / sum(run.seconds for run in runs)
+        achieved = sum(run.flops for run in runs) / sum(run.device_seconds for run in runs)  # per device
         peak = peak_flops(device, runs[0].precision)
         result[strategy] = Utilisation(
             value=achieved / peak,

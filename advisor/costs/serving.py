@@ -5,8 +5,10 @@ decode (one forward pass per output token; each step reads every weight and the 
 from memory, so it is bandwidth-bound until the batch is large enough to be compute-bound). Continuous
 batching (vLLM-style) decodes up to ``max_batch`` requests together, as many as their KV caches fit.
 A model that does not fit on one device is split over several (tensor parallel, assumed to scale
-perfectly). LoRA/QLoRA adapters are merged into 16-bit weights for serving, as the harness does, so every
-approach serves the same base network; they differ in prompt length.
+perfectly). LoRA adapters are merged into 16-bit weights for serving, as the harness does; a QLoRA adapter is
+priced merged into a 16-bit copy of its base, the usual deployment (the harness measures it unmerged on the
+4-bit base, since merging into 4-bit weights would round the update away). So every approach serves the same
+base network; they differ in prompt length.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ from harness.strategies.base import Prepared, Strategy, TrainingConfig, Variant
 from harness.strategies.full import FullStrategy
 from harness.strategies.lora import LoraStrategy
 from harness.strategies.prompting import PromptStrategy
+from harness.strategies.qlora import QloraStrategy
 from harness.strategies.rag import RagStrategy
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (PromptStrategy(), RagStrategy(), LoraStrategy(), FullStrategy())}
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (PromptStrategy(), RagStrategy(), LoraStrategy(),
+                                                        QloraStrategy(), FullStrategy())}
 
 __all__ = ["STRATEGIES", "Prepared", "Strategy", "TrainingConfig", "Variant"]

@@ -46,13 +46,19 @@ class Strategy(Protocol):
     def variants(self, config: Any) -> list[Variant]:
         """The runs this config asks for (most strategies: exactly one)."""
 
+    def check_device(self, device: str) -> None:
+        """Raise UserError when this strategy cannot run on ``device`` ('cpu', 'cuda', 'cuda:1', ...).
+
+        Called before any run starts, so a comparison that cannot finish fails in a second, not after
+        the other arms have run."""
+
     def prepare(self, ctx: "RunContext", variant: Variant) -> Prepared:
         """Load (and train, if needed) a model for this variant."""
 
 
 @dataclass
 class TrainingConfig:
-    """Fine-tuning settings shared by the lora and full strategies."""
+    """Fine-tuning settings shared by the lora, qlora and full strategies."""
 
     epochs: float = field(default=2.0, metadata=doc("Passes over the training examples.", gt=0))
     learning_rate: float = field(default=1e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0))

@@ -21,6 +21,9 @@ class FullStrategy:
     def variants(self, config: FullConfig) -> list[Variant]:
         return training_variants(self.name, "all-weights", config)
 
+    def check_device(self, device: str) -> None:
+        """Runs wherever torch does."""
+
     def prepare(self, ctx, variant: Variant) -> Prepared:
         from harness.training import train_on_task
 

@@ -19,12 +19,25 @@ class LoraConfig(TrainingConfig):
         "Module names that get adapters (or ['all-linear'])."))
 
 
+def lora_adapter_config(cfg: LoraConfig):
+    """The peft adapter settings of a LoRA config (shared with qlora, which adapts a 4-bit base the same way)."""
+    import peft
+
+    # peft takes the shorthand 'all-linear' as a string, not as a one-item list
+    targets = cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules
+    return peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
+                           target_modules=targets)
+
+
 class LoraStrategy:
     name = "lora"
     config_type = LoraConfig
 
     def variants(self, config: LoraConfig) -> list[Variant]:
         return training_variants(self.name, f"r{config.rank}", config)
+
+    def check_device(self, device: str) -> None:
+        """Runs wherever torch does."""
 
     def prepare(self, ctx, variant: Variant) -> Prepared:
         import peft
@@ -34,9 +47,7 @@ class LoraStrategy:
         cfg, fraction = training_config(LoraConfig, variant)
         system = cfg.system_prompt(ctx.instruction)
         base = ctx.load_model()
-        model = peft.get_peft_model(base, peft.LoraConfig(
-            r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
-            target_modules=cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules))
+        model = peft.get_peft_model(base, lora_adapter_config(cfg))
         train_info, model = train_on_task(ctx, model, cfg, fraction, system)
         merged = model.merge_and_unload()  # served as one dense model: no adapter latency
         merged.eval()

@@ -29,6 +29,9 @@ class PromptStrategy:
     def variants(self, config: PromptConfig) -> list[Variant]:
         return [Variant(self.name, f"{k}-shot", {"shots": k}) for k in dict.fromkeys(config.shots)]
 
+    def check_device(self, device: str) -> None:
+        """Runs wherever torch does."""
+
     def prepare(self, ctx, variant: Variant) -> Prepared:
         shots = [(ex, prompts.format_answer(ctx.task, ex.target))
                  for ex in pick_shots(ctx.train, variant.params["shots"], ctx.seed)]

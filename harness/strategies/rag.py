@@ -31,6 +31,9 @@ class RagStrategy:
     def variants(self, config: RagConfig) -> list[Variant]:
         return [Variant(self.name, f"top-{config.top_k}", dict(vars(config)))]
 
+    def check_device(self, device: str) -> None:
+        """Runs wherever torch does."""
+
     def prepare(self, ctx, variant: Variant) -> Prepared:
         from harness.corpus import chunk_document, read_corpus
         from harness.retrieval import Retriever

@@ -70,6 +70,18 @@ def test_calibrate_utilisation_from_measured_runs():
     assert on_h100["full"].value == pytest.approx(6 * 135e6 * 1e5 / 50.0 / (989.5e12))  # H100 SXM dense bf16
 
 
+def test_runs_on_several_gpus_are_calibrated_per_gpu():
+    """4 GPUs for 50 s did the work of one GPU for 200 s; 2 processes sharing one CPU machine are one machine."""
+    on_four = _record("full", device="cuda", gpu="NVIDIA H100 80GB HBM3", precision="bf16", trainable=135_000_000)
+    on_four["train_info"]["num_processes"] = 4
+    assert calibrate_utilisation([on_four], "h100-sxm")["full"].value == \
+        pytest.approx(6 * 135e6 * 1e5 / (4 * 50.0) / 989.5e12)
+    two_cpu = _record("full", device="cpu", trainable=135_000_000)
+    two_cpu["train_info"]["num_processes"] = 2
+    assert calibrate_utilisation([two_cpu], "cpu-2core")["full"].value == \
+        pytest.approx(6 * 135e6 * 1e5 / 50.0 / peak_flops(catalog.gpus()["cpu-2core"], "fp32"))
+
+
 def test_calibration_reads_flat_results_rows_too():
     row = {"strategy": "lora", "status": "ok", "tokens_trained": 1e5, "train_seconds": 10.0, "trainable_params": 1e6,
            "total_params": 1e8, "hardware": {"device": "cuda:0", "gpu": "NVIDIA A10G"}}

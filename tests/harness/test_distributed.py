@@ -65,6 +65,15 @@ def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(tm
     assert one["options"]["num_processes"] == 1 and two["options"]["num_processes"] == 2
 
 
+def test_a_run_that_fails_in_every_process_is_recorded_once_and_nothing_hangs(tmp_path, tiny_model_dir):
+    task = tiny_task(tmp_path, tiny_model_dir, batch_size=2)
+    task.write_text(task.read_text().replace("lora: {rank: 4,", "lora: {rank: 4, target_modules: [no_such_proj],"))
+    results = compare(task, tmp_path / "out", num_processes=2, only=["lora"])
+    (row,) = results["runs"]
+    assert row["status"] == "failed" and "no_such_proj" in row["error"], row["error"]
+    assert not list((tmp_path / "out/runs").glob(".*error"))  # the other process's error file is cleaned up
+
+
 def test_gradient_accumulation_weighs_every_answer_token_like_one_big_batch(tmp_path, tiny_model_dir):
     """batch 2 x 2 accumulated micro-batches against batch 4: answers of different token counts weigh the same."""
     (tmp_path / "a").mkdir()
@@ -85,6 +94,12 @@ def test_process_count_is_checked_before_anything_runs(classification_task, tmp_
     with pytest.raises(UserError, match="--num-processes 0"):
         distributed.check_processes(0, "cpu", "auto")
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_itself_under_a_launcher_says_how_to_start_it(classification_task, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(UserError, match="as a plain command with --num-processes 4"):
+        compare(classification_task, tmp_path / "out")
 
 
 def test_several_processes_change_the_config_hash_only_when_there_are_several():
