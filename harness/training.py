@@ -225,7 +225,7 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             seconds = time.perf_counter() - start
         losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
         processes = trainer.accelerator.num_processes
-        parallel = {"num_processes": processes, "sharding": sharding if processes > 1 else "none",
+        parallel = {"num_processes": processes, "sharding": sharding if processes > 1 or fsdp else "none",
                     "global_batch_size": cfg.batch_size * cfg.gradient_accumulation * processes}
         per_process = distributed.gather_objects(memory.as_dict())  # a collective: every process calls it
         trained = _unsharded(trainer, model, device) if fsdp else model

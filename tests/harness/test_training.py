@@ -60,3 +60,32 @@ def test_answer_window_loss_equals_the_full_logits_loss(tiny_model_dir):
             losses.append(out.loss * n)
             counts.append(n)
     assert fast.item() == pytest.approx((sum(losses) / sum(counts)).item(), rel=1e-4)
+
+
+def test_fsdp_weights_are_gathered_into_a_plain_model_on_the_main_process(tiny_model_dir, monkeypatch):
+    """What runs after FSDP training, with the gather faked (Accelerate has no FSDP on CPU): the full state dict
+    from the trainer's accelerator becomes a fresh unsharded model that generates like the trained one."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness import distributed
+    from harness.training import _unsharded
+
+    trained = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        trained.model.layers[0].mlp.up_proj.weight.add_(1.0)  # "training" changed it
+    state = {k: v.clone() for k, v in trained.state_dict().items() if k != "lm_head.weight"}  # tied: not saved
+    trainer = SimpleNamespace(model_wrapped=trained,
+                              accelerator=SimpleNamespace(get_state_dict=lambda model: state))
+    plain = _unsharded(trainer, trained, "cpu")
+    assert plain is not trained
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.equal(plain(ids).logits, trained(ids).logits)
+    monkeypatch.setattr(distributed, "is_main_process", lambda: False)
+    assert _unsharded(trainer, trained, "cpu") is None  # the other processes only take part in the gather
+    state["model.norm.weight"] = state.pop("model.norm.weight")[:-1]
+    with pytest.raises(RuntimeError):
+        monkeypatch.setattr(distributed, "is_main_process", lambda: True)
+        _unsharded(trainer, trained, "cpu")
