@@ -15,16 +15,31 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+TOKENIZER_COPY = ROOT / "tests" / "data" / "smollm2-tokenizer"
+
+
+def smollm2_tokenizer_dir(target: Path) -> Path:
+    """SmolLM2-135M-Instruct's tokenizer and chat template, from the copy in tests/data (saved from the packaged
+    GGUF; tokenizer.json gzipped): the tiny test model needs no model package, so the tests run on a GPU machine
+    where the packaged model is not installed (test_tokenizer_copy_matches_the_packaged_model keeps it honest)."""
+    import gzip
+    import shutil
+
+    for f in TOKENIZER_COPY.iterdir():
+        if f.suffix == ".gz":
+            (target / f.stem).write_bytes(gzip.decompress(f.read_bytes()))
+        else:
+            shutil.copy(f, target / f.name)
+    return target
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer, 64-wide Llama with random weights and SmolLM2's tokenizer and chat template."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from harness.catalog import resolve_model
-
-    ref = resolve_model("smollm2-135m-instruct")
-    tokenizer = AutoTokenizer.from_pretrained(ref.location, gguf_file=ref.gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir(tmp_path_factory.mktemp("tokenizer")))
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
