@@ -23,6 +23,12 @@ def test_table_shows_measured_numbers():
     assert "demo" in html and "0.500" in html and "0-shot" in html
 
 
+def test_multi_process_runs_say_how_they_trained():
+    html = render(results(strategy="full", variant="all-weights", num_processes=4, sharding="fsdp", train_seconds=9.0))
+    assert "× 4 processes, fsdp" in html
+    assert "processes" not in render(results(strategy="full", variant="all-weights", num_processes=1, sharding="none"))
+
+
 def test_failed_runs_show_their_error():
     html = render(results(status="failed", error="out of memory: 2 GiB", quality=None))
     assert "failed: out of memory: 2 GiB" in html
