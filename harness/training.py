@@ -202,6 +202,7 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             fsdp_config={"version": 2, "reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT",
                          "activation_checkpointing": cfg.gradient_checkpointing} if fsdp else None,
             average_tokens_across_devices=True,  # loss = mean over the global batch's answer tokens
+            ddp_find_unused_parameters=False,  # every trained weight takes part in each step: skip DDP's graph walk
             remove_unused_columns=False,
             dataloader_num_workers=0,
             disable_tqdm=not progress,
