@@ -89,7 +89,8 @@ def price_runs(results: dict, records: list[dict], config: DataCostConfig) -> di
         "data_cost": vars(config),
         "model_shape": vars(shape) if shape else None,
         "notes": [
-            "train_usd: the run's FLOPs (2N forward + 2N input gradients + 2 x trainable weight gradients per token) "
+            "train_usd: the run's FLOPs (2N forward + 2N input gradients + 2 x trainable weight gradients per token; "
+            "the LM head's share only at the positions whose logits were computed, the answer windows) "
             f"on one {gpu_name} at the utilisation shown; train_usd_measured_hardware: its wall-clock time at the "
             "catalog price of the hardware it was measured on",
             "serve_usd_per_1k: replica-hours per 1,000 requests with each run's measured prompt and output tokens, "

@@ -96,14 +96,17 @@ class AnswerWindowCollator:
                 "position_ids": (mask_t.cumsum(-1) - 1).clamp(min=0), "window": window}
 
 
+def logit_window(batch: dict) -> int:
+    """Positions per row whose logits the loss needs: the answer window + 1 (position t predicts token t+1)."""
+    return min(int(batch["window"]) + 1, batch["labels"].shape[1])
+
+
 def answer_window_loss(model, batch: dict, num_items: int | torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy over answer tokens, computing logits only where they are needed: their mean, or their
     sum / ``num_items`` (the answer tokens of the whole optimizer step, every micro-batch and process)."""
-    window = int(batch["window"])
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "window")}
-    width = labels.shape[1]
-    keep = min(window + 1, width)  # position t predicts token t+1: one more logit than targets
+    width, keep = labels.shape[1], logit_window(batch)
     logits = model(**inputs, logits_to_keep=keep).logits[:, :-1].float()
     targets = labels[:, width - keep + 1:]
     flat = (logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
@@ -126,6 +129,7 @@ class _AnswerWindowTrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = True  # our compute_loss takes num_items_in_batch, whatever the model
+        self.lm_head_positions = 0  # where the LM head ran: the compute model charges its FLOPs only there
 
     def _get_train_sampler(self, train_dataset=None):
         """Batches of similar length (less padding), grouped per *global* batch and shuffled by the data seed:
@@ -139,6 +143,7 @@ class _AnswerWindowTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = answer_window_loss(model, inputs, num_items_in_batch)
+        self.lm_head_positions += inputs["labels"].shape[0] * logit_window(inputs)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:
             loss = loss * self.accelerator.num_processes
         return (loss, None) if return_outputs else loss
@@ -228,7 +233,8 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
         processes = trainer.accelerator.num_processes
         parallel = {"num_processes": processes, "sharding": sharding if processes > 1 or fsdp else "none",
                     "global_batch_size": cfg.batch_size * cfg.gradient_accumulation * processes}
-        per_process = distributed.gather_objects(memory.as_dict())  # a collective: every process calls it
+        # a collective: every process calls it
+        per_process = distributed.gather_objects({**memory.as_dict(), "lm_head_positions": trainer.lm_head_positions})
         trained = _unsharded(trainer, model, device) if fsdp else model
     if trained is not None:
         trained.eval()
@@ -237,6 +243,7 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
                            f"lower learning_rate (now {cfg.learning_rate})")
     tokens_per_epoch = sum(len(it.input_ids) for it in items)
     loss_tokens_per_epoch = sum(sum(1 for x in it.labels if x != -100) for it in items)
+    lm_head_positions = sum(m.pop("lm_head_positions") for m in per_process)
     # memory of the process that used the most (they differ little under DDP; FSDP's main process also
     # gathers the full weights)
     peak = max(per_process, key=lambda m: m["peak_memory_mb"] or 0)
@@ -250,6 +257,7 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
         "first_step_seconds": round(step_times.seconds[0], 4) if step_times.seconds else None,
         "tokens_trained": int(tokens_per_epoch * cfg.epochs),
         "loss_tokens": int(loss_tokens_per_epoch * cfg.epochs),
+        "lm_head_positions": lm_head_positions,  # over all processes
         "tokens_per_second": round(tokens_per_epoch * cfg.epochs / seconds, 1) if seconds else None,
         "trainable_params": sum(p.numel() for p in (trained or model).parameters() if p.requires_grad),
         "total_params": sum(p.numel() for p in (trained or model).parameters()),

@@ -30,6 +30,26 @@ def test_lora_skips_only_the_frozen_weight_gradients():
     assert training_flops(n, n, t, gradient_checkpointing=True).total == 8 * n * t  # forward recomputed
 
 
+def test_the_lm_head_is_charged_only_where_its_logits_were_computed():
+    n, head, t = 1_000, 300, 10_000
+    everywhere = training_flops(n, n, t, lm_head_params=head, lm_head_tokens=None)
+    assert everywhere.total == 6 * n * t
+    window = training_flops(n, n, t, lm_head_params=head, lm_head_tokens=1_000, lm_head_trained=True)
+    assert window.total == 6 * n * t - 6 * head * 9_000  # forward, input and weight gradient skipped
+    frozen = training_flops(n, 10, t, lm_head_params=head, lm_head_tokens=1_000)
+    assert frozen.total == (4 * n + 2 * 10) * t - 4 * head * 9_000  # LoRA: the head has no weight gradient
+
+
+def test_measured_runs_use_the_recorded_lm_head_positions():
+    from advisor.costs.compute import measured_training
+
+    record = _record("full", device="cpu", tokens=10_000, trainable=135_000_000)
+    plain = measured_training(record).flops
+    record["run_info"]["model_shape"] = {"vocab_size": 100, "hidden_size": 10}
+    record["train_info"]["lm_head_positions"] = 1_000
+    assert measured_training(record).flops == pytest.approx(plain - 6 * 1_000 * 9_000)
+
+
 def test_time_is_flops_over_peak_times_utilisation():
     estimate = estimate_training("llama-3.1-8b", "full", "h100-sxm", 1000, 512, 1, 8,
                                  utilisation=Utilisation(0.5, "test"))

@@ -39,6 +39,9 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
     assert runs[("lora", "r4")]["trainable_params"] == 2 * 448 * 4
     full = json.loads((out / runs[("full", "all-weights")]["record"]).read_text())
     assert full["train_info"]["trainable_params"] == full["train_info"]["total_params"]
+    # the LM head ran on each row's answer window + 1 only: at least the answer tokens, far fewer than all
+    train = full["train_info"]
+    assert train["loss_tokens"] + train["examples"] <= train["lm_head_positions"] < train["tokens_trained"] / 2
 
     # the record has everything the issue lists
     record = json.loads((out / runs[("rag", "top-2")]["record"]).read_text())
