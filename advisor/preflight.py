@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness import catalog
-from harness.strategies import Variant
+from harness.strategies import FINE_TUNING, Variant
 from harness.strategies.qlora import memory_model_quantization
 from harness.task import Task
 
@@ -21,7 +21,6 @@ from advisor.costs.memory import TrainingMemory, training_memory
 from advisor.costs.training import sharded_gpus, sharded_peak
 
 GB = 1e9
-FINE_TUNING = ("lora", "full", "qlora")
 
 
 def model_shape(task: Task) -> ModelShape | None:
@@ -120,20 +119,13 @@ def memory_preflight(task: Task) -> Callable[[Variant, dict], str | None]:
     return check
 
 
-def sharding_planner(task: Task) -> Callable[[Variant, dict, str], str]:
-    """How ``harness.compare`` runs a fine-tuning run on several processes: 'ddp' (a replica per device,
-    gradients averaged) or 'fsdp' (model states sharded). FSDP is for full fine-tuning only (LoRA's trained
-    state is small; sharding frozen 16-bit weights is not worth FSDP's gathers) and on GPUs only (Accelerate
-    has no FSDP on CPU). ``auto``: FSDP exactly when the memory model says a replica does not fit one device
-    but a shard does, or the model's size is unknown and fitting cannot be checked (then DDP)."""
+def sharding_planner(task: Task) -> Callable[[Variant, dict], str]:
+    """``--sharding auto`` for full fine-tuning on several GPUs (``harness.compare`` decides the other cases):
+    'fsdp' (model states sharded) exactly when the memory model says a replica does not fit one GPU, else
+    'ddp' (a replica per GPU, gradients averaged); 'ddp' too when the model's size is unknown."""
     shape = model_shape(task)
 
-    def plan(variant: Variant, device: dict, requested: str) -> str:
-        on_cuda = str(device.get("device", "")).startswith("cuda")
-        if variant.strategy != "full" or not on_cuda:
-            return "ddp"
-        if requested != "auto":
-            return requested
+    def plan(variant: Variant, device: dict) -> str:
         available, precision = _device_memory(device)
         if shape is None or not available:
             return "ddp"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from harness import catalog
 from harness.runstore import atomic_write_json
+from harness.strategies import FINE_TUNING
 
 from advisor.breakeven import ArmEconomics, BreakEven, break_even, dedicated_gpu_caveat
 from advisor.costs import DataCostConfig, ModelShape, RequestShape, estimate_serving, param_counts
@@ -35,7 +36,6 @@ from advisor.wording import hardware_name, strategy_name, usd
 
 DEFAULT_HORIZON_MONTHS = 12
 NEAR_TIE = 0.05
-FINE_TUNING = ("lora", "qlora", "full")
 LADDER = {"prompt": 0, "rag": 1, "lora": 2, "qlora": 2, "full": 3}  # simplest first
 
 

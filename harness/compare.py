@@ -25,12 +25,11 @@ from typing import Callable
 from harness import distributed
 from harness.errors import UserError
 from harness.runstore import atomic_write_json, config_hash, read_json, record_path, reusable, run_id, summarize
-from harness.strategies import STRATEGIES, Variant
+from harness.strategies import FINE_TUNING, STRATEGIES, Variant
 from harness.task import Task, load_examples, load_task
 from harness.worker import error_path
 
 RESULTS_SCHEMA = 1
-FINE_TUNING = ("lora", "qlora", "full")  # the strategies that train, and so may run as several processes
 
 
 class CompareInterrupted(KeyboardInterrupt):
@@ -58,9 +57,9 @@ class CompareOptions:
     num_processes: int = 1  # processes per fine-tuning run, one device each (accelerate launch)
     sharding: str = "auto"  # with several processes: ddp, fsdp, or auto (decided per run by plan_sharding)
     accelerate_config: Path | None = None  # a user's `accelerate config` file for the launcher
-    # (variant, device facts incl. num_processes, requested sharding) -> "ddp" | "fsdp": the advisor's memory
-    # model shards full fine-tuning only when one device cannot hold a replica
-    plan_sharding: Callable[[Variant, dict, str], str] | None = None
+    # (variant, device facts incl. num_processes) -> "ddp" | "fsdp" for --sharding auto of full fine-tuning on
+    # GPUs: the advisor's memory model shards only when one device cannot hold a replica
+    plan_sharding: Callable[[Variant, dict], str] | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -240,10 +239,14 @@ def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[s
 
 
 def _sharding(variant: Variant, options: CompareOptions, device: dict) -> str:
-    """DDP or FSDP for one multi-process run: the planner's choice, else what was asked (auto = ddp)."""
-    if options.plan_sharding:
-        return options.plan_sharding(variant, device, options.sharding)
-    return "ddp" if options.sharding == "auto" else options.sharding
+    """DDP or FSDP for one multi-process run. FSDP is for full fine-tuning on GPUs only: LoRA's trained state is
+    small (sharding frozen weights is not worth FSDP's gathers) and Accelerate has no FSDP on CPU. For full
+    fine-tuning on GPUs: what was asked, and for auto the planner's choice (without one, DDP)."""
+    if variant.strategy != "full" or not str(device.get("device", "")).startswith("cuda"):
+        return "ddp"
+    if options.sharding != "auto":
+        return options.sharding
+    return options.plan_sharding(variant, device) if options.plan_sharding else "ddp"
 
 
 def _one_line(record: dict) -> str:

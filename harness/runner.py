@@ -111,18 +111,17 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: dict) -> dict | Non
         record["run_info"]["model_shape"] = ctx.model_shape
     except KeyboardInterrupt:
         raise
-    except UserError as err:
-        if not distributed.is_main_process():
-            raise
-        record.update(status="failed", error=str(err))
     except Exception as err:  # one failing arm must not sink the comparison: record it
         if not distributed.is_main_process():
-            raise
-        message = str(err).splitlines()[0] if str(err) else ""
-        if "out of memory" in message.lower() or isinstance(err, MemoryError):
-            message = f"out of memory: {message or type(err).__name__}"
-        record.update(status="failed", error=f"{type(err).__name__}: {message}",
-                      traceback=traceback.format_exc(limit=8))
+            raise  # the worker reports it beside the record
+        if isinstance(err, UserError):  # a user's mistake: its one line says it all
+            record.update(status="failed", error=str(err))
+        else:
+            message = str(err).splitlines()[0] if str(err) else ""
+            if "out of memory" in message.lower() or isinstance(err, MemoryError):
+                message = f"out of memory: {message or type(err).__name__}"
+            record.update(status="failed", error=f"{type(err).__name__}: {message}",
+                          traceback=traceback.format_exc(limit=8))
     record["run_info"]["ended_at"] = now()
     record["run_info"]["wall_seconds"] = round(time.perf_counter() - start, 2)
     return record

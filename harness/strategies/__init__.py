@@ -9,6 +9,8 @@ from harness.strategies.prompting import PromptStrategy
 from harness.strategies.qlora import QloraStrategy
 from harness.strategies.rag import RagStrategy
 
+FINE_TUNING = ("lora", "qlora", "full")  # the strategies that train (and so may run as several processes)
+
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (PromptStrategy(), RagStrategy(), LoraStrategy(),
                                                         QloraStrategy(), FullStrategy())}
 

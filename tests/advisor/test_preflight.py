@@ -34,14 +34,24 @@ def variant(task, name):
 
 def test_full_fine_tuning_of_8b_is_sharded_only_when_a_replica_does_not_fit(llama_8b_task):
     plan = sharding_planner(llama_8b_task)
-    full, lora = variant(llama_8b_task, "full"), variant(llama_8b_task, "lora")
+    full = variant(llama_8b_task, "full")
     eight = {**H100, "num_processes": 8}
     # 8B x 8 bytes (bf16 weights, gradients, Adam m and v) = 64 GB before activations: no replica fits 79 GB
-    assert plan(full, eight, "auto") == "fsdp"
-    assert plan(lora, eight, "auto") == "ddp"  # LoRA's trained state is small: replicas
-    assert plan(full, {**eight, "gpu_memory_gb": 1000}, "auto") == "ddp"
-    assert plan(full, eight, "ddp") == "ddp"  # asked for: the preflight then says it does not fit
-    assert plan(full, {"device": "cpu", "memory_gb": 24, "num_processes": 2}, "auto") == "ddp"  # no FSDP on CPU
+    assert plan(full, eight) == "fsdp"
+    assert plan(full, {**eight, "gpu_memory_gb": 1000}) == "ddp"
+
+
+def test_compare_shards_only_full_fine_tuning_on_gpus(llama_8b_task):
+    from harness.compare import CompareOptions, _sharding
+
+    full, lora = variant(llama_8b_task, "full"), variant(llama_8b_task, "lora")
+    eight = {**H100, "num_processes": 8}
+    auto = CompareOptions(out_dir=".", plan_sharding=sharding_planner(llama_8b_task))
+    assert _sharding(full, auto, eight) == "fsdp"
+    assert _sharding(lora, auto, eight) == "ddp"  # LoRA's trained state is small: replicas
+    assert _sharding(full, CompareOptions(out_dir=".", sharding="ddp"), eight) == "ddp"  # asked for
+    assert _sharding(full, auto, {"device": "cpu", "memory_gb": 24, "num_processes": 2}) == "ddp"  # no CPU FSDP
+    assert _sharding(full, CompareOptions(out_dir="."), eight) == "ddp"  # no planner: DDP
 
 
 def test_preflight_counts_the_shards_and_says_how_many_gpus_would_fit(llama_8b_task):
