@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.costs.serving import HOURS_PER_MONTH
+from advisor.pricing import RunCosts
 from advisor.wording import count, usd
 
 
@@ -37,16 +38,15 @@ class ArmEconomics:
     replica_month_usd: float | None    # one always-on replica for a month; None when not priced
 
     @classmethod
-    def from_row(cls, row: dict, label: str) -> "ArmEconomics | None":
-        """From a priced results.json row; None when its serving was not priced."""
-        if row.get("serve_usd_per_1k") is None:
+    def of(cls, costs: RunCosts, strategy: str, label: str) -> ArmEconomics | None:
+        """From a run's costs; None when its serving was not priced."""
+        if costs.serve_usd_per_1k is None:
             return None
-        per_hour = row.get("serve_requests_per_gpu_hour")
+        per_hour = costs.serve_requests_per_gpu_hour
         # usd_per_1k = 1000 * replica $/h / requests per replica-hour, so a replica-hour costs this:
-        replica_hour = row["serve_usd_per_1k"] / 1000 * per_hour if per_hour else None
-        return cls(label=label, strategy=row["strategy"],
-                   one_time_usd=(row.get("train_usd") or 0.0) + (row.get("data_usd") or 0.0),
-                   usd_per_1k=row["serve_usd_per_1k"],
+        replica_hour = costs.serve_usd_per_1k / 1000 * per_hour if per_hour else None
+        return cls(label=label, strategy=strategy, one_time_usd=(costs.train_usd or 0.0) + (costs.data_usd or 0.0),
+                   usd_per_1k=costs.serve_usd_per_1k,
                    replica_month_usd=replica_hour * HOURS_PER_MONTH if replica_hour else None)
 
     @property

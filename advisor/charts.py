@@ -18,20 +18,20 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from harness.strategies import traits
+
 from advisor.breakeven import ArmEconomics, BreakEven, volume_range
 from advisor.learning_curve import LearningCurve, quality_interval
 from advisor.recommend import Arm
 from advisor.wording import count, strategy_name, usd
 
-COLOURS = {"prompt": "#1f77b4", "rag": "#2ca02c", "lora": "#e8710a", "qlora": "#b5006e", "full": "#c5221f"}
-OTHER_COLOUR = "#7b5ea7"
 GOAL_COLOUR = "#57606a"
 WIDTH_INCHES = 7.2
 
 
 def colour(strategy: str) -> str:
-    """A measured combination ('lora+rag') takes its first part's colour."""
-    return COLOURS.get(strategy.split("+")[0], OTHER_COLOUR)
+    """The strategy's colour (its traits)."""
+    return traits(strategy).colour
 
 
 # every way an SVG names an id or points at one: id="x", url(#x), xlink:href="#x" / href="#x"

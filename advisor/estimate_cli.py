@@ -4,55 +4,27 @@ of each approach for one model on one device, from the catalogs alone (no torch)
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import sys
+from typing import Any
 
 import click
 
-from advisor.costs import (METHODS, DataCostConfig, RequestShape, data_cost, estimate_serving, estimate_training,
-                           param_counts)
-from advisor.costs.memory import (ADAPTER_BYTES_PER_PARAM, FINE_TUNING_METHODS, GB, LOSS_FP32_COPIES,
-                                  NF4_BYTES_PER_PARAM, PRECISIONS, default_precision, usable_memory)
-from advisor.costs.serving import HOURS_PER_MONTH
-from advisor.costs.shapes import DEFAULT_LORA_TARGETS, LINEAR_MODULES, ModelShape, check_lora_targets
 from harness import catalog
+from harness.strategies import STRATEGIES, traits
+from harness.strategies.base import LabelledExamples
+from harness.strategies.lora import DEFAULT_TARGET_MODULES
+from harness.units import GIB
+
+from advisor.cli_errors import OneLineUsageErrors, user_errors
+from advisor.cli_options import dataclass_options
+from advisor.costs import (DataCostConfig, RequestShape, data_cost, default_utilisation, estimate_serving,
+                           estimate_training, param_counts)
+from advisor.costs.memory import (ADAPTER_BYTES_PER_PARAM, LOSS_FP32_COPIES, NF4_BYTES_PER_PARAM, PRECISIONS,
+                                  default_precision, usable_memory)
+from advisor.costs.serving import HOURS_PER_MONTH
+from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
 
 NOT_APPLICABLE = "-"
-
-
-class OneLineUsageErrors(click.Command):
-    """A bad option value is one line on stderr and exit code 2, like every other user mistake."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as err:
-            click.echo(f"advisor: error: {info_name}: {err.format_message().rstrip('.')}; "
-                       f"see 'advisor {info_name} --help'", err=True)
-            sys.exit(2)
-
-
-def user_errors(fn):
-    """advisor.cli's handler, looked up when called: advisor.cli imports this module to register the command."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from advisor.cli import user_errors as handle
-
-        return handle(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-def data_cost_options(fn):
-    """One option per DataCostConfig field, named, bounded and documented by the field itself."""
-    for f in reversed(dataclasses.fields(DataCostConfig)):
-        bounds = {"min": f.metadata.get("min"), "max": f.metadata.get("max")}
-        kind = click.IntRange(**bounds) if f.type in (int, "int") else click.FloatRange(**bounds)
-        fn = click.option(f"--{f.name.replace('_', '-')}", f.name, type=kind, default=f.default, show_default=True,
-                          help=f.metadata["doc"])(fn)
-    return fn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,30 +45,33 @@ class Plan:
     request: RequestShape
     data_config: DataCostConfig
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         del data["shape"]
         return {"model": self.shape.name, **data, "lora_targets": list(self.lora_targets)}
 
 
-def examples_needed(method: str, plan: Plan) -> int:
-    """Labelled examples an approach needs: the few-shot examples for prompting; the whole training set for
-    fine-tuning, and for RAG, whose harness arm retrieves labelled examples when a task has no corpus."""
-    return plan.request.shots if method == "prompt" else plan.examples
+def examples_needed(strategy: str, plan: Plan) -> int:
+    """Labelled examples an approach needs, by its strategy's rule: the few-shot examples for prompting; the whole
+    training set for fine-tuning, and for RAG, whose harness arm retrieves labelled examples when a task has no
+    corpus."""
+    return plan.request.shots if traits(strategy).labelled_examples is LabelledExamples.SHOTS else plan.examples
 
 
-def estimate_method(plan: Plan, method: str) -> dict:
-    """One method's training, serving and data estimates, and its headline figures."""
-    training = (estimate_training(plan.shape, method, plan.gpu, plan.examples, plan.seq_len, plan.epochs,
+def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
+    """One strategy's training, serving and data estimates, and its headline figures."""
+    t = traits(strategy)
+    training = (estimate_training(plan.shape, t.memory_method, plan.gpu, plan.examples, plan.seq_len, plan.epochs,
                                   plan.batch_size, plan.rank, precision=plan.precision, lora_targets=plan.lora_targets,
-                                  gradient_checkpointing=plan.gradient_checkpointing)
-                if method in FINE_TUNING_METHODS else None)
-    serving = estimate_serving(plan.shape, method, plan.gpu, plan.monthly_requests, request=plan.request)
-    data = data_cost(examples_needed(method, plan), plan.data_config)
+                                  gradient_checkpointing=plan.gradient_checkpointing,
+                                  utilisation=default_utilisation("training", t.utilisation_key))
+                if t.memory_method and t.utilisation_key else None)
+    serving = estimate_serving(plan.shape, t.serving_method, plan.gpu, plan.monthly_requests, request=plan.request)
+    data = data_cost(examples_needed(strategy, plan), plan.data_config)
     train_usd = training.usd if training else 0.0
     return {
         "trainable_params": training.trainable_params if training else 0,
-        "peak_memory_gb": (training.memory.peak if training else serving.memory.total) / GB,
+        "peak_memory_gib": (training.memory.peak if training else serving.memory.total) / GIB,
         "fits": training.fits if training else serving.fits,
         "train_gpu_hours": training.gpu_hours if training else 0.0,
         "train_usd": train_usd,
@@ -123,11 +98,11 @@ def _usd(x: float) -> str:
     return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}" if x >= 1 else f"${x:.3g}"
 
 
-def _gb(x: float) -> str:
-    return f"{x / GB:.2f}" if x else NOT_APPLICABLE
+def _gib(x: float) -> str:
+    return f"{x / GIB:.2f}" if x else NOT_APPLICABLE
 
 
-def _rows(results: dict, usable_gb: float) -> list[tuple[str, list[str]]]:
+def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
     """(label, one cell per method); fine-tuning methods show their training peak, prompt and rag a serving replica."""
     def col(fn):
         return [fn(r) for r in results.values()]
@@ -136,13 +111,13 @@ def _rows(results: dict, usable_gb: float) -> list[tuple[str, list[str]]]:
         return col(lambda r: fn(r["training"]) if r["training"] else NOT_APPLICABLE)
 
     def train_mem(key):
-        return train(lambda t: _gb(t["memory_bytes"][key]))
+        return train(lambda t: _gib(t["memory_bytes"][key]))
 
     def serve(fn):
         return col(lambda r: NOT_APPLICABLE if r["training"] else fn(r["serving"]["memory"]))
 
     def weights(r):
-        return _gb((r["training"]["memory_bytes"] if r["training"] else r["serving"]["memory"])["weights"])
+        return _gib((r["training"]["memory_bytes"] if r["training"] else r["serving"]["memory"])["weights"])
 
     def fits(r):
         needed = r["training"]["gpus_needed"] if r["training"] else r["serving"]["gpus_per_replica"]
@@ -156,7 +131,7 @@ def _rows(results: dict, usable_gb: float) -> list[tuple[str, list[str]]]:
 
     return [
         ("trainable params", col(lambda r: _count(r["trainable_params"]))),
-        ("MEMORY, GB", []),
+        ("MEMORY, GiB", []),
         ("  weights", col(weights)),
         ("  gradients", train_mem("gradients")),
         ("  fp32 master weights", train_mem("master_weights")),
@@ -167,11 +142,11 @@ def _rows(results: dict, usable_gb: float) -> list[tuple[str, list[str]]]:
         ("  lm_head gradient (backward start)", train_mem("lm_head_gradient")),
         ("  4-bit dequantisation buffer", train_mem("dequantisation_buffer")),
         ("  optimizer-step temporaries", train_mem("optimizer_step_temporaries")),
-        ("  KV cache (serving batch)", serve(lambda m: _gb(m["kv_cache"]))),
-        ("  prefill + logits (serving)", serve(lambda m: _gb(m["prefill_activations"] + m["logits"]))),
-        ("  peak: training / serving", col(lambda r: f"{r['peak_memory_gb']:.2f}")),
+        ("  KV cache (serving batch)", serve(lambda m: _gib(m["kv_cache"]))),
+        ("  prefill + logits (serving)", serve(lambda m: _gib(m["prefill_activations"] + m["logits"]))),
+        ("  peak: training / serving", col(lambda r: f"{r['peak_memory_gib']:.2f}")),
         ("  peak phase", train(lambda t: t["memory_bytes"]["peak_phase"])),
-        (f"  fits in {usable_gb:.1f} GB usable", col(fits)),
+        (f"  fits in {usable_gib:.1f} GiB usable", col(fits)),
         ("TRAINING", []),
         ("  tokens", train(lambda t: _count(t["tokens"]))),
         ("  FLOPs", train(lambda t: f"{t['flops']['total']:.3g}")),
@@ -194,7 +169,7 @@ def _rows(results: dict, usable_gb: float) -> list[tuple[str, list[str]]]:
     ]
 
 
-def _assumptions(plan: Plan, results: dict, usable_gb: float, device: dict) -> list[str]:
+def _assumptions(plan: Plan, results: dict, usable_gib: float, device: dict) -> list[str]:
     p, request, data = PRECISIONS[plan.precision], plan.request, plan.data_config
     serving = next(iter(results.values()))["serving"]
 
@@ -211,7 +186,7 @@ def _assumptions(plan: Plan, results: dict, usable_gb: float, device: dict) -> l
         "activations: what Hugging Face transformers' decoder layers keep with SDPA attention (no seq x seq scores, "
         f"fp32 RMSNorm inputs); logits and loss (bytes per activation + {4 * LOSS_FP32_COPIES}) x vocab per token; "
         "gradient checkpointing keeps each layer's input and rebuilds one layer at a time",
-        f"fits: predicted peak of allocated memory <= {usable_gb:.1f} GB, the usable share of {device['memory_gb']} GB "
+        f"fits: predicted peak of allocated memory <= {usable_gib:.1f} GiB, the usable share of {device['memory_gib']} GiB "
         f"(CUDA context, allocator fragmentation)",
         "training FLOPs per token: 2N forward + 2N input gradients + 2 x trained parameters for weight gradients "
         "(+ 2N recompute with checkpointing); time = FLOPs / (peak x utilisation)",
@@ -236,14 +211,14 @@ def _assumptions(plan: Plan, results: dict, usable_gb: float, device: dict) -> l
 
 def render_text(plan: Plan, results: dict) -> str:
     device = catalog.check_gpu(plan.gpu)
-    usable_gb = usable_memory(device) / GB
-    rows = _rows(results, usable_gb)
+    usable_gib = usable_memory(device) / GIB
+    rows = _rows(results, usable_gib)
     label_width = max(len(label) for label, _ in rows) + 2
     widths = [max([len(method)] + [len(cells[i]) for _, cells in rows if cells]) + 2
               for i, method in enumerate(results)]
     lines = [
         f"{plan.shape.name} ({_count(param_counts(plan.shape).total)} params) on {plan.gpu}: {device['display_name']}, "
-        f"{device['memory_gb']} GB, {device['peak_tflops_bf16_dense']} TFLOPS bf16, "
+        f"{device['memory_gib']} GiB, {device['peak_tflops_bf16_dense']} TFLOPS bf16, "
         f"{device['memory_bandwidth_gbs']} GB/s, ${device['usd_per_hour']}/h",
         f"training: {plan.examples:,} examples x {plan.seq_len} tokens x {plan.epochs:g} epochs, batch "
         f"{plan.batch_size}, precision {plan.precision}, gradient checkpointing "
@@ -253,7 +228,7 @@ def render_text(plan: Plan, results: dict) -> str:
         " " * label_width + "".join(method.rjust(w) for method, w in zip(results, widths)),
     ]
     lines += [label.ljust(label_width) + "".join(c.rjust(w) for c, w in zip(cells, widths)) for label, cells in rows]
-    lines += ["", "Assumptions:"] + [f"  - {line}" for line in _assumptions(plan, results, usable_gb, device)]
+    lines += ["", "Assumptions:"] + [f"  - {line}" for line in _assumptions(plan, results, usable_gib, device)]
     notes = [f"  - {method}: {note}" for method, r in results.items()
              for note in (r["training"]["notes"] if r["training"] else []) + r["serving"]["notes"]]
     return "\n".join(lines + (["", "Notes:"] + notes if notes else []))
@@ -261,7 +236,8 @@ def render_text(plan: Plan, results: dict) -> str:
 
 @click.command(cls=OneLineUsageErrors)
 @click.option("--model", required=True, help="A model name from data/catalog/models.yaml (or its Hugging Face id).")
-@click.option("--method", type=click.Choice(METHODS), default=None, help="One approach; default: all side by side.")
+@click.option("--method", type=click.Choice(list(STRATEGIES)), default=None,
+              help="One approach (a strategy); default: all side by side.")
 @click.option("--gpu", required=True, help="A device name from data/catalog/gpus.yaml.")
 @click.option("--examples", type=click.IntRange(min=1), default=1000, show_default=True, help="Training examples.")
 @click.option("--seq-len", type=click.IntRange(min=1), default=512, show_default=True,
@@ -270,7 +246,7 @@ def render_text(plan: Plan, results: dict) -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Examples per step per device.")
 @click.option("--rank", type=click.IntRange(min=1), default=8, show_default=True, help="LoRA rank.")
-@click.option("--lora-targets", default=",".join(DEFAULT_LORA_TARGETS), show_default=True,
+@click.option("--lora-targets", default=",".join(DEFAULT_TARGET_MODULES), show_default=True,
               help=f"Comma-separated modules that get adapters: {', '.join(LINEAR_MODULES)} or all-linear.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default=None,
               help="Training precision regime (default: mixed on GPUs, fp32 on CPUs; the harness uses bf16 on GPUs).")
@@ -280,12 +256,12 @@ def render_text(plan: Plan, results: dict) -> str:
               help="Tokens of the user's input per request.")
 @click.option("--output-tokens", type=click.IntRange(min=1), default=RequestShape.output_tokens, show_default=True,
               help="Tokens generated per request.")
-@data_cost_options
+@dataclass_options(DataCostConfig)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @user_errors
 def estimate(model: str, method: str | None, gpu: str, examples: int, seq_len: int, epochs: float, batch_size: int,
              rank: int, lora_targets: str, precision: str | None, gradient_checkpointing: bool, monthly_requests: int,
-             input_tokens: int, output_tokens: int, as_json: bool, **data_fields) -> None:
+             input_tokens: int, output_tokens: int, as_json: bool, **data_fields: Any) -> None:
     """Estimate memory, training, serving and data costs of each approach for a model on a device, before any run."""
     device = catalog.check_gpu(gpu, where="--gpu")
     plan = Plan(shape=ModelShape.from_catalog(model, where="--model"), gpu=gpu, examples=examples, seq_len=seq_len,
@@ -296,7 +272,7 @@ def estimate(model: str, method: str | None, gpu: str, examples: int, seq_len: i
                 monthly_requests=monthly_requests,
                 request=RequestShape(input_tokens=input_tokens, output_tokens=output_tokens),
                 data_config=DataCostConfig(**data_fields))
-    results = {m: estimate_method(plan, m) for m in ((method,) if method else METHODS)}
+    results = {m: estimate_method(plan, m) for m in ((method,) if method else STRATEGIES)}
     if as_json:
         click.echo(json.dumps({**plan.as_dict(), **(results[method] if method else {"methods": results})}))
     else:

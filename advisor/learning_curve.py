@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.record import RunStatus
+from harness.runstore import RunRow
+
 from advisor.costs import DataCostConfig, data_cost
 from advisor.wording import count, strategy_name, usd
 
@@ -125,7 +128,7 @@ class LearningCurve:
         low, high = np.percentile(curves, BAND_PERCENTILES, axis=0)
         return low, high
 
-    def sentence(self, have: int, config: DataCostConfig, largest_run_train_usd: float | None) -> str:
+    def sentence(self, have: int, config: DataCostConfig | None, largest_run_train_usd: float | None) -> str:
         """What the curve says about reaching the goal, with the data (beyond the ``have`` examples at hand)
         and the training that would cost."""
         label = f"{strategy_name(self.strategy)} {self.variant}"
@@ -170,15 +173,15 @@ def base_variant(variant: str) -> str:
     return FRACTION_SUFFIX.sub("", variant or "")
 
 
-def curve_points(rows: list[dict]) -> dict[tuple[str, str], list[CurvePoint]]:
-    """Finished fine-tuning rows grouped by arm (strategy, variant without its fraction suffix)."""
+def curve_points(rows: list[RunRow]) -> dict[tuple[str, str], list[CurvePoint]]:
+    """Finished fine-tuning runs grouped by arm (strategy, variant without its fraction suffix)."""
     groups: dict[tuple[str, str], list[CurvePoint]] = {}
     for row in rows:
-        if row.get("status") != "ok" or row.get("quality") is None or not row.get("train_examples"):
+        if row.status is not RunStatus.OK or row.quality is None or not row.train_examples:
             continue
-        key = (row["strategy"], base_variant(row.get("variant")))
-        groups.setdefault(key, []).append(CurvePoint(examples=int(row["train_examples"]), quality=row["quality"],
-                                                     n_test=int(row.get("n_examples") or 0), variant=row["variant"]))
+        key = (row.strategy, base_variant(row.variant))
+        groups.setdefault(key, []).append(CurvePoint(examples=int(row.train_examples), quality=row.quality,
+                                                     n_test=int(row.n_examples or 0), variant=row.variant))
     return {key: sorted(points, key=lambda p: p.examples) for key, points in groups.items()}
 
 
@@ -248,7 +251,7 @@ def _estimate_goal(curve: LearningCurve, goal: float) -> None:
         curve.warnings.append(f"the 90% interval is wide: {low:,.0f} to {high:,.0f} examples")
 
 
-def learning_curves(rows: list[dict], goal: float | None) -> list[LearningCurve]:
+def learning_curves(rows: list[RunRow], goal: float | None) -> list[LearningCurve]:
     """One fitted curve per fine-tuning arm measured at two or more training-set sizes."""
     return [fit_learning_curve(strategy, variant, points, goal)
             for (strategy, variant), points in curve_points(rows).items()

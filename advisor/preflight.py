@@ -2,134 +2,123 @@
 
 A run whose predicted peak exceeds the device's memory fails at once, with the estimate and the
 settings that would fit, instead of crashing an hour in. The prediction is conservative: every
-sequence is taken at ``max_seq_len`` (the longest a batch can be).
+sequence is taken at ``max_seq_len`` (the longest a batch can be). Which memory model a strategy uses, and
+whether FSDP may shard it, are its traits.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from harness import catalog
-from harness.strategies import FINE_TUNING, Variant
-from harness.strategies.qlora import memory_model_quantization
-from harness.task import Task
+from harness.compare import Preflight, ShardingPlanner
+from harness.record import Hardware
+from harness.shapes import ModelShape
+from harness.spec import Task
+from harness.strategies import STRATEGIES, TrainingConfig, Variant, traits
+from harness.strategies.base import training_config, unavailable_reason
+from harness.units import GIB
 
-from advisor.costs import ModelShape
 from advisor.costs.memory import TrainingMemory, training_memory
 from advisor.costs.training import sharded_gpus, sharded_peak
 
-GB = 1e9
 
-
-def model_shape(task: Task) -> ModelShape | None:
-    """From the catalog, else from a local model's config.json; None when neither is at hand (hub ids)."""
-    ref = task.model_ref
-    if ref.catalog_name:
-        return ModelShape.from_catalog(ref.catalog_name)
-    config_path = Path(ref.location) / "config.json"
-    if ref.source != "local" or not config_path.exists():
+def _memory(shape: ModelShape, strategy: str, params: dict[str, Any], precision: str,
+            **overrides: object) -> TrainingMemory | None:
+    """The memory model's prediction for ``strategy`` with ``params`` (a variant's, possibly another strategy's);
+    None for a strategy that trains nothing."""
+    config_type = STRATEGIES[strategy].config_type
+    method = traits(strategy).memory_method
+    if method is None or not issubclass(config_type, TrainingConfig):
         return None
-    config = json.loads(config_path.read_text())
-    heads = config["num_attention_heads"]
-    return ModelShape(name=ref.name, num_layers=config["num_hidden_layers"], hidden_size=config["hidden_size"],
-                      intermediate_size=config["intermediate_size"], num_attention_heads=heads,
-                      num_key_value_heads=config.get("num_key_value_heads") or heads, vocab_size=config["vocab_size"],
-                      tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-                      attention_bias=bool(config.get("attention_bias", False)))
+    config, _ = training_config(config_type, dict(params))
+    return training_memory(shape, method, precision=precision, **{**config.memory_settings(), **overrides})
 
 
-def _memory(shape: ModelShape, method: str, params: dict, precision: str, **overrides) -> TrainingMemory:
-    settings = {"batch_size": params.get("batch_size", 8), "seq_len": params.get("max_seq_len", 384),
-                "gradient_checkpointing": params.get("gradient_checkpointing", False),
-                "gradient_accumulation": params.get("gradient_accumulation", 1), **overrides}
-    if method != "full":
-        settings.update(rank=params.get("rank", 8), lora_targets=tuple(params.get("target_modules", ())) or
-                        ("q_proj", "k_proj", "v_proj", "o_proj"))
-    if method == "qlora":
-        settings.update(quantization=memory_model_quantization(params))
-    return training_memory(shape, method, precision=precision, **settings)
+def _predict(shape: ModelShape, strategy: str, params: dict[str, Any], precision: str, shards: int = 1,
+             **overrides: object) -> float:
+    """One device's predicted peak in bytes; ``shards`` > 1: FSDP shards the model states over that many."""
+    memory = _memory(shape, strategy, params, precision, **overrides)
+    return sharded_peak(memory, shards) if memory else 0.0
 
 
-def _predict(shape: ModelShape, method: str, params: dict, precision: str, shards: int = 1, **overrides) -> float:
-    """One device's predicted peak; ``shards`` > 1: FSDP shards the model states over that many devices."""
-    return sharded_peak(_memory(shape, method, params, precision, **overrides), shards)
-
-
-def _what_would_fit(shape: ModelShape, method: str, params: dict, precision: str, available: float,
+def _what_would_fit(shape: ModelShape, variant: Variant, precision: str, available: float, device: str,
                     gpus: int = 0) -> list[str]:
     """Settings that would fit; ``gpus``: the GPUs here (0 on a CPU machine), for FSDP over several."""
+    strategy, params = variant.strategy, variant.params
     options = []
-    if method == "full" and gpus:
-        n = sharded_gpus(_memory(shape, method, params, precision), available)
+    memory = _memory(shape, strategy, params, precision)
+    if traits(strategy).shardable and gpus and memory:
+        n = sharded_gpus(memory, available)
         if n and 1 < n:
             options.append(f"--num-processes {n} (FSDP over {n} GPUs like this one)"
                            + ("" if n <= gpus else f"; this machine has {gpus}"))
-    if method == "full" and _predict(shape, "lora", params, precision) <= available:
-        options.append("strategies.lora instead of full")
+    # another fine-tuning strategy, with this variant's shared settings, that fits and can run here
+    lighter = [name for name, s in STRATEGIES.items() if name != strategy and s.traits.trains
+               and unavailable_reason(name, s.traits, device) is None
+               and _predict(shape, name, params, precision) <= available]
+    if lighter:
+        options.append(f"strategies.{lighter[0]} instead of {strategy}")
     if not params.get("gradient_checkpointing") and \
-            _predict(shape, method, params, precision, gradient_checkpointing=True) <= available:
+            _predict(shape, strategy, params, precision, gradient_checkpointing=True) <= available:
         options.append("gradient_checkpointing: true")
+    batch_size = int(params.get("batch_size", 8))
     for batch in (4, 2, 1):
-        if batch < params.get("batch_size", 8) and _predict(shape, method, params, precision, batch_size=batch) <= available:
+        if batch < batch_size and _predict(shape, strategy, params, precision, batch_size=batch) <= available:
             options.append(f"batch_size: {batch} (with gradient_accumulation to keep the global batch)")
             break
-    need = _predict(shape, method, params, "mixed" if precision == "fp32" else precision) / GB
-    bigger = sorted((g["memory_gb"], name) for name, g in catalog.gpus().items()
-                    if g.get("kind") == "gpu" and g["memory_gb"] * 0.9 >= need)
+    need = _predict(shape, strategy, params, "mixed" if precision == "fp32" else precision) / GIB
+    bigger = sorted((g["memory_gib"], name) for name, g in catalog.gpus().items()
+                    if g.get("kind") == "gpu" and g["memory_gib"] * 0.9 >= need)
     if bigger:
-        options.append(f"a GPU with {bigger[0][0]:g} GB or more ({bigger[0][1]})")
+        options.append(f"a GPU with {bigger[0][0]:g} GiB or more ({bigger[0][1]})")
     return options
 
 
-def _device_memory(device: dict) -> tuple[float, str]:
+def _device_memory(device: Hardware, processes: int) -> tuple[float, str]:
     """Bytes one process may use and the precision the harness trains in there. With several processes on
     one CPU machine they share its memory."""
-    on_cuda = str(device.get("device", "")).startswith("cuda")
-    if on_cuda:
-        return (device.get("gpu_memory_gb") or 0) * GB, "bf16" if device.get("bf16") else "mixed"
-    return (device.get("memory_gb") or 0) * GB / max(1, device.get("num_processes", 1)), "fp32"
+    if device.on_cuda:
+        return (device.gpu_memory_gib or 0) * GIB, "bf16" if device.bf16 else "mixed"
+    return (device.memory_gib or 0) * GIB / max(1, processes), "fp32"
 
 
-def memory_preflight(task: Task) -> Callable[[Variant, dict], str | None]:
+def memory_preflight(task: Task) -> Preflight:
     """A check for ``harness.compare``: the reason a variant cannot fit on the device, or None.
 
-    ``device`` is the hardware facts plus ``num_processes`` and ``sharding``: under FSDP each device holds
-    its share of the model states (``sharded_peak``); under DDP a whole replica."""
-    shape = model_shape(task)
+    Under FSDP each device holds its share of the model states (``sharded_peak``); under DDP a whole replica."""
+    shape = ModelShape.of_model(task.model_ref)
 
-    def check(variant: Variant, device: dict) -> str | None:
-        available, precision = _device_memory(device)
-        if shape is None or variant.strategy not in FINE_TUNING or not available:
+    def check(variant: Variant, device: Hardware, processes: int, sharding: str) -> str | None:
+        available, precision = _device_memory(device, processes)
+        if shape is None or not traits(variant.strategy).trains or not available:
             return None
-        shards = device.get("num_processes", 1) if device.get("sharding") == "fsdp" else 1
+        shards = processes if sharding == "fsdp" else 1
         peak = _predict(shape, variant.strategy, variant.params, precision, shards)
         if peak <= available:
             return None
-        fits = _what_would_fit(shape, variant.strategy, variant.params, precision, available,
-                               device.get("gpu_count", 0) if str(device.get("device", "")).startswith("cuda") else 0)
-        where = device.get("gpu") or "this machine"
+        fits = _what_would_fit(shape, variant, precision, available, device.device,
+                               (device.gpu_count or 0) if device.on_cuda else 0)
+        where = device.gpu or "this machine"
         per = f" per device with {shards}-way FSDP" if shards > 1 else ""
         return (f"out of memory (predicted before training): {variant.strategy} of {shape.name} needs about "
-                f"{peak / GB:.1f} GB{per} at batch {variant.params.get('batch_size')} x "
-                f"{variant.params.get('max_seq_len')} tokens, {where} has {available / GB:.1f} GB; would fit: "
+                f"{peak / GIB:.1f} GiB{per} at batch {variant.params.get('batch_size')} x "
+                f"{variant.params.get('max_seq_len')} tokens, {where} has {available / GIB:.1f} GiB; would fit: "
                 f"{'; '.join(fits) or 'a smaller model'}")
 
     return check
 
 
-def sharding_planner(task: Task) -> Callable[[Variant, dict], str]:
-    """``--sharding auto`` for full fine-tuning on several GPUs (``harness.compare`` decides the other cases):
-    'fsdp' (model states sharded) exactly when the memory model says a replica does not fit one GPU, else
-    'ddp' (a replica per GPU, gradients averaged); 'ddp' too when the model's size is unknown."""
-    shape = model_shape(task)
+def sharding_planner(task: Task) -> ShardingPlanner:
+    """``--sharding auto`` for a shardable strategy (full fine-tuning) on several GPUs (``harness.compare`` decides
+    the other cases): 'fsdp' (model states sharded) exactly when the memory model says a replica does not fit one
+    GPU, else 'ddp' (a replica per GPU, gradients averaged); 'ddp' too when the model's size is unknown."""
+    shape = ModelShape.of_model(task.model_ref)
 
-    def plan(variant: Variant, device: dict) -> str:
-        available, precision = _device_memory(device)
+    def plan(variant: Variant, device: Hardware, processes: int) -> str:
+        available, precision = _device_memory(device, processes)
         if shape is None or not available:
             return "ddp"
-        memory = _memory(shape, "full", variant.params, precision)
-        return "ddp" if memory.peak <= available else "fsdp"
+        return "ddp" if _predict(shape, variant.strategy, variant.params, precision) <= available else "fsdp"
 
     return plan

@@ -1,28 +1,35 @@
-"""report.html from results.json and the run records beside it (jinja2, autoescaped, self-contained: no external
-assets, charts as inline SVG), and a PNG of it from headless Chromium.
+"""The end of a compare, and ``advisor report``: price the runs, recommend, and write results.json and report.html,
+each once, from the run records (``publish``). The report is jinja2, autoescaped, self-contained (no external
+assets, charts as inline SVG); ``screenshot`` makes a PNG of it with headless Chromium.
 
     python -m advisor.report RESULTS_DIR [PNG]    screenshot RESULTS_DIR/report.html (default RESULTS_DIR/report.png)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from harness.errors import UserError
-from harness.runstore import read_json
+from harness.io import atomic_write_text
+from harness.record import Prediction, RunRecord
+from harness.runstore import Comparison, load_comparison, write_results
+from harness.typedjson import to_jsonable
 
 from advisor import charts
+from advisor.costs.data_cost import DataCostConfig, data_cost_config
 from advisor.learning_curve import BOOTSTRAP_SAMPLES
+from advisor.pricing import price
 from advisor.recommend import Analysis, analyse, curve_sentence
 from advisor.wording import hardware_name, usd
 
@@ -34,18 +41,8 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--hide-scrollbars")
 
 
-def load_results(results_dir: Path) -> dict:
-    path = Path(results_dir) / "results.json"
-    if not path.is_file():
-        raise UserError(f"{path}: no results.json here; run `advisor compare TASK.yaml --out {results_dir}` first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); re-run advisor compare to rewrite it")
-
-
-def _fmt(value, digits: int = 0, suffix: str = "") -> str:
-    if value is None or isinstance(value, Undefined):
+def _fmt(value: Any, digits: int = 0, suffix: str = "") -> str:
+    if value is None:
         return "—"
     if isinstance(value, float) and digits == 0:
         return f"{value:,.0f}{suffix}"
@@ -54,11 +51,7 @@ def _fmt(value, digits: int = 0, suffix: str = "") -> str:
     return str(value)
 
 
-def _usd(value) -> str:
-    return "—" if isinstance(value, Undefined) else usd(value)
-
-
-def _text(value) -> str:
+def _text(value: Any) -> str:
     """A target or prediction as text: extraction targets are JSON objects."""
     if value is None:
         return "—"
@@ -66,38 +59,38 @@ def _text(value) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("advisor", "templates"), autoescape=select_autoescape(["html", "j2"]))
-    env.filters.update(fmt=_fmt, usd=_usd, text=_text)
+    # StrictUndefined: a misspelt name in the template fails the render instead of showing a dash
+    env = Environment(loader=PackageLoader("advisor", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined)
+    env.filters.update(fmt=_fmt, usd=usd, text=_text)
     return env
 
 
-def worst_errors(record: dict | None, limit: int = WORST_ERRORS) -> list[dict]:
-    """The lowest-scoring predictions of one run, worst first."""
-    wrong = [p for p in (record or {}).get("predictions") or [] if (p.get("score") or 0) < 1]
-    wrong.sort(key=lambda p: (p.get("score") or 0, str(p.get("id"))))
-    return [{**p, "input": p["input"] if len(p.get("input") or "") <= INPUT_CHARS
-             else p["input"][:INPUT_CHARS] + "…"} for p in wrong[:limit]]
+def worst_errors(record: RunRecord | None, limit: int = WORST_ERRORS) -> list[Prediction]:
+    """The lowest-scoring predictions of one run, worst first (long inputs cut)."""
+    wrong = sorted((p for p in (record.predictions if record else []) if p.score < 1), key=lambda p: (p.score, p.id))
+    return [p if len(p.input) <= INPUT_CHARS else dataclasses.replace(p, input=p.input[:INPUT_CHARS] + "…")
+            for p in wrong[:limit]]
 
 
-def confusions(record: dict | None, limit: int = 6) -> list[tuple[str, str, int]]:
+def confusions(record: RunRecord | None, limit: int = 6) -> list[tuple[str, str, int]]:
     """Most frequent (expected, predicted) pairs among a classification run's errors."""
-    pairs = Counter((_text(p.get("target")), "(unparsed)" if p.get("prediction") is None else _text(p["prediction"]))
-                    for p in (record or {}).get("predictions") or [] if (p.get("score") or 0) < 1)
+    pairs = Counter((_text(p.target), "(unparsed)" if p.prediction is None else _text(p.prediction))
+                    for p in (record.predictions if record else []) if p.score < 1)
     return [(target, predicted, n) for (target, predicted), n in pairs.most_common(limit)]
 
 
-def _charts(results: dict, analysis: Analysis) -> dict:
-    task, goals = results["task"], results["task"].get("goals") or {}
-    metric = task.get("metric", "quality")
-    months = analysis.recommendation["horizon_months"]
-    svg = {
+def _charts(analysis: Analysis) -> dict[str, Any]:
+    comparison = analysis.pricing.comparison
+    goals, metric = comparison.task.goals, comparison.task.metric
+    months = analysis.recommendation.horizon_months
+    svg: dict[str, Any] = {
         "quality_cost": charts.quality_vs_cost(
-            analysis.arms, goals.get("quality"), analysis.chosen,
-            "recommended" if analysis.recommendation["meets_goals"] else "closest", metric),
-        "latency": charts.latency(analysis.arms, goals.get("p95_latency_ms"), analysis.latency_gated,
-                                  hardware_name(results.get("device") or {})),
-        "break_even": charts.break_even(analysis.economics, analysis.break_evens, months,
-                                        goals.get("monthly_requests")),
+            analysis.arms, goals.quality, analysis.chosen,
+            "recommended" if analysis.recommendation.meets_goals else "closest", metric),
+        "latency": charts.latency(analysis.arms, goals.p95_latency_ms, analysis.latency_gated,
+                                  hardware_name(comparison.device)),
+        "break_even": charts.break_even(analysis.economics, analysis.break_evens, months, goals.monthly_requests),
         "learning_curves": [charts.learning_curve(c, metric, i) for i, c in enumerate(analysis.curves)],
     }
     # matplotlib escapes every text it writes; the SVG is markup we made, not data
@@ -105,37 +98,43 @@ def _charts(results: dict, analysis: Analysis) -> dict:
             for key, value in svg.items()}
 
 
-def render(results: dict, results_dir: Path | None = None) -> str:
-    """The report as one HTML string; ``results_dir`` (where the run records are) adds the chosen run's worst
-    errors and the package versions it ran with."""
-    analysis = analyse(results)
-    chosen = analysis.chosen
-    record = read_json(Path(results_dir) / chosen.record) if results_dir is not None and chosen and chosen.record else None
-    svg = _charts(results, analysis)
-    learning = [{"svg": chart, "sentence": curve_sentence(curve, results, analysis.arms)}
+def render(analysis: Analysis) -> str:
+    """The report as one HTML string."""
+    pricing, chosen = analysis.pricing, analysis.chosen
+    comparison = pricing.comparison
+    record = chosen.run.record if chosen else None
+    svg = _charts(analysis)
+    learning = [{"svg": chart, "sentence": curve_sentence(curve, pricing, analysis.arms)}
                 for curve, chart in zip(analysis.curves, svg["learning_curves"])]
-    classification = results["task"].get("kind") == "classification"
     return _environment().get_template("report.html.j2").render(
-        r=results, runs=results.get("runs", []), c=results.get("costs"), rec=analysis.recommendation,
-        analysis=analysis, arm_info={f"{a['strategy']}/{a['variant']}": a for a in analysis.recommendation["arms"]},
-        charts=svg, learning=learning, hardware=hardware_name(results.get("device") or {}),
-        goals=results["task"].get("goals") or {}, bootstrap_samples=BOOTSTRAP_SAMPLES,
-        worst=worst_errors(record), confusions=confusions(record) if classification else [],
-        chosen_record_found=record is not None, packages=((record or {}).get("meta_info") or {}).get("packages") or {})
+        r=comparison, runs=pricing.runs, c=pricing.assumptions, rec=analysis.recommendation, analysis=analysis,
+        charts=svg, learning=learning, hardware=hardware_name(comparison.device), goals=comparison.task.goals,
+        bootstrap_samples=BOOTSTRAP_SAMPLES, worst=worst_errors(record),
+        confusions=confusions(record) if comparison.task.kind == "classification" else [],
+        packages=record.meta_info.packages if record and record.meta_info else {})
 
 
-def write_report(results_dir: Path) -> Path:
-    results_dir = Path(results_dir)
-    html = render(load_results(results_dir), results_dir)
-    target = results_dir / "report.html"
-    fd, tmp = tempfile.mkstemp(prefix=".report.", dir=results_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(html)
-    os.replace(tmp, target)
-    return target
+def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tuple[Analysis, Path]:
+    """Price, recommend and render once, in memory; then write results.json (with costs and the recommendation)
+    and report.html, once each."""
+    pricing = price(comparison, config)
+    analysis = analyse(pricing)
+    html = render(analysis)
+    write_results(out_dir, comparison, row_costs=[to_jsonable(run.costs) for run in pricing.runs],
+                  costs=pricing.assumptions, recommendation=analysis.recommendation)
+    report = Path(out_dir) / "report.html"
+    atomic_write_text(report, html)
+    return analysis, report
 
 
-def chromium(html_path: Path, *flags: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def republish(out_dir: Path) -> tuple[Analysis, Path]:
+    """``advisor report``: the same from the records a compare left in ``out_dir``, running nothing."""
+    comparison = load_comparison(out_dir)
+    config = data_cost_config(comparison.task.data_cost, file=comparison.task.path)
+    return publish(out_dir, comparison, config)
+
+
+def chromium(html_path: Path, *flags: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run headless Chromium on a local file with a fresh profile; nothing is fetched from the network."""
     binary = shutil.which("chromium") or CHROMIUM
     if not Path(binary).exists():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-NAMES = {"prompt": "prompting", "rag": "RAG", "lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}
+from harness.record import Hardware
+from harness.strategies import traits
 
 
-def usd(value) -> str:
+def usd(value: float | None) -> str:
     """$1,234 from $100 up, $12.34 from $0.10, two significant digits below ($0.0042)."""
     if value is None:
         return "—"
@@ -16,17 +17,17 @@ def usd(value) -> str:
     return f"${value:,.2f}" if abs(value) >= 0.1 else f"${value:.2g}"
 
 
-def count(value) -> str:
+def count(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
 
 def strategy_name(strategy: str) -> str:
-    """'lora' -> 'LoRA'; a measured combination such as 'lora+rag' -> 'LoRA + RAG'."""
-    return " + ".join(NAMES.get(part, part) for part in strategy.split("+"))
+    """'lora' -> 'LoRA': the strategy's display name."""
+    return traits(strategy).display_name
 
 
-def hardware_name(device: dict) -> str:
+def hardware_name(device: Hardware) -> str:
     """What a run was measured on, from harness.meters.hardware: 'NVIDIA A10G', 'a 2-core CPU (AMD EPYC)'."""
-    if device.get("gpu"):
-        return str(device["gpu"])
-    return f"a {device.get('cpu_count', '?')}-core CPU ({device.get('cpu') or 'unknown model'})"
+    if device.gpu:
+        return device.gpu
+    return f"a {device.cpu_count or '?'}-core CPU ({device.cpu or 'unknown model'})"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.io import read_yaml
 from harness.schema import closest
 
 
@@ -22,8 +23,6 @@ def data_dir() -> Path:
 
 @functools.cache
 def _load(name: str) -> dict:
-    from harness.task import read_yaml  # the one safe YAML reader
-
     path = data_dir() / "catalog" / f"{name}.yaml"
     data = read_yaml(path)
     if not isinstance(data, dict):
@@ -57,10 +56,6 @@ class ModelRef:
     location: str  # the directory (package, local) or the HF id (hub)
     gguf_file: str | None = None
     catalog_name: str | None = None  # the models.yaml entry, when there is one
-
-    def describe(self) -> dict:
-        return {"name": self.name, "source": self.source, "location": self.location,
-                "gguf_file": self.gguf_file, "catalog_name": self.catalog_name}
 
 
 def _package_dir(package: str, where: str) -> Path:

@@ -2,9 +2,9 @@
 
 Each run gets a fresh process (``python -m harness.worker``) so that its peak memory is its own
 (``ru_maxrss`` of a new process), an out-of-memory kill or a crash in one arm cannot take the
-others down, and the parent stays small. The parent writes ``results.json`` after every run, so an
-interrupted compare keeps what finished; running it again skips runs whose record has the same
-config hash (``--fresh`` recomputes).
+others down, and the parent stays small. The worker writes the run's record, once; the parent keeps
+``results.json`` current after every run, so an interrupted compare keeps what finished; running it
+again skips runs whose record has the same config hash (``--fresh`` recomputes).
 
 With ``--num-processes N`` each fine-tuning run is N processes started by ``accelerate launch``
 (``harness.distributed``): data parallel, or FSDP for full fine-tuning that does not fit one device.
@@ -13,23 +13,32 @@ Prompting and RAG runs are evaluation only and stay one process.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from harness import distributed
 from harness.errors import UserError
-from harness.runstore import atomic_write_json, config_hash, read_json, record_path, reusable, run_id, summarize
-from harness.strategies import FINE_TUNING, STRATEGIES, Variant
-from harness.task import Task, load_examples, load_task
-from harness.worker import error_path
+from harness.io import atomic_write_json
+from harness.job import Job
+from harness.meters import hardware
+from harness.record import Hardware, RunInfo, RunRecord
+from harness.runstore import (CompareSettings, Comparison, StoredRun, TaskSummary, config_hash, load_record,
+                              record_path, reusable, run_id, write_results)
+from harness.schema import doc
+from harness.spec import Task
+from harness.strategies import STRATEGIES, Variant, check_device, traits
+from harness.task import load_examples
 
-RESULTS_SCHEMA = 1
+# (variant, this device, processes per run, sharding) -> why the run cannot fit, or None: the advisor's memory model,
+# so that what cannot fit fails before training, not an hour in
+Preflight = Callable[[Variant, Hardware, int, str], "str | None"]
+# (variant, this device, processes per run) -> "ddp" | "fsdp" for --sharding auto of a shardable run on GPUs: the
+# advisor's memory model shards only when one device cannot hold a replica
+ShardingPlanner = Callable[[Variant, Hardware, int], str]
 
 
 class CompareInterrupted(KeyboardInterrupt):
@@ -40,26 +49,34 @@ class CompareInterrupted(KeyboardInterrupt):
         self.out_dir, self.kept = out_dir, kept
 
 
+def cli(text: str, **checks: object) -> dict[str, object]:
+    """Field metadata of a command-line setting: ``harness.schema.doc`` plus how the option is spelt."""
+    return {**doc(text), **checks}
+
+
 @dataclass
 class CompareOptions:
-    out_dir: Path
-    device: str = "auto"
-    only: list[str] | None = None
-    skip: list[str] | None = None
-    limit: int | None = None
-    seed: int | None = None
-    fresh: bool = False
-    isolate: bool = True  # one worker process per run; False runs in this process (tests)
-    progress: bool = True
-    # called before each run with the variant and this device's hardware; a returned reason fails the run
-    # at once (the advisor's memory model: what cannot fit fails before training, not an hour in)
-    preflight: Callable[[Variant, dict], str | None] | None = None
-    num_processes: int = 1  # processes per fine-tuning run, one device each (accelerate launch)
-    sharding: str = "auto"  # with several processes: ddp, fsdp, or auto (decided per run by plan_sharding)
-    accelerate_config: Path | None = None  # a user's `accelerate config` file for the launcher
-    # (variant, device facts incl. num_processes) -> "ddp" | "fsdp" for --sharding auto of full fine-tuning on
-    # GPUs: the advisor's memory model shards only when one device cannot hold a replica
-    plan_sharding: Callable[[Variant, dict], str] | None = None
+    """How ``advisor compare`` runs a task: each field is one command-line option (its doc is the help)."""
+
+    out_dir: Path | None = field(default=None, metadata=cli(
+        "Output folder (default: reports/<task name>/).", flag="--out", path="dir"))
+    device: str = field(default="auto", metadata=cli("auto | cpu | cuda (or cuda:N)."))
+    only: list[str] | None = field(default=None, metadata=cli(
+        "Comma-separated strategies to run, e.g. prompt,rag."))
+    skip: list[str] | None = field(default=None, metadata=cli(
+        "Comma-separated strategies to leave out, e.g. qlora on a CPU machine."))
+    limit: int | None = field(default=None, metadata=cli(
+        "Quick look: at most N test and 5*N training examples; learning-curve runs are skipped.", min=1))
+    seed: int | None = field(default=None, metadata=cli("Override the task's seed.", min=0))
+    fresh: bool = field(default=False, metadata=cli("Recompute runs even when a finished record matches."))
+    progress: bool = field(default=True, metadata=cli("Show progress bars.", flag="--progress/--no-progress"))
+    num_processes: int = field(default=1, metadata=cli(
+        "Processes per fine-tuning run (one GPU each), started by accelerate launch.", min=1))
+    sharding: str = field(default="auto", metadata=cli(
+        "With several processes: data parallel, FSDP (full fine-tuning on GPUs), or auto = FSDP only when the "
+        "memory model says one GPU cannot hold a replica.", choices=distributed.SHARDING_CHOICES))
+    accelerate_config: Path | None = field(default=None, metadata=cli(
+        "An `accelerate config` file for the launcher (multi-node, custom FSDP/DeepSpeed plan).", path="file"))
 
 
 def resolve_device(device: str) -> str:
@@ -98,14 +115,15 @@ def _planned(task: Task, only: list[str] | None) -> list[Variant]:
     return [v for n in names for v in STRATEGIES[n].variants(task.strategy_configs[n])]
 
 
-def _run_in_worker(job: dict, path: Path, processes: int, accelerate_config: Path | None) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(job, f)
+def _run_in_worker(job: Job, processes: int, accelerate_config: Path | None) -> RunRecord:
+    """Run ``job`` in a fresh worker process (several under ``accelerate launch``); its record, as the worker
+    wrote it, or - when the worker died without writing one - a failed record saying how it died."""
+    job_path = job.save()
     if processes > 1:
-        command = distributed.launch_command(f.name, processes, job["device"], accelerate_config)
+        command = distributed.launch_command(job_path, processes, job.run_info.device, accelerate_config)
     else:
-        command = [sys.executable, "-m", "harness.worker", f.name]
-    errors = [error_path(path, rank) for rank in range(1, processes)]
+        command = [sys.executable, "-m", "harness.worker", str(job_path)]
+    errors = [distributed.error_path(job.record_path, rank) for rank in range(1, processes)]
     for stale in errors:
         stale.unlink(missing_ok=True)
     proc = subprocess.Popen(command)
@@ -120,15 +138,14 @@ def _run_in_worker(job: dict, path: Path, processes: int, accelerate_config: Pat
             proc.wait()
         raise
     finally:
-        Path(f.name).unlink(missing_ok=True)
+        job_path.unlink(missing_ok=True)
     other_errors = [e.read_text().strip() for e in errors if e.exists()]
     for e in errors:
         e.unlink(missing_ok=True)
-    record = read_json(path)
-    if record and record.get("run_info", {}).get("config_hash") == job["run_info"]["config_hash"] \
-            and record.get("status") in ("ok", "failed"):
+    record = load_record(job.record_path)
+    if record and record.run_info.config_hash == job.run_info.config_hash:
         return record
-    if proc.returncode == -signal.SIGINT or proc.returncode == 130:
+    if proc.returncode in (-signal.SIGINT, 130):
         raise KeyboardInterrupt
     if other_errors:
         why = f"failed in {other_errors[0]}"
@@ -137,124 +154,119 @@ def _run_in_worker(job: dict, path: Path, processes: int, accelerate_config: Pat
         why = "killed by SIGKILL, most likely out of memory" if sig == "SIGKILL" else f"killed by {sig}"
     else:
         why = f"exited with code {proc.returncode} without writing its record"
-    return {"schema": 1, "run_info": {**job["run_info"]}, "status": "failed",
-            "error": f"worker process {why}", "train_info": None, "eval_info": None, "predictions": []}
+    return _store(job, RunRecord.failed(job.run_info, f"worker process {why}"))
 
 
-def run_compare(task_path: str | Path, options: CompareOptions, log: Callable[[str], None] = print) -> dict:
-    from harness.meters import hardware
+def _store(job: Job, record: RunRecord) -> RunRecord:
+    """Write a record no worker wrote (the run failed before it or without it)."""
+    atomic_write_json(job.record_path, record.to_json())
+    return record
 
+
+def run_compare(task: Task, options: CompareOptions, *, preflight: Preflight | None = None,
+                plan_sharding: ShardingPlanner | None = None, isolate: bool = True,
+                log: Callable[[str], None] = print) -> Comparison:
+    """Run every planned variant of ``task`` (one worker process each; ``isolate=False``: in this process, for
+    tests) and return what was measured. ``results.json`` is written after each run, without costs: the advisor
+    adds them at the end."""
     if distributed.world_size() > 1:
         raise UserError(f"compare: started as one of {distributed.world_size()} processes (under accelerate launch or "
                         f"torchrun); run advisor compare as a plain command with --num-processes "
                         f"{distributed.world_size()}: it launches each fine-tuning run itself, and prompting and "
                         f"RAG need one process")
-    task = load_task(task_path)
     data = load_examples(task)  # validate the data before anything runs
     seed = task.spec.seed if options.seed is None else options.seed
     device = resolve_device(options.device)
     distributed.check_processes(options.num_processes, device, options.sharding)
-    if options.num_processes > 1 and not options.isolate:
+    if options.num_processes > 1 and not isolate:
         raise UserError("--num-processes: several processes need worker processes (isolate=True)")
     variants = plan(task, options.only, options.limit, options.skip)
     for name in dict.fromkeys(v.strategy for v in variants):
-        STRATEGIES[name].check_device(device)  # e.g. QLoRA on a CPU: one line now, not after the other arms
-    out_dir = Path(options.out_dir)
-    fingerprint = task.fingerprint()
-    n_train = min(len(data.train), 5 * options.limit) if options.limit else len(data.train)
-    n_test = min(len(data.test), options.limit) if options.limit else len(data.test)
-    results = {
-        "schema": RESULTS_SCHEMA,
-        "task": {"name": task.name, "kind": task.kind, "path": str(task.path), "metric": task.metric,
-                 "model": task.model_ref.describe(), "labels": data.labels, "n_train": n_train, "n_test": n_test,
-                 "goals": vars(task.spec.goals), "deployment": vars(task.spec.deployment),
-                 "knowledge": str(task.knowledge_path) if task.knowledge_path else None},
-        "device": hardware(device),
-        "options": {"limit": options.limit, "seed": seed, "only": options.only, "skip": options.skip,
-                    "num_processes": options.num_processes, "sharding": options.sharding},
-        "runs": [],
-        "costs": None,            # filled by the cost models (advisor)
-        "recommendation": None,   # filled by the recommendation (advisor)
-    }
-    rows: dict[str, dict] = {}
+        check_device(name, device)  # e.g. QLoRA on a CPU: one line now, not after the other arms
+    out_dir = Path(options.out_dir or Path("reports") / task.name)
+    train, test = data.limited(options.limit, seed)
+    machine = hardware(device)
+    comparison = Comparison(
+        task=TaskSummary(name=task.name, kind=task.kind, path=str(task.path), metric=task.metric,
+                         model=task.model_ref, labels=data.labels, n_train=len(train), n_test=len(test),
+                         goals=task.spec.goals, deployment=task.spec.deployment,
+                         knowledge=str(task.knowledge_path) if task.knowledge_path else None,
+                         data_cost=dict(task.spec.data_cost)),
+        device=machine,
+        options=CompareSettings(limit=options.limit, seed=seed, only=options.only, skip=options.skip,
+                                num_processes=options.num_processes, sharding=options.sharding))
+    done: dict[str, StoredRun] = {}
 
     def save_results() -> None:
-        results["runs"] = [rows[run_id(v)] for v in variants if run_id(v) in rows]
-        atomic_write_json(out_dir / "results.json", results)
+        comparison.runs = [done[run_id(v)] for v in variants if run_id(v) in done]
+        write_results(out_dir, comparison)
 
     def processes(v: Variant) -> int:
-        return options.num_processes if v.strategy in FINE_TUNING else 1
+        return options.num_processes if traits(v.strategy).trains else 1
 
+    fingerprint = task.fingerprint()
     digests = {run_id(v): config_hash(fingerprint, v, seed=seed, limit=options.limit, device=device,
-                                      model=task.model_ref.describe(), num_processes=processes(v)) for v in variants}
-    ctx = None
+                                      model=task.model_ref, num_processes=processes(v)) for v in variants}
     try:
         for i, variant in enumerate(variants, start=1):
             path = record_path(out_dir, variant)
-            digest = digests[run_id(variant)]
             label = f"[{i}/{len(variants)}] {variant.strategy} {variant.name}"
-            record = None if options.fresh else reusable(path, digest)
+            record = None if options.fresh else reusable(path, digests[run_id(variant)])
             if record:
                 log(f"{label}: reusing finished run ({path}); --fresh recomputes")
             else:
                 n = processes(variant)
-                sharding = _sharding(variant, options, {**results["device"], "num_processes": n}) if n > 1 else "none"
+                sharding = _sharding(variant, options.sharding, machine, n, plan_sharding) if n > 1 else "none"
                 log(f"{label}: running on {device}" + (f" x {n} processes ({sharding})" if n > 1 else "") + " ...")
-                run_info = {"task": task.name, "strategy": variant.strategy, "variant": variant.name,
-                            "params": variant.params, "config_hash": digest, "seed": seed, "limit": options.limit,
-                            "device": device, "model": task.model_ref.describe(), "num_processes": n,
-                            "sharding": sharding}
-                facts = {**results["device"], "num_processes": n, "sharding": sharding}
-                reason = options.preflight(variant, facts) if options.preflight else None
+                run_info = RunInfo(task=task.name, strategy=variant.strategy, variant=variant.name,
+                                   params=variant.params, config_hash=digests[run_id(variant)], seed=seed,
+                                   limit=options.limit, device=device, model=task.model_ref, num_processes=n,
+                                   sharding=sharding)
+                job = Job(task=task, data=data, train=train, test=test, variant=variant, run_info=run_info,
+                          record_path=path, progress=options.progress)
+                reason = preflight(variant, machine, n, sharding) if preflight else None
                 if reason:
-                    record = {"schema": 1, "run_info": run_info, "status": "failed", "error": reason,
-                              "train_info": None, "eval_info": None, "predictions": []}
-                elif options.isolate:
-                    job = {"task_path": str(task.path), "strategy": variant.strategy, "variant": variant.name,
-                           "device": device, "seed": seed, "limit": options.limit, "record_path": str(path),
-                           "run_info": run_info, "progress": options.progress, "sharding": sharding}
-                    record = _run_in_worker(job, path, n, options.accelerate_config)
+                    record = _store(job, RunRecord.failed(run_info, reason))
+                elif isolate:
+                    record = _run_in_worker(job, n, options.accelerate_config)
                 else:
-                    from harness.runner import RunContext, limit_examples, run_variant
+                    from harness.runner import execute
 
-                    if ctx is None:
-                        train, test = limit_examples(data, options.limit, seed)
-                        ctx = RunContext(task=task, data=data, train=train, test=test, device=device, seed=seed,
-                                         progress=options.progress)
-                    record = run_variant(ctx, variant, run_info)
-                atomic_write_json(path, record)
+                    record = execute(job)
+                    assert record is not None  # one process: the main one
                 log(f"{label}: {_one_line(record)}")
-            rows[run_id(variant)] = summarize(record, path, out_dir)
+            done[run_id(variant)] = StoredRun(record, str(path.relative_to(out_dir)))
             save_results()
     except KeyboardInterrupt:
         for variant in variants:  # a worker may have finished its record just before the interrupt
             path = record_path(out_dir, variant)
-            record = rows.get(run_id(variant)) is None and reusable(path, digests[run_id(variant)])
+            record = None if run_id(variant) in done else reusable(path, digests[run_id(variant)])
             if record:
-                rows[run_id(variant)] = summarize(record, path, out_dir)
+                done[run_id(variant)] = StoredRun(record, str(path.relative_to(out_dir)))
         save_results()
-        raise CompareInterrupted(out_dir, sum(r["status"] == "ok" for r in rows.values())) from None
-    save_results()
-    return results
+        raise CompareInterrupted(out_dir, sum(run.record.ok for run in done.values())) from None
+    return comparison
 
 
-def _sharding(variant: Variant, options: CompareOptions, device: dict) -> str:
-    """DDP or FSDP for one multi-process run. FSDP is for full fine-tuning on GPUs only: LoRA's trained state is
-    small (sharding frozen weights is not worth FSDP's gathers) and Accelerate has no FSDP on CPU. For full
-    fine-tuning on GPUs: what was asked, and for auto the planner's choice (without one, DDP)."""
-    if variant.strategy != "full" or not str(device.get("device", "")).startswith("cuda"):
+def _sharding(variant: Variant, asked: str, machine: Hardware, processes: int,
+              plan_sharding: ShardingPlanner | None) -> str:
+    """DDP or FSDP for one multi-process run. FSDP is for shardable strategies (full fine-tuning) on GPUs only:
+    LoRA's trained state is small (sharding frozen weights is not worth FSDP's gathers) and Accelerate has no
+    FSDP on CPU. For a shardable run on GPUs: what was asked, and for auto the planner's choice (without one,
+    DDP)."""
+    if not traits(variant.strategy).shardable or not machine.on_cuda:
         return "ddp"
-    if options.sharding != "auto":
-        return options.sharding
-    return options.plan_sharding(variant, device) if options.plan_sharding else "ddp"
+    if asked != "auto":
+        return asked
+    return plan_sharding(variant, machine, processes) if plan_sharding else "ddp"
 
 
-def _one_line(record: dict) -> str:
-    if record.get("status") != "ok":
-        return f"FAILED: {record.get('error')}"
-    ev, tr = record["eval_info"], record.get("train_info") or {}
-    parts = [f"{ev['metric']} {ev['quality']:.3f}", f"p50 {ev['latency_ms_p50']:.0f} ms", f"p95 {ev['latency_ms_p95']:.0f} ms"]
+def _one_line(record: RunRecord) -> str:
+    ev, tr = record.eval_info, record.train_info
+    if not record.ok or ev is None:
+        return f"FAILED: {record.error}"
+    parts = [f"{ev.metric} {ev.quality:.3f}", f"p50 {ev.latency_ms_p50:.0f} ms", f"p95 {ev.latency_ms_p95:.0f} ms"]
     if tr:
-        parts.append(f"trained {tr['train_seconds']:.0f} s")
-    parts.append(f"{record['run_info']['wall_seconds']:.0f} s total")
+        parts.append(f"trained {tr.train_seconds:.0f} s")
+    parts.append(f"{record.run_info.wall_seconds or 0:.0f} s total")
     return "ok: " + ", ".join(parts)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.io import read_jsonl, read_utf8
 
 SUFFIXES = (".md", ".txt", ".markdown")
 
@@ -21,15 +22,10 @@ def read_corpus(path: Path) -> list[Document]:
     docs: list[Document] = []
     if path.is_dir():
         for f in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES):
-            try:
-                text = f.read_text(encoding="utf-8")
-            except UnicodeDecodeError as err:
-                raise UserError(f"{f}: not UTF-8 text (byte {err.start}); save the file as UTF-8")
+            text = read_utf8(f)
             if text.strip():
                 docs.append(Document(source=str(f.relative_to(path)), text=text))
     elif path.suffix == ".jsonl":
-        from harness.task import read_jsonl
-
         for number, obj in read_jsonl(path, "knowledge"):
             if not isinstance(obj.get("text"), str):
                 raise UserError(f"{path}:{number}: knowledge lines need a string field 'text'")

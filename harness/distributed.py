@@ -12,10 +12,13 @@ The rank and world size come from the environment ``torchrun`` (inside ``acceler
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.errors import UserError
 
@@ -45,7 +48,7 @@ def process_device(device: str) -> str:
     return device
 
 
-def gather_objects(obj) -> list:
+def gather_objects(obj: Any) -> list[Any]:
     """``obj`` from every process, in rank order (just ``[obj]`` outside a process group)."""
     import torch.distributed as dist
 
@@ -54,6 +57,21 @@ def gather_objects(obj) -> list:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent dies (even by kill -9), so no orphan keeps training. Every worker and
+    launcher process asks for it."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def error_path(record_path: str | Path, process_rank: int) -> Path:
+    """Where process ``process_rank`` (not the main one) of a multi-process run leaves its error."""
+    record_path = Path(record_path)
+    return record_path.with_name(f".{record_path.stem}.rank{process_rank}.error")
 
 
 def check_processes(num_processes: int, device: str, sharding: str) -> None:

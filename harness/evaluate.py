@@ -5,18 +5,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from harness import prompts
 from harness.meters import PeakMemory, percentile, synchronize
 from harness.metrics import METRICS
+from harness.record import EvalInfo, Prediction
+from harness.spec import Datasets, Example, Task
 from harness.strategies.base import Prepared
-from harness.task import Datasets, Example, Task
 
 
-def render_prompt(tokenizer, messages: list[dict]) -> str:
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def stop_token_ids(tokenizer) -> list[int]:
+def stop_token_ids(tokenizer: Any) -> list[int]:
     """End-of-sequence and end-of-turn ids (chat models end a turn with their own token)."""
     ids = {tokenizer.eos_token_id}
     for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"):
@@ -29,7 +32,7 @@ def stop_token_ids(tokenizer) -> list[int]:
 class Generator:
     """Greedy generation with a fixed config; left padding for batches."""
 
-    def __init__(self, model, tokenizer, max_new_tokens: int, device: str):
+    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int, device: str):
         from transformers import GenerationConfig
 
         self.model, self.tokenizer, self.device = model, tokenizer, device
@@ -55,7 +58,7 @@ class Generator:
 
 
 def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Example], *,
-             device: str, progress: bool = True) -> tuple[dict, list[dict]]:
+             device: str, progress: bool = True) -> tuple[EvalInfo, list[Prediction]]:
     """(eval info, per-example predictions) for one prepared predictor.
 
     The first ``latency_requests`` examples are served one at a time, end to end (retrieval,
@@ -63,8 +66,6 @@ def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Exam
     times give p50/p95 at batch size 1. The rest are generated in batches (sorted by length to
     waste little padding) and give the throughput. Every example is scored.
     """
-    from tqdm.auto import tqdm
-
     spec = task.spec.evaluation
     generate = Generator(prepared.model, prepared.tokenizer, task.max_new_tokens, device)
     score = METRICS[task.metric]
@@ -101,29 +102,28 @@ def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Exam
     predictions = []
     for ex, (text, n_prompt, n_out) in zip(examples, outputs):
         pred = prompts.parse_output(task, data, text)
-        predictions.append({"id": ex.id, "input": ex.input, "target": ex.target, "prediction": pred,
-                            "output": text, "score": score(pred, ex.target),
-                            "prompt_tokens": n_prompt, "output_tokens": n_out})
+        predictions.append(Prediction(id=ex.id, input=ex.input, target=ex.target, prediction=pred, output=text,
+                                      score=score(pred, ex.target), prompt_tokens=n_prompt, output_tokens=n_out))
     n = len(predictions)
     if rest:  # throughput of the batched part; with no batched part, of the one-at-a-time requests
         throughput, throughput_batch = len(rest) / batched_seconds, spec.batch_size
     else:
         throughput, throughput_batch = 1000 * len(latencies) / sum(latencies), 1
-    info = {
-        "metric": task.metric,
-        "quality": sum(p["score"] for p in predictions) / n if n else None,
-        "n_examples": n,
-        "unparsed": sum(p["prediction"] is None for p in predictions),
-        "eval_batch_size": throughput_batch,
-        "throughput_examples_per_s": round(throughput, 3),
-        "latency_batch_size": 1,
-        "latency_requests": len(latencies),
-        "latency_ms_p50": round(percentile(latencies, 50), 1),
-        "latency_ms_p95": round(percentile(latencies, 95), 1),
-        "latency_ms_mean": round(sum(latencies) / len(latencies), 1),
-        "prompt_tokens_mean": round(sum(p["prompt_tokens"] for p in predictions) / n, 1),
-        "output_tokens_mean": round(sum(p["output_tokens"] for p in predictions) / n, 1),
-        "max_new_tokens": task.max_new_tokens,
-        **{f"eval_{k}": v for k, v in memory.as_dict().items()},
-    }
+    info = EvalInfo(
+        metric=task.metric,
+        quality=sum(p.score for p in predictions) / n,
+        n_examples=n,
+        unparsed=sum(p.prediction is None for p in predictions),
+        eval_batch_size=throughput_batch,
+        throughput_examples_per_s=round(throughput, 3),
+        latency_batch_size=1,
+        latency_requests=len(latencies),
+        latency_ms_p50=round(percentile(latencies, 50) or 0.0, 1),
+        latency_ms_p95=round(percentile(latencies, 95) or 0.0, 1),
+        latency_ms_mean=round(sum(latencies) / len(latencies), 1),
+        prompt_tokens_mean=round(sum(p.prompt_tokens for p in predictions) / n, 1),
+        output_tokens_mean=round(sum(p.output_tokens for p in predictions) / n, 1),
+        max_new_tokens=task.max_new_tokens,
+        memory=memory.use(),
+    )
     return info, predictions

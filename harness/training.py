@@ -14,16 +14,22 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from harness import distributed, prompts
+from harness.corpus import read_corpus
 from harness.errors import UserError
-from harness import distributed
 from harness.meters import PeakMemory, percentile, synchronize
-from harness.strategies.base import TrainingConfig
+from harness.record import MemoryUse, TrainInfo
+
+if TYPE_CHECKING:  # both import the strategy registry, whose fine-tuning strategies import this module
+    from harness.runner import RunContext
+    from harness.strategies.base import TrainingConfig
 
 # Imported only by the fine-tuning strategies' prepare(), so torch/transformers at the top is fine.
 
@@ -172,8 +178,8 @@ class _QuietProgress(ProgressCallback):
             self.training_bar.set_postfix(loss=logs["loss"], refresh=False)
 
 
-def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, device: str, seed: int,
-             progress: bool = True, sharding: str = "none"):
+def finetune(model: Any, tokenizer: Any, items: list[TrainItem], cfg: TrainingConfig, *, device: str, seed: int,
+             progress: bool = True, sharding: str = "none") -> tuple[TrainInfo, Any]:
     """Train ``model`` on ``items``; returns (train info: time, tokens, memory, losses; the trained model).
 
     The trained model is ``model`` itself, except under FSDP, where each process holds a shard: the
@@ -231,10 +237,9 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
             seconds = time.perf_counter() - start
         losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
         processes = trainer.accelerator.num_processes
-        parallel = {"num_processes": processes, "sharding": sharding if processes > 1 or fsdp else "none",
-                    "global_batch_size": cfg.batch_size * cfg.gradient_accumulation * processes}
         # a collective: every process calls it
-        per_process = distributed.gather_objects({**memory.as_dict(), "lm_head_positions": trainer.lm_head_positions})
+        per_process: list[tuple[MemoryUse, int]] = distributed.gather_objects(
+            (memory.use(), trainer.lm_head_positions))
         trained = _unsharded(trainer, model, device) if fsdp else model
     if trained is not None:
         trained.eval()
@@ -243,33 +248,34 @@ def finetune(model, tokenizer, items: list[TrainItem], cfg: TrainingConfig, *, d
                            f"lower learning_rate (now {cfg.learning_rate})")
     tokens_per_epoch = sum(len(it.input_ids) for it in items)
     loss_tokens_per_epoch = sum(sum(1 for x in it.labels if x != -100) for it in items)
-    lm_head_positions = sum(m.pop("lm_head_positions") for m in per_process)
-    # memory of the process that used the most (they differ little under DDP; FSDP's main process also
-    # gathers the full weights)
-    peak = max(per_process, key=lambda m: m["peak_memory_mb"] or 0)
+    memories = [use for use, _ in per_process]
     steady = step_times.seconds[1:] or step_times.seconds  # the first step pays for warm-up
-    info = {
-        "train_seconds": round(seconds, 2),
-        "examples": len(items),
-        "epochs": cfg.epochs,
-        "optimizer_steps": trainer.state.global_step,
-        "step_seconds_median": round(percentile(steady, 50), 4) if steady else None,
-        "first_step_seconds": round(step_times.seconds[0], 4) if step_times.seconds else None,
-        "tokens_trained": int(tokens_per_epoch * cfg.epochs),
-        "loss_tokens": int(loss_tokens_per_epoch * cfg.epochs),
-        "lm_head_positions": lm_head_positions,  # over all processes
-        "tokens_per_second": round(tokens_per_epoch * cfg.epochs / seconds, 1) if seconds else None,
-        "trainable_params": sum(p.numel() for p in (trained or model).parameters() if p.requires_grad),
-        "total_params": sum(p.numel() for p in (trained or model).parameters()),
-        "final_loss": losses[-1],
-        "train_loss_mean": round(result.training_loss, 4),
-        "loss_curve": losses,
-        "precision": "bf16" if use_bf16 else "fp32",
-        **parallel,
-        **{f"train_{k}": v for k, v in peak.items()},
-    }
-    if processes > 1:
-        info["train_peak_memory_mb_per_process"] = [m["peak_memory_mb"] for m in per_process]
+    median_step = percentile(steady, 50)
+    info = TrainInfo(
+        train_seconds=round(seconds, 2),
+        examples=len(items),
+        epochs=cfg.epochs,
+        optimizer_steps=trainer.state.global_step,
+        step_seconds_median=round(median_step, 4) if median_step is not None else None,
+        first_step_seconds=round(step_times.seconds[0], 4) if step_times.seconds else None,
+        tokens_trained=int(tokens_per_epoch * cfg.epochs),
+        loss_tokens=int(loss_tokens_per_epoch * cfg.epochs),
+        lm_head_positions=sum(positions for _, positions in per_process),
+        tokens_per_second=round(tokens_per_epoch * cfg.epochs / seconds, 1) if seconds else None,
+        trainable_params=sum(p.numel() for p in (trained or model).parameters() if p.requires_grad),
+        total_params=sum(p.numel() for p in (trained or model).parameters()),
+        final_loss=losses[-1],
+        train_loss_mean=round(result.training_loss, 4),
+        loss_curve=losses,
+        precision="bf16" if use_bf16 else "fp32",
+        num_processes=processes,
+        sharding=sharding if processes > 1 or fsdp else "none",
+        global_batch_size=cfg.batch_size * cfg.gradient_accumulation * processes,
+        # the process that used the most (they differ little under DDP; FSDP's main process also gathers the
+        # full weights)
+        memory=max(memories, key=lambda use: use.growth_mib),
+        memory_per_process=memories if processes > 1 else None,
+    )
     return info, trained
 
 
@@ -299,25 +305,25 @@ def training_subset(train: list, fraction: float, seed: int) -> list:
     return [train[i] for i in keep]
 
 
-def build_items(ctx, instruction: str | None, cfg: TrainingConfig, fraction: float = 1.0) -> list[TrainItem]:
-    """Answer examples from (a fraction of) train, + knowledge chunks for qa tasks with a corpus."""
-    from harness import prompts
-
+def build_items(ctx: RunContext, instruction: str | None, cfg: TrainingConfig,
+                fraction: float = 1.0) -> tuple[list[TrainItem], int]:
+    """Answer examples from (a fraction of) train, + knowledge chunks for qa tasks with a corpus; and how many of
+    them are labelled examples."""
     tok = ctx.tokenizer
     examples = training_subset(ctx.train, fraction, ctx.seed) if fraction < 1 else ctx.train
     items = [answer_item(tok, prompts.messages(instruction, ex), prompts.format_answer(ctx.task, ex.target), cfg.max_seq_len)
              for ex in examples]
     if ctx.task.kind == "qa" and ctx.task.knowledge_path:
-        from harness.corpus import read_corpus
-
         items += text_items(tok, [doc.text for doc in read_corpus(ctx.task.knowledge_path)], cfg.max_seq_len)
     return items, len(examples)
 
 
-def train_on_task(ctx, model, cfg: TrainingConfig, fraction: float, instruction: str | None):
+def train_on_task(ctx: RunContext, model: Any, cfg: TrainingConfig, fraction: float,
+                  instruction: str | None) -> tuple[TrainInfo, Any]:
     """Fine-tune ``model`` on the task (the strategies differ only in what is trainable): (train info, trained
     model; see ``finetune``)."""
     items, labelled = build_items(ctx, instruction, cfg, fraction)
     info, trained = finetune(model, ctx.tokenizer, items, cfg, device=ctx.device, seed=ctx.seed,
                              progress=ctx.progress, sharding=ctx.sharding)
-    return {**info, "examples_labelled": labelled, "data_fraction": fraction}, trained
+    info.examples_labelled, info.data_fraction = labelled, fraction
+    return info, trained

@@ -21,9 +21,11 @@ fp32 rate for fp32 training (the harness on CPU).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from harness import catalog
+from harness.record import Hardware, RunRecord
+from harness.strategies import traits
 
 SECONDS_PER_HOUR = 3600
 
@@ -39,7 +41,7 @@ class TrainingFlops:
     def total(self) -> float:
         return self.forward + self.input_gradients + self.weight_gradients + self.recompute
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total": self.total}
 
 
@@ -69,7 +71,7 @@ class Utilisation:
     value: float
     source: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -79,13 +81,13 @@ def default_utilisation(section: str, key: str) -> Utilisation:
     return Utilisation(value=float(entry["value"]), source=f"default: {entry['source']}")
 
 
-def peak_flops(gpu: dict, precision: str) -> float:
+def peak_flops(gpu: dict[str, Any], precision: str) -> float:
     """FLOP/s the device can do at most in this precision (dense, no 2:4 sparsity)."""
     tflops = gpu["peak_tflops_fp32"] if precision == "fp32" else gpu["peak_tflops_bf16_dense"]
-    return tflops * 1e12
+    return float(tflops) * 1e12
 
 
-def gpu_hours(flops: float, gpu: dict, precision: str, utilisation: float) -> float:
+def gpu_hours(flops: float, gpu: dict[str, Any], precision: str, utilisation: float) -> float:
     """Device-hours to do ``flops`` at ``utilisation`` of the device's peak: FLOPs / (peak x utilisation)."""
     return flops / (peak_flops(gpu, precision) * utilisation) / SECONDS_PER_HOUR
 
@@ -95,14 +97,13 @@ def gpu_hours_usd(hours: float, usd_per_hour: float) -> float:
     return hours * usd_per_hour
 
 
-def catalog_gpu_for(hardware: dict) -> str | None:
+def catalog_gpu_for(hardware: Hardware) -> str | None:
     """The gpus.yaml entry a run's recorded hardware (harness.meters.hardware) matches: a CUDA run by
     the device name torch reports (``cuda_device_names``), a CPU run by its core count (``cpu_count``)."""
-    on_cuda = str(hardware.get("device", "")).startswith("cuda")
     for name, entry in catalog.gpus().items():
-        if on_cuda and hardware.get("gpu") in entry.get("cuda_device_names", ()):
+        if hardware.on_cuda and hardware.gpu in entry.get("cuda_device_names", ()):
             return name
-        if not on_cuda and entry.get("kind") == "cpu" and entry.get("cpu_count") == hardware.get("cpu_count"):
+        if not hardware.on_cuda and entry.get("kind") == "cpu" and entry.get("cpu_count") == hardware.cpu_count:
             return name
     return None
 
@@ -111,7 +112,7 @@ def catalog_gpu_for(hardware: dict) -> str | None:
 class MeasuredTraining:
     """What calibration needs from one finished training run."""
 
-    strategy: str
+    utilisation_key: str  # its strategy's (StrategyTraits.utilisation_key): runs of one key calibrate together
     flops: float
     seconds: float
     precision: str
@@ -124,48 +125,43 @@ class MeasuredTraining:
         return self.seconds * self.devices
 
 
-def measured_training(record: dict) -> MeasuredTraining | None:
-    """From a run record (train_info nested, hardware in meta_info) or a flat results.json-like row;
-    None when the run failed or trained nothing."""
-    run_info = record.get("run_info") or {}
-    train = record.get("train_info") or record
-    hardware = (record.get("meta_info") or {}).get("hardware") or record.get("hardware") or {}
-    strategy = run_info.get("strategy") or record.get("strategy")
-    needed = ("tokens_trained", "train_seconds", "total_params")
-    if record.get("status", "ok") != "ok" or not strategy or not all(train.get(key) for key in needed):
+def measured_training(record: RunRecord) -> MeasuredTraining | None:
+    """The work a finished training run did and how long it took; None when it failed or trained nothing."""
+    train, info = record.train_info, record.run_info
+    key = traits(info.strategy).utilisation_key
+    if not record.ok or train is None or key is None or not (train.tokens_trained and train.train_seconds):
         return None
-    checkpointing = bool((run_info.get("params") or {}).get("gradient_checkpointing", False))
-    shape = run_info.get("model_shape") or {}
-    head = (shape.get("vocab_size") or 0) * (shape.get("hidden_size") or 0)
-    flops = training_flops(train["total_params"], train.get("trainable_params") or train["total_params"],
-                           train["tokens_trained"], gradient_checkpointing=checkpointing, lm_head_params=head,
-                           lm_head_tokens=train.get("lm_head_positions") if head else None,
-                           lm_head_trained=strategy == "full").total
-    on_cuda = str(hardware.get("device", "")).startswith("cuda")
-    return MeasuredTraining(strategy=strategy, flops=flops, seconds=train["train_seconds"],
-                            precision=train.get("precision") or ("bf16" if on_cuda else "fp32"),
-                            gpu=catalog_gpu_for(hardware), devices=int(train.get("num_processes") or 1) if on_cuda else 1)
+    shape = info.model_shape
+    head = shape.vocab_size * shape.hidden_size if shape else 0
+    all_weights = traits(info.strategy).memory_method == "full"  # the LM head trains too
+    flops = training_flops(train.total_params, train.trainable_params or train.total_params, train.tokens_trained,
+                           gradient_checkpointing=bool(info.params.get("gradient_checkpointing", False)),
+                           lm_head_params=head, lm_head_tokens=train.lm_head_positions if head else None,
+                           lm_head_trained=all_weights).total
+    hardware = record.meta_info.hardware if record.meta_info else Hardware(device=info.device)
+    return MeasuredTraining(utilisation_key=key, flops=flops, seconds=train.train_seconds,
+                            precision=train.precision or ("bf16" if hardware.on_cuda else "fp32"),
+                            gpu=catalog_gpu_for(hardware), devices=train.num_processes if hardware.on_cuda else 1)
 
 
-def calibrate_utilisation(records: Iterable[dict], gpu: str) -> dict[str, Utilisation]:
-    """Measured training utilisation per strategy on catalog device ``gpu``: achieved FLOP/s / peak.
+def calibrate_utilisation(records: Iterable[RunRecord], gpu: str) -> dict[str, Utilisation]:
+    """Measured training utilisation per utilisation key on catalog device ``gpu``: achieved FLOP/s / peak.
 
-    ``records``: run records or results.json-like rows with train_info's tokens_trained, train_seconds,
-    trainable_params, total_params, precision, and the run's hardware. Runs on other hardware, failed
-    runs and runs without training are skipped; several runs of one strategy pool FLOPs and seconds.
+    Runs on other hardware, failed runs and runs without training are skipped; several runs of one key pool
+    FLOPs and seconds.
     """
     device = catalog.check_gpu(gpu)
-    by_strategy: dict[str, list[MeasuredTraining]] = {}
+    by_key: dict[str, list[MeasuredTraining]] = {}
     for record in records:
         run = measured_training(record)
         if run is not None and run.gpu == gpu:
-            by_strategy.setdefault(run.strategy, []).append(run)
+            by_key.setdefault(run.utilisation_key, []).append(run)
     result = {}
-    for strategy, runs in by_strategy.items():
+    for key, runs in by_key.items():
         achieved = sum(run.flops for run in runs) / sum(run.device_seconds for run in runs)  # per device
         peak = peak_flops(device, runs[0].precision)
-        result[strategy] = Utilisation(
+        result[key] = Utilisation(
             value=achieved / peak,
-            source=f"calibrated: {len(runs)} measured {strategy} run(s) on {gpu}, {achieved / 1e12:.3g} TFLOP/s "
+            source=f"calibrated: {len(runs)} measured {key} run(s) on {gpu}, {achieved / 1e12:.3g} TFLOP/s "
                    f"achieved of {peak / 1e12:.3g} peak ({runs[0].precision})")
     return result

@@ -20,13 +20,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from advisor.costs.compute import default_utilisation
-from advisor.costs.shapes import (DEFAULT_LORA_TARGETS, ModelShape, check_lora_targets, lora_trainable_params,
-                                  param_counts)
-from harness.errors import UserError
+from typing import Any
 
-GB = 1e9
-FINE_TUNING_METHODS = ("lora", "qlora", "full")
+from advisor.costs.compute import default_utilisation
+from advisor.costs.shapes import ModelShape, check_lora_targets, lora_trainable_params, param_counts
+from harness.errors import UserError
+from harness.strategies.lora import DEFAULT_TARGET_MODULES
+from harness.units import GIB
+
+# How a fine-tuning job holds the model, as this model itself distinguishes (a strategy names its own in its
+# traits): full = every weight trained; lora = adapters beside a frozen 16-bit base; qlora = adapters beside a
+# frozen base stored in 4 bits.
+MEMORY_METHODS = ("full", "lora", "qlora")
 
 
 @dataclass(frozen=True)
@@ -81,19 +86,19 @@ NF4_BYTES_PER_PARAM = {"nf4": (4 + 32 / 64) / 8, "nf4-dq": (4 + 8 / 64 + 32 / (6
 LOSS_FP32_COPIES = 3
 
 
-def default_precision(device: dict) -> str:
+def default_precision(device: dict[str, Any]) -> str:
     """Mixed precision on GPUs (the ZeRO baseline), fp32 on CPUs (what the harness does there)."""
     return "fp32" if device["kind"] == "cpu" else "mixed"
 
 
-def serving_precision(device: dict) -> str:
+def serving_precision(device: dict[str, Any]) -> str:
     """Weights and KV cache in bf16 on GPUs; fp32 on CPUs (what the harness does there)."""
     return "fp32" if device["kind"] == "cpu" else "bf16"
 
 
-def usable_memory(device: dict) -> float:
+def usable_memory(device: dict[str, Any]) -> float:
     """Bytes of a catalog device a job can allocate: its memory x the catalog's usable fraction."""
-    return device["memory_gb"] * GB * default_utilisation("memory", "usable_fraction").value
+    return float(device["memory_gib"] * GIB * default_utilisation("memory", "usable_fraction").value)
 
 
 def check_precision(name: str) -> Precision:
@@ -176,12 +181,12 @@ class TrainingMemory:
     def peak(self) -> float:
         return self.model_states + max(self.forward_backward, self.optimizer_step)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "model_states": self.model_states, "peak": self.peak, "peak_phase": self.peak_phase}
 
 
 def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len: int, precision: str = "mixed",
-                    rank: int = 8, lora_targets=DEFAULT_LORA_TARGETS, lora_dropout: float = 0.05,
+                    rank: int = 8, lora_targets: tuple[str, ...] = DEFAULT_TARGET_MODULES, lora_dropout: float = 0.05,
                     quantization: str = "nf4", gradient_checkpointing: bool = False, gradient_accumulation: int = 1,
                     loss_tokens_per_sequence: int | None = None, fused_adamw: bool = False) -> TrainingMemory:
     """Peak memory of one fine-tuning job on one device; ``seq_len`` is the padded length of the longest batch.
@@ -193,8 +198,8 @@ def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len:
     updates each parameter in one kernel and needs no temporaries; False = torch.optim.AdamW's default foreach
     implementation.
     """
-    if method not in FINE_TUNING_METHODS:
-        raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(FINE_TUNING_METHODS)}")
+    if method not in MEMORY_METHODS:
+        raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(MEMORY_METHODS)}")
     if quantization not in NF4_BYTES_PER_PARAM:
         raise UserError(f"quantization: unknown '{quantization}'; choose one of: {', '.join(NF4_BYTES_PER_PARAM)}")
     p = check_precision(precision)
@@ -255,7 +260,7 @@ class InferenceMemory:
     def total(self) -> float:
         return self.weights + self.kv_cache + self.prefill_activations + self.logits
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total": self.total}
 
 

@@ -5,16 +5,21 @@ decode (one forward pass per output token; each step reads every weight and the 
 from memory, so it is bandwidth-bound until the batch is large enough to be compute-bound). Continuous
 batching (vLLM-style) decodes up to ``max_batch`` requests together, as many as their KV caches fit.
 A model that does not fit on one device is split over several (tensor parallel, assumed to scale
-perfectly). LoRA adapters are merged into 16-bit weights for serving, as the harness does; a QLoRA adapter is
-priced merged into a 16-bit copy of its base, the usual deployment (the harness measures it unmerged on the
-4-bit base, since merging into 4-bit weights would round the update away). So every approach serves the same
-base network; they differ in prompt length.
+perfectly). Fine-tuned weights are served in 16 bits: LoRA adapters merged into them, as the harness does; a
+QLoRA adapter merged into a 16-bit copy of its base, the usual deployment (the harness measures it unmerged on
+the 4-bit base, since merging into 4-bit weights would round the update away). So every approach serves the
+same base network; they differ in prompt length.
+
+Serving methods (a strategy names its own in its traits): prompt = instruction and worked examples in every
+prompt; rag = instruction and retrieved chunks, plus embedding the query; fine-tuned = the message alone.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+
+from typing import Any
 
 from advisor.costs.compute import Utilisation, default_utilisation, peak_flops
 from advisor.costs.memory import (InferenceMemory, inference_memory, kv_cache_bytes_per_token, serving_precision,
@@ -23,7 +28,7 @@ from advisor.costs.shapes import ModelShape, param_counts
 from harness import catalog
 from harness.errors import UserError
 
-METHODS = ("prompt", "rag", "lora", "qlora", "full")
+SERVING_METHODS = ("prompt", "rag", "fine-tuned")
 HOURS_PER_MONTH = 730  # 8,760 hours a year / 12
 RAG_EMBEDDER = "all-minilm-l6-v2"  # the harness's default retriever embeds each query with it
 
@@ -92,7 +97,7 @@ class ServingEstimate:
     def gpus(self) -> int:
         return self.replicas * self.gpus_per_replica
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(memory=self.memory.as_dict(), fits=self.fits, gpus=self.gpus, notes=list(self.notes))
         return data
@@ -101,8 +106,8 @@ class ServingEstimate:
 def estimate_serving(model_shape: ModelShape | str, method: str, gpu: str, monthly_requests: int, *,
                      request: RequestShape = RequestShape()) -> ServingEstimate:
     """What serving ``monthly_requests`` requests with ``method`` costs on catalog device ``gpu``."""
-    if method not in METHODS:
-        raise UserError(f"method: unknown '{method}'; choose one of: {', '.join(METHODS)}")
+    if method not in SERVING_METHODS:
+        raise UserError(f"method: unknown '{method}'; choose one of: {', '.join(SERVING_METHODS)}")
     if monthly_requests < 0:
         raise UserError(f"monthly_requests: {monthly_requests} is negative; use 0 or more")
     shape = ModelShape.from_catalog(model_shape) if isinstance(model_shape, str) else model_shape
@@ -143,8 +148,6 @@ def estimate_serving(model_shape: ModelShape | str, method: str, gpu: str, month
     if gpus_per_replica > 1:
         notes.append(f"{shape.name} does not fit on one {gpu} for serving: "
                      f"{gpus_per_replica} per replica (tensor parallel)")
-    if method == "qlora":
-        notes.append("QLoRA adapters merged into a 16-bit copy of the base model for serving")
     return ServingEstimate(
         model=shape.name, method=method, gpu=gpu, monthly_requests=monthly_requests,
         prompt_tokens=prompt, output_tokens=output, gpus_per_replica=gpus_per_replica, batch=batch, memory=memory,

@@ -1,55 +1,18 @@
-"""Model shapes from data/catalog/models.yaml, their parameter counts, and LoRA's trainable parameters.
-
-Every model in the catalog is a pre-norm decoder (Llama, Qwen2, Mistral): per layer an attention block
-(q, k, v, o projections, grouped-query K/V) and a SwiGLU MLP (gate, up, down), each preceded by an
-RMSNorm; an input embedding, a final RMSNorm and an lm_head that may share the embedding matrix.
-"""
+"""Parameter counts of a model shape (``harness.shapes.ModelShape``: catalog entry or Hugging Face config), and
+LoRA's trainable parameters."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from harness import catalog
 from harness.errors import UserError
 from harness.schema import closest
+from harness.shapes import LINEAR_MODULES, ModelShape
+from harness.strategies.lora import DEFAULT_TARGET_MODULES
 
-# The linear layers of a decoder block, by their Hugging Face module names (what LoRA targets).
-LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")  # the harness's lora default
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    name: str
-    num_layers: int
-    hidden_size: int
-    intermediate_size: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    vocab_size: int
-    tie_word_embeddings: bool
-    attention_bias: bool = False
-    published_params: int | None = None
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
-
-    @property
-    def kv_dim(self) -> int:
-        """Width of the K (and of the V) projection: kv heads x head_dim (< hidden_size under GQA)."""
-        return self.num_key_value_heads * self.head_dim
-
-    def linear_dims(self) -> dict[str, tuple[int, int]]:
-        """(d_in, d_out) of each linear layer in one block."""
-        h, kv, i = self.hidden_size, self.kv_dim, self.intermediate_size
-        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
-                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
-
-    @classmethod
-    def from_catalog(cls, name: str, *, where: str = "model") -> "ModelShape":
-        entry = catalog.model_entry(name, where=where)
-        return cls(**{field: entry[field] for field in cls.__dataclass_fields__ if field in entry})
+__all__ = ["LINEAR_MODULES", "ModelShape", "ParamCounts", "check_lora_targets", "lora_params",
+           "lora_trainable_params", "param_counts"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +34,7 @@ class ParamCounts:
         """The q/k/v/o and MLP weight matrices: what QLoRA stores in 4 bits."""
         return self.attention + self.mlp
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total": self.total}
 
 
@@ -107,6 +70,7 @@ def check_lora_targets(targets: list[str] | tuple[str, ...], *, where: str = "lo
     return tuple(targets)
 
 
-def lora_trainable_params(shape: ModelShape, rank: int, targets=DEFAULT_LORA_TARGETS) -> int:
+def lora_trainable_params(shape: ModelShape, rank: int,
+                          targets: list[str] | tuple[str, ...] = DEFAULT_TARGET_MODULES) -> int:
     dims = shape.linear_dims()
     return shape.num_layers * sum(lora_params(*dims[name], rank) for name in check_lora_targets(targets))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from advisor.costs.compute import (TrainingFlops, Utilisation, default_utilisation, gpu_hours, gpu_hours_usd,
                                    training_flops)
-from advisor.costs.memory import (FINE_TUNING_METHODS, GB, TrainingMemory, check_precision, default_precision,
+from advisor.costs.memory import (MEMORY_METHODS, TrainingMemory, check_precision, default_precision,
                                   training_memory, usable_memory)
-from advisor.costs.shapes import DEFAULT_LORA_TARGETS, ModelShape, lora_trainable_params, param_counts
+from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from harness import catalog
 from harness.errors import UserError
+from harness.strategies.lora import DEFAULT_TARGET_MODULES
+from harness.units import GIB
 
 MAX_SHARDED_GPUS = 1024
 
@@ -37,11 +40,11 @@ class TrainingEstimate:
     def fits(self) -> bool:
         return self.memory.peak <= self.usable_memory
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "method": self.method, "gpu": self.gpu, "precision": self.precision,
                 "tokens": self.tokens, "total_params": self.total_params, "trainable_params": self.trainable_params,
-                "memory_bytes": self.memory.as_dict(), "peak_memory_gb": self.memory.peak / GB,
-                "usable_memory_gb": self.usable_memory / GB, "fits": self.fits, "gpus_needed": self.gpus_needed,
+                "memory_bytes": self.memory.as_dict(), "peak_memory_gib": self.memory.peak / GIB,
+                "usable_memory_gib": self.usable_memory / GIB, "fits": self.fits, "gpus_needed": self.gpus_needed,
                 "flops": self.flops.as_dict(), "utilisation": self.utilisation.as_dict(),
                 "train_gpu_hours": self.gpu_hours, "train_usd": self.usd, "notes": list(self.notes)}
 
@@ -63,21 +66,23 @@ def sharded_gpus(memory: TrainingMemory, usable: float) -> int | None:
 
 def estimate_training(model_shape: ModelShape | str, method: str, gpu: str, examples: int, seq_len: int,
                       epochs: float, batch_size: int, rank: int = 8, *, precision: str | None = None,
-                      lora_targets=DEFAULT_LORA_TARGETS, lora_dropout: float = 0.05, quantization: str = "nf4",
+                      lora_targets: tuple[str, ...] = DEFAULT_TARGET_MODULES, lora_dropout: float = 0.05, quantization: str = "nf4",
                       gradient_checkpointing: bool = False, gradient_accumulation: int = 1,
                       utilisation: Utilisation | None = None) -> TrainingEstimate:
-    """Plan fine-tuning ``model_shape`` (a ModelShape or a models.yaml name) with ``method`` (lora, qlora, full)
-    on catalog device ``gpu``: ``examples`` examples of ``seq_len`` tokens (padding included) for ``epochs``.
+    """Plan fine-tuning ``model_shape`` (a ModelShape or a models.yaml name) with memory method ``method`` (full,
+    lora, qlora: ``MEMORY_METHODS``) on catalog device ``gpu``: ``examples`` examples of ``seq_len`` tokens
+    (padding included) for ``epochs``.
 
-    ``precision`` defaults to 'mixed' on GPUs and 'fp32' on CPUs; ``utilisation`` (e.g. from
-    calibrate_utilisation) defaults to data/catalog/utilisation.yaml's figure for the method.
+    ``precision`` defaults to 'mixed' on GPUs and 'fp32' on CPUs; ``utilisation`` (a strategy's, from its
+    utilisation key, or calibrate_utilisation's) defaults to data/catalog/utilisation.yaml's training figure
+    under the method's name.
     """
     for name, value in (("examples", examples), ("seq_len", seq_len), ("epochs", epochs), ("batch_size", batch_size),
                         ("rank", rank), ("gradient_accumulation", gradient_accumulation)):
         if value <= 0:
             raise UserError(f"{name}: {value} must be positive")
-    if method not in FINE_TUNING_METHODS:
-        raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(FINE_TUNING_METHODS)}")
+    if method not in MEMORY_METHODS:
+        raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(MEMORY_METHODS)}")
     shape = ModelShape.from_catalog(model_shape) if isinstance(model_shape, str) else model_shape
     device = catalog.check_gpu(gpu)
     precision = precision or default_precision(device)

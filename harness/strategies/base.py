@@ -1,22 +1,101 @@
-"""The one small interface every strategy implements, and the shared training config.
+"""The one small interface every strategy implements, the traits it declares, and the shared training config.
 
-A strategy turns (task, one variant of its config) into a ``Prepared`` predictor: a model, its
-tokenizer, and a function that builds the chat messages for one example. Evaluation, metering and
-recording are the same for every strategy and live outside (``harness.evaluate``,
-``harness.runner``), so a new strategy is one new file: a config dataclass, ``variants`` and
-``prepare``.
+A strategy turns (task, one variant of its config) into a ``Prepared`` predictor: a model, its tokenizer, and a
+function that builds the chat messages for one example. Evaluation, metering and recording are the same for
+every strategy and live outside (``harness.evaluate``, ``harness.runner``). What a strategy *is* - whether it
+trains, how it is served and priced, how much memory it needs, where it can run - is its ``StrategyTraits``,
+declared beside its implementation and read by the advisor; nothing else keeps a table keyed by strategy name.
+
+Nothing here imports torch: the advisor reads the registry without it (a strategy's ``prepare`` imports what it
+needs to run).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+import importlib
+from dataclasses import dataclass, field, fields
+from enum import Enum, IntEnum
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
+from harness.record import StrategyInfo, TrainInfo
 from harness.schema import doc
 
 if TYPE_CHECKING:
     from harness.runner import RunContext
-    from harness.task import Example
+    from harness.spec import Example
+
+
+class Rung(IntEnum):
+    """The decision ladder's rungs, simplest first (prompt -> RAG -> fine-tune): the simpler of two arms that
+    cost about the same wins."""
+
+    PROMPT = 0  # the base model as it is, with an instruction and examples
+    RETRIEVAL = 1  # plus context retrieved for each request
+    ADAPTER = 2  # a few trained weights beside the frozen base
+    FULL = 3  # every weight trained
+
+
+class LabelledExamples(Enum):
+    """Which labelled examples an arm consumes (what its data costs)."""
+
+    SHOTS = "shots"  # the k in-context examples
+    RETRIEVAL_INDEX = "retrieval_index"  # the indexed training set, when the index holds it (none over a corpus)
+    TRAINING_SET = "training_set"  # the examples it trained on
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A Python package a strategy imports, and how to install it."""
+
+    module: str  # what `import` takes
+    pip: str  # what pip takes
+    extra: str  # this project's optional extra that brings it
+
+
+@dataclass(frozen=True)
+class StrategyTraits:
+    """What a strategy is, for everything outside its ``prepare``: the advisor's pricing, recommendation and
+    report, the memory preflight, and compare's planning."""
+
+    display_name: str  # "LoRA"
+    ladder_rank: Rung
+    colour: str  # its colour in the report's charts, #rrggbb
+    trains: bool  # fine-tunes weights (runs as several processes with --num-processes)
+    serving_method: str  # how advisor.costs.serving prices a request (its SERVING_METHODS)
+    labelled_examples: LabelledExamples
+    memory_method: str | None  # advisor.costs.memory's training method (MEMORY_METHODS); None: trains nothing
+    utilisation_key: str | None  # training utilisation in data/catalog/utilisation.yaml; None: trains nothing
+    shardable: bool  # FSDP may shard its model states over several GPUs (else data parallel)
+    devices: tuple[str, ...] = ("cpu", "cuda")  # where it can run
+    device_reason: str = ""  # why it needs those devices, for the error
+    packages: tuple[Requirement, ...] = ()  # what it needs beyond the core install
+
+    def __post_init__(self) -> None:
+        if self.trains != (self.memory_method is not None) or self.trains != (self.utilisation_key is not None):
+            raise ValueError("a strategy that trains has a memory method and a utilisation key; one that does not, "
+                             "neither")
+
+
+def unavailable_reason(name: str, traits: StrategyTraits, device: str) -> str | None:
+    """Why strategy ``name`` cannot run on ``device`` ('cpu', 'cuda', 'cuda:1', ...) - one line with the fix - or
+    None when it can."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    if kind not in traits.devices:
+        needs = "a CUDA GPU" if traits.devices == ("cuda",) else " or ".join(traits.devices)
+        why = f" ({traits.device_reason})" if traits.device_reason else ""
+        return (f"strategies.{name}: {traits.display_name} needs {needs}{why}; this run is on {device}: run on a GPU "
+                f"machine (--device cuda), or leave {name} out with --skip {name}")
+    for package in traits.packages:
+        needs = (f"strategies.{name}: {traits.display_name} needs the {package.module} package: "
+                 f"pip install '{package.pip}' (or pip install -e '.[{package.extra}]')")
+        try:
+            importlib.import_module(package.module)
+        except ModuleNotFoundError:
+            return needs
+        except Exception as err:  # noqa: BLE001 -- installed but broken (e.g. finds no CUDA library): say what failed
+            what = str(err).splitlines()[0] if str(err) else type(err).__name__
+            return f"{needs}; importing it failed: {what}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -25,7 +104,7 @@ class Variant:
 
     strategy: str
     name: str
-    params: dict  # everything that determines this run's result; recorded and hashed
+    params: dict[str, Any]  # everything that determines this run's result; recorded and hashed
 
 
 @dataclass
@@ -34,25 +113,20 @@ class Prepared:
 
     model: Any
     tokenizer: Any
-    build_messages: Callable[["Example"], list[dict]]
-    train_info: dict | None = None  # set by fine-tuning strategies
-    info: dict = field(default_factory=dict)  # strategy-specific facts worth recording
+    build_messages: Callable[[Example], list[dict[str, str]]]
+    train_info: TrainInfo | None = None  # set by fine-tuning strategies
+    info: StrategyInfo = field(default_factory=StrategyInfo)  # what the strategy chose
 
 
 class Strategy(Protocol):
     name: str
+    traits: StrategyTraits
     config_type: type
 
     def variants(self, config: Any) -> list[Variant]:
         """The runs this config asks for (most strategies: exactly one)."""
 
-    def check_device(self, device: str) -> None:
-        """Raise UserError when this strategy cannot run on ``device`` ('cpu', 'cuda', 'cuda:1', ...).
-
-        Called before any run starts, so a comparison that cannot finish fails in a second, not after
-        the other arms have run."""
-
-    def prepare(self, ctx: "RunContext", variant: Variant) -> Prepared:
+    def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         """Load (and train, if needed) a model for this variant."""
 
 
@@ -80,6 +154,16 @@ class TrainingConfig:
     def system_prompt(self, task_instruction: str) -> str | None:
         return task_instruction if self.instruction == "task" else None
 
+    def memory_settings(self) -> dict[str, Any]:
+        """The settings that decide this run's memory, as ``advisor.costs.memory.training_memory`` takes them.
+        Every batch is taken at ``max_seq_len`` tokens, the longest a batch can be."""
+        return {"batch_size": self.batch_size, "seq_len": self.max_seq_len,
+                "gradient_checkpointing": self.gradient_checkpointing,
+                "gradient_accumulation": self.gradient_accumulation}
+
+
+C = TypeVar("C", bound=TrainingConfig)
+
 
 def training_variants(strategy: str, name: str, config: TrainingConfig) -> list[Variant]:
     """One variant per data fraction: ``name`` on all of train, ``name-25pct`` on a quarter of it."""
@@ -89,8 +173,10 @@ def training_variants(strategy: str, name: str, config: TrainingConfig) -> list[
             for f in sorted(set(fractions))]
 
 
-def training_config(cls: type, variant: Variant) -> tuple[TrainingConfig, float]:
-    """The config and data fraction of one fine-tuning variant."""
-    params = dict(variant.params)
-    fraction = params.pop("data_fraction", 1.0)
-    return cls(**params, data_fractions=[fraction]), fraction
+def training_config(cls: type[C], params: dict[str, Any]) -> tuple[C, float]:
+    """The config and data fraction of one fine-tuning variant, from its params. Keys ``cls`` does not have are
+    left out, so one strategy's variant can be re-read as another's (the memory preflight's alternatives)."""
+    known = {f.name for f in fields(cls)}
+    values = {k: v for k, v in params.items() if k in known and k != "data_fractions"}
+    fraction = params.get("data_fraction", 1.0)
+    return cls(**values, data_fractions=[fraction]), fraction

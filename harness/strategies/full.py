@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from harness import prompts
 from harness.schema import doc
-from harness.strategies.base import Prepared, TrainingConfig, Variant, training_config, training_variants
+from harness.spec import Example
+from harness.strategies.base import (LabelledExamples, Prepared, Rung, StrategyTraits, TrainingConfig, Variant,
+                                     training_config, training_variants)
+
+if TYPE_CHECKING:
+    from harness.runner import RunContext
 
 
 @dataclass
@@ -17,22 +23,23 @@ class FullConfig(TrainingConfig):
 class FullStrategy:
     name = "full"
     config_type = FullConfig
+    traits = StrategyTraits(
+        display_name="full fine-tuning", ladder_rank=Rung.FULL, colour="#c5221f", trains=True,
+        serving_method="fine-tuned", labelled_examples=LabelledExamples.TRAINING_SET, memory_method="full",
+        utilisation_key="full", shardable=True)
 
     def variants(self, config: FullConfig) -> list[Variant]:
         return training_variants(self.name, "all-weights", config)
 
-    def check_device(self, device: str) -> None:
-        """Runs wherever torch does."""
-
-    def prepare(self, ctx, variant: Variant) -> Prepared:
+    def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         from harness.training import train_on_task
 
-        cfg, fraction = training_config(FullConfig, variant)
+        cfg, fraction = training_config(FullConfig, variant.params)
         system = cfg.system_prompt(ctx.instruction)
         model = ctx.load_model()
         train_info, model = train_on_task(ctx, model, cfg, fraction, system)  # FSDP: None off the main process
 
-        def build(example):
+        def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(system, example)
 
         return Prepared(model=model, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info)

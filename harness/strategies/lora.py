@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from harness import prompts
+from harness.record import StrategyInfo
 from harness.schema import doc
-from harness.strategies.base import Prepared, TrainingConfig, Variant, training_config, training_variants
+from harness.spec import Example
+from harness.strategies.base import (LabelledExamples, Prepared, Rung, StrategyTraits, TrainingConfig, Variant,
+                                     training_config, training_variants)
+
+if TYPE_CHECKING:
+    from harness.runner import RunContext
+
+# The modules that get adapters unless a task says otherwise (the cost models' default too): the attention
+# projections, as in the LoRA paper (Hu et al. 2021, sec. 7.1).
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 @dataclass
@@ -15,11 +26,15 @@ class LoraConfig(TrainingConfig):
     rank: int = field(default=8, metadata=doc("LoRA rank r: each adapted d_out x d_in matrix gets r*(d_in+d_out) trainable parameters.", min=1))
     alpha: float = field(default=16.0, metadata=doc("LoRA scaling numerator: the update is scaled by alpha / rank.", gt=0))
     dropout: float = field(default=0.05, metadata=doc("Dropout on the LoRA input.", min=0, max=1))
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata=doc(
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES), metadata=doc(
         "Module names that get adapters (or ['all-linear'])."))
 
+    def memory_settings(self) -> dict[str, Any]:
+        return {**super().memory_settings(), "rank": self.rank, "lora_targets": tuple(self.target_modules),
+                "lora_dropout": self.dropout}
 
-def lora_adapter_config(cfg: LoraConfig):
+
+def lora_adapter_config(cfg: LoraConfig) -> Any:
     """The peft adapter settings of a LoRA config (shared with qlora, which adapts a 4-bit base the same way)."""
     import peft
 
@@ -32,19 +47,20 @@ def lora_adapter_config(cfg: LoraConfig):
 class LoraStrategy:
     name = "lora"
     config_type = LoraConfig
+    traits = StrategyTraits(
+        display_name="LoRA", ladder_rank=Rung.ADAPTER, colour="#e8710a", trains=True, serving_method="fine-tuned",
+        labelled_examples=LabelledExamples.TRAINING_SET, memory_method="lora", utilisation_key="lora",
+        shardable=False)
 
     def variants(self, config: LoraConfig) -> list[Variant]:
         return training_variants(self.name, f"r{config.rank}", config)
 
-    def check_device(self, device: str) -> None:
-        """Runs wherever torch does."""
-
-    def prepare(self, ctx, variant: Variant) -> Prepared:
+    def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         import peft
 
         from harness.training import train_on_task
 
-        cfg, fraction = training_config(LoraConfig, variant)
+        cfg, fraction = training_config(LoraConfig, variant.params)
         system = cfg.system_prompt(ctx.instruction)
         base = ctx.load_model()
         model = peft.get_peft_model(base, lora_adapter_config(cfg))
@@ -52,8 +68,8 @@ class LoraStrategy:
         merged = model.merge_and_unload()  # served as one dense model: no adapter latency
         merged.eval()
 
-        def build(example):
+        def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(system, example)
 
         return Prepared(model=merged, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info,
-                        info={"merged_for_inference": True})
+                        info=StrategyInfo(merged_for_inference=True))

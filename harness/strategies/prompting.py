@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from harness import prompts
+from harness.record import StrategyInfo
 from harness.schema import doc
-from harness.strategies.base import Prepared, Variant
+from harness.spec import Example
+from harness.strategies.base import LabelledExamples, Prepared, Rung, StrategyTraits, Variant
+
+if TYPE_CHECKING:
+    from harness.runner import RunContext
 
 
 @dataclass
@@ -17,7 +23,7 @@ class PromptConfig:
         "and are the same for every test input.", min=0))
 
 
-def pick_shots(train: list, k: int, seed: int) -> list:
+def pick_shots(train: list[Example], k: int, seed: int) -> list[Example]:
     """k training examples, the same for a given seed (spread over labels would leak test priors; plain sample)."""
     return random.Random(seed).sample(train, min(k, len(train)))
 
@@ -25,19 +31,19 @@ def pick_shots(train: list, k: int, seed: int) -> list:
 class PromptStrategy:
     name = "prompt"
     config_type = PromptConfig
+    traits = StrategyTraits(
+        display_name="prompting", ladder_rank=Rung.PROMPT, colour="#1f77b4", trains=False, serving_method="prompt",
+        labelled_examples=LabelledExamples.SHOTS, memory_method=None, utilisation_key=None, shardable=False)
 
     def variants(self, config: PromptConfig) -> list[Variant]:
         return [Variant(self.name, f"{k}-shot", {"shots": k}) for k in dict.fromkeys(config.shots)]
 
-    def check_device(self, device: str) -> None:
-        """Runs wherever torch does."""
-
-    def prepare(self, ctx, variant: Variant) -> Prepared:
+    def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         shots = [(ex, prompts.format_answer(ctx.task, ex.target))
                  for ex in pick_shots(ctx.train, variant.params["shots"], ctx.seed)]
 
-        def build(example):
+        def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(ctx.instruction, example, shots=shots)
 
         return Prepared(model=ctx.load_model(), tokenizer=ctx.tokenizer, build_messages=build,
-                        info={"shot_ids": [ex.id for ex, _ in shots]})
+                        info=StrategyInfo(shot_ids=[ex.id for ex, _ in shots]))

@@ -6,22 +6,27 @@ The adapters are the lora arm's, on the same modules, trained the same way. For 
 stays beside the 4-bit base instead of being merged: merging into NF4 weights would re-quantise the sum,
 and the update (small next to the weights) is mostly lost in the rounding.
 
-bitsandbytes' 4-bit kernels need a CUDA GPU, so ``check_device`` refuses other devices before any run
-starts.
+bitsandbytes' 4-bit kernels need a CUDA GPU: the traits say so, and compare refuses other devices before any
+run starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from harness import prompts
 from harness.errors import UserError
+from harness.record import StrategyInfo
 from harness.schema import doc
-from harness.strategies.base import Prepared, Variant, training_config, training_variants
+from harness.spec import Example
+from harness.strategies.base import (LabelledExamples, Prepared, Requirement, Rung, StrategyTraits, Variant,
+                                     training_config, training_variants, unavailable_reason)
 from harness.strategies.lora import LoraConfig, lora_adapter_config
 
-NEEDS_BITSANDBYTES = ("strategies.qlora: QLoRA needs the bitsandbytes package: pip install 'bitsandbytes>=0.45' "
-                      "(or pip install -e '.[gpu]')")
+if TYPE_CHECKING:
+    from harness.runner import RunContext
 
 
 @dataclass
@@ -36,20 +41,10 @@ class QloraConfig(LoraConfig):
         "Quantise the per-block absmax constants too (8-bit, QLoRA's double quantisation): ~0.37 bit less per "
         "weight, same quality in the paper."))
 
-
-def unavailable_reason(device: str) -> str | None:
-    """Why QLoRA cannot run on ``device`` (one line, with the fix), or None when it can."""
-    if not device.startswith("cuda"):
-        return (f"strategies.qlora: QLoRA needs a CUDA GPU (bitsandbytes' 4-bit kernels); this run is on {device}: "
-                f"run on a GPU machine (--device cuda), or leave qlora out with --skip qlora")
-    try:
-        import bitsandbytes  # noqa: F401
-    except ModuleNotFoundError:
-        return NEEDS_BITSANDBYTES
-    except Exception as err:  # noqa: BLE001 -- installed but broken (e.g. finds no CUDA library): say what failed
-        what = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return f"{NEEDS_BITSANDBYTES}; importing it failed: {what}"
-    return None
+    def memory_settings(self) -> dict[str, Any]:
+        # the key of advisor.costs.memory.NF4_BYTES_PER_PARAM: fp4 takes as many bytes as nf4; double
+        # quantisation shrinks the block constants
+        return {**super().memory_settings(), "quantization": "nf4-dq" if self.double_quant else "nf4"}
 
 
 def compute_dtype(device: str):
@@ -68,12 +63,6 @@ def quantization_config(cfg: QloraConfig, device: str):
                               bnb_4bit_compute_dtype=compute_dtype(device))
 
 
-def memory_model_quantization(params: dict) -> str:
-    """The key of advisor.costs.memory.NF4_BYTES_PER_PARAM for a qlora variant's params (fp4 takes as many bytes
-    as nf4; double quantisation shrinks the block constants)."""
-    return "nf4-dq" if params.get("double_quant", True) else "nf4"
-
-
 def _dtype_name(dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -85,17 +74,19 @@ class QloraStrategy:
 
     name = "qlora"
     config_type = QloraConfig
+    traits = StrategyTraits(
+        display_name="QLoRA", ladder_rank=Rung.ADAPTER, colour="#b5006e", trains=True, serving_method="fine-tuned",
+        labelled_examples=LabelledExamples.TRAINING_SET, memory_method="qlora", utilisation_key="qlora",
+        shardable=False, devices=("cuda",), device_reason="bitsandbytes' 4-bit kernels",
+        packages=(Requirement(module="bitsandbytes", pip="bitsandbytes>=0.45", extra="gpu"),))
 
     def variants(self, config: QloraConfig) -> list[Variant]:
         return training_variants(self.name, f"r{config.rank}-{config.quant_type}", config)
 
-    def check_device(self, device: str) -> None:
-        reason = unavailable_reason(device)
-        if reason:
+    def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
+        reason = unavailable_reason(self.name, self.traits, ctx.device)
+        if reason:  # before loading anything
             raise UserError(reason)
-
-    def prepare(self, ctx, variant: Variant) -> Prepared:
-        self.check_device(ctx.device)  # before loading anything
         if ctx.sharding == "fsdp":
             # FSDP would have to shard the packed 4-bit weights (a quant_storage dtype FSDP can flatten) and
             # gather them back for serving; the harness does neither
@@ -105,7 +96,7 @@ class QloraStrategy:
 
         from harness.training import train_on_task
 
-        cfg, fraction = training_config(QloraConfig, variant)
+        cfg, fraction = training_config(QloraConfig, variant.params)
         system = cfg.system_prompt(ctx.instruction)
         bnb = quantization_config(cfg, ctx.device)
         base = ctx.load_model(quantization=bnb)
@@ -122,12 +113,13 @@ class QloraStrategy:
         compute = _dtype_name(bnb.bnb_4bit_compute_dtype)
         facts = {"method": "bitsandbytes", "bits": 4, "quant_type": cfg.quant_type, "double_quant": cfg.double_quant,
                  "compute_dtype": compute, "quantized_modules": quantized, "base_memory_mb": base_mb}
-        train_info.update(trainable_params=trainable, total_params=total, quantization=facts)
+        train_info = dataclasses.replace(train_info, trainable_params=trainable, total_params=total,
+                                         quantization=facts)
 
-        def build(example):
+        def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(system, example)
 
         described = cfg.quant_type + (" + double quant" if cfg.double_quant else "")
         return Prepared(model=model, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info,
-                        info={"merged_for_inference": False, "base_quantization": described,
-                              "compute_dtype": compute})
+                        info=StrategyInfo(merged_for_inference=False, base_quantization=described,
+                                          compute_dtype=compute))

@@ -9,10 +9,18 @@ In-Context Examples for GPT-3?"). Retrieval runs inside each request, so it is i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from harness import catalog, prompts
+from harness.corpus import chunk_document, read_corpus
+from harness.record import StrategyInfo
+from harness.retrieval import Retriever
 from harness.schema import doc
-from harness.strategies.base import Prepared, Variant
+from harness.spec import Example
+from harness.strategies.base import LabelledExamples, Prepared, Rung, StrategyTraits, Variant
+
+if TYPE_CHECKING:
+    from harness.runner import RunContext
 
 
 @dataclass
@@ -27,17 +35,14 @@ class RagConfig:
 class RagStrategy:
     name = "rag"
     config_type = RagConfig
+    traits = StrategyTraits(
+        display_name="RAG", ladder_rank=Rung.RETRIEVAL, colour="#2ca02c", trains=False, serving_method="rag",
+        labelled_examples=LabelledExamples.RETRIEVAL_INDEX, memory_method=None, utilisation_key=None, shardable=False)
 
     def variants(self, config: RagConfig) -> list[Variant]:
         return [Variant(self.name, f"top-{config.top_k}", dict(vars(config)))]
 
-    def check_device(self, device: str) -> None:
-        """Runs wherever torch does."""
-
-    def prepare(self, ctx, variant: Variant) -> Prepared:
-        from harness.corpus import chunk_document, read_corpus
-        from harness.retrieval import Retriever
-
+    def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         p = variant.params
         embedder = catalog.resolve_embedder(p["embedder"], base_dir=ctx.task.path.parent,
                                             where=f"{ctx.task.path}: strategies.rag.embedder")
@@ -47,22 +52,22 @@ class RagStrategy:
                       for c in chunk_document(d, p["chunk_words"], min(p["chunk_overlap"], p["chunk_words"] // 2))]
             retriever = Retriever(embedder, [c.text for c in chunks], device=ctx.device)
 
-            def build(example):
+            def build(example: Example) -> list[dict[str, str]]:
                 hits = retriever.search(example.input, k)
                 passages = [prompts.Passage(chunks[i].source, chunks[i].text) for i, _ in hits]
                 return prompts.messages(ctx.instruction, example, passages=passages)
 
-            info = {"mode": "knowledge", "documents": len({c.source for c in chunks}), "chunks": len(chunks)}
+            info = StrategyInfo(retrieval_mode="knowledge", documents=len({c.source for c in chunks}),
+                                chunks=len(chunks), embedder=embedder)
         else:
             train = ctx.train
             retriever = Retriever(embedder, [ex.input for ex in train], device=ctx.device)
 
-            def build(example):
+            def build(example: Example) -> list[dict[str, str]]:
                 # nearest first in the list means farthest from the question; put the nearest last
                 hits = retriever.search(example.input, k)
                 shots = [(train[i], prompts.format_answer(ctx.task, train[i].target)) for i, _ in reversed(hits)]
                 return prompts.messages(ctx.instruction, example, shots=shots)
 
-            info = {"mode": "nearest_examples", "indexed_examples": len(train)}
-        info["embedder"] = embedder.describe()
+            info = StrategyInfo(retrieval_mode="nearest_examples", indexed_examples=len(train), embedder=embedder)
         return Prepared(model=ctx.load_model(), tokenizer=ctx.tokenizer, build_messages=build, info=info)

@@ -1,0 +1,41 @@
+"""One run to make, as ``harness.compare`` hands it to the process that runs it (``harness.worker``, or itself).
+
+The job carries the parsed task and its checked datasets, so a worker neither parses the task file again nor
+re-reads the data: what the parent checked is what runs. It travels as a pickle in a private temporary file
+(mode 0600) that only the worker of this compare reads.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.record import RunInfo
+from harness.spec import Datasets, Example, Task
+from harness.strategies import Variant
+
+
+@dataclass
+class Job:
+    task: Task
+    data: Datasets
+    train: list[Example]  # after --limit
+    test: list[Example]
+    variant: Variant
+    run_info: RunInfo  # what the record will say ran (config hash included)
+    record_path: Path  # where the record is written, once, by the process that ran it
+    progress: bool = True
+
+    def save(self) -> Path:
+        """A temporary file holding this job; the caller removes it."""
+        with tempfile.NamedTemporaryFile("wb", suffix=".job", delete=False) as f:
+            pickle.dump(self, f)
+        return Path(f.name)
+
+    @staticmethod
+    def load(path: str | Path) -> Job:
+        with open(path, "rb") as f:
+            job: Job = pickle.load(f)  # noqa: S301 -- our own file, written by the parent compare
+        return job
