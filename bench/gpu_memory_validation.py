@@ -48,7 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout without installing
 
 from advisor.costs.compute import SECONDS_PER_HOUR, peak_flops
-from advisor.costs.memory import GB, training_memory
+from advisor.costs.memory import training_memory
+from harness.typedjson import to_jsonable
+from harness.units import GIB, MIB
 from advisor.costs.shapes import ModelShape, check_lora_targets, lora_trainable_params, param_counts
 from advisor.costs.training import estimate_training
 from harness import catalog
@@ -58,7 +60,6 @@ from harness.strategies.lora import LoraConfig, lora_adapter_config
 DEFAULT_RUNS = "llama-3.2-1b:full,llama-3.2-1b:lora,llama-3.2-3b:full,llama-3.2-3b:lora,llama-3.1-8b:lora"
 METHODS = ("lora", "full")
 SEED = 0
-MIB = 2 ** 20
 # glibc: every block over 128 KiB gets its own mapping, returned to the system when torch frees it, so the CPU's
 # RSS is the memory the tensors need (what the model predicts) rather than what malloc keeps (bench/README.md)
 CPU_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
@@ -135,7 +136,7 @@ def measure(spec: dict) -> dict:
     memory = PeakMemory(device)
     started = time.perf_counter()
     try:
-        row["hardware"] = hardware(device)
+        row["hardware"] = to_jsonable(hardware(device))
         with memory:
             with torch.device(device):
                 model = AutoModelForCausalLM.from_config(hf_config(spec["model"], shape, seq_len), dtype=dtype)
@@ -147,22 +148,23 @@ def measure(spec: dict) -> dict:
                 model = peft.get_peft_model(model, lora_adapter_config(cfg))
             info, _ = finetune(model, tokenizer, items, cfg, device=device, seed=SEED, progress=False)
     except Exception as err:  # noqa: BLE001 - a failed run (OOM above all) is a row, not a crash
-        oom = isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+        oom = isinstance(err, (torch.OutOfMemoryError, MemoryError))
         first_line = (str(err).strip().splitlines() or [""])[0][:300]
         row["error"] = ("out of memory: " if oom else f"{type(err).__name__}: ") + first_line
     row["run_seconds"] = round(time.perf_counter() - started, 1)
     # the outer meter's peak: creation + training, absolute on CUDA (nothing is allocated before it), RSS growth
     # over the moment before the model was created on the CPU; set even when the run failed (peak before the OOM)
-    row.update(peak_bytes=memory.peak_mb * MIB if memory.peak_mb is not None else None,
-               reserved_bytes=memory.reserved_mb * MIB if memory.reserved_mb is not None else None,
-               memory_kind=memory.kind)
+    use = memory.result
+    row.update(peak_bytes=use.growth_mib * MIB if use else None,
+               reserved_bytes=use.reserved_peak_mib * MIB if use and use.reserved_peak_mib is not None else None,
+               memory_kind=memory.kind.value)
     if info is not None:
-        row.update({key: info.get(key) for key in (
+        row.update({key: getattr(info, key) for key in (
             "optimizer_steps", "step_seconds_median", "first_step_seconds", "train_seconds", "tokens_trained",
-            "trainable_params", "total_params", "precision", "loss_curve", "train_peak_memory_mb",
-            "train_baseline_memory_mb", "train_reserved_memory_mb")})
-        if info.get("optimizer_steps") != steps:
-            row["error"] = f"expected {steps} optimizer steps, the Trainer took {info.get('optimizer_steps')}"
+            "trainable_params", "total_params", "precision", "loss_curve")})
+        row["train_memory"] = to_jsonable(info.memory)
+        if info.optimizer_steps != steps:
+            row["error"] = f"expected {steps} optimizer steps, the Trainer took {info.optimizer_steps}"
     return row
 
 
@@ -231,8 +233,8 @@ def versions() -> dict:
     return result
 
 
-def gb(value) -> str:
-    return "-" if value is None else f"{value / GB:.2f}"
+def gib(value) -> str:
+    return "-" if value is None else f"{value / GIB:.2f}"
 
 
 def ratio(measured, predicted) -> str:
@@ -248,8 +250,8 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
     hardware = next((r["measured"].get("hardware") for r in rows if r["measured"].get("hardware")), None) or {}
     if on_cuda:
         device = hardware.get("gpu") or meta.get("nvidia_smi_name") or "unknown GPU"
-        if hardware.get("gpu_memory_gb"):
-            device += (f" ({hardware['gpu_memory_gb']} GiB, CUDA {hardware.get('cuda_version')}, "
+        if hardware.get("gpu_memory_gib"):
+            device += (f" ({hardware['gpu_memory_gib']} GiB, CUDA {hardware.get('cuda_version')}, "
                        f"driver {hardware.get('driver')})")
         measured_peak = ("`torch.cuda.max_memory_allocated` over creating the model and training it (weights "
                          "included); reserved: `torch.cuda.max_memory_reserved`")
@@ -262,7 +264,7 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
     lora = (f"LoRA r={args.rank}, alpha {LoraConfig().alpha:g}, dropout {args.lora_dropout:g} on "
             f"{', '.join(args.lora_targets)}")
     precision = meta["precision"]
-    measured_label = "measured max allocated GB" if on_cuda else "measured RSS growth GB"
+    measured_label = "measured max allocated GiB" if on_cuda else "measured RSS growth GiB"
     via = f" (via `{args.invoked_by}`)" if args.invoked_by else ""
     v = meta["versions"]
     lines = [
@@ -289,14 +291,14 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
          f"batch x seq tokens / ({args.gpu} peak {meta['peak_tflops']:g} TFLOP/s {precision} x the catalog's "
          "default utilisation for the method); implied utilisation: the utilisation that would have predicted "
          "the measured step"),
-        "- GB = 1e9 bytes; peak ratio and step ratio are measured / predicted",
+        "- GiB = 2^30 bytes; peak ratio and step ratio are measured / predicted",
         "",
     ]
     if len(rows) < total_runs:
         lines += [f"**Partial: {len(rows)} of {total_runs} runs done.**", ""]
     lines += [
-        (f"| model | method | trainable params | predicted peak GB | {measured_label} | peak ratio | "
-         "measured reserved GB | predicted step s | measured step s | step ratio | implied utilisation |"),
+        (f"| model | method | trainable params | predicted peak GiB | {measured_label} | peak ratio | "
+         "measured reserved GiB | predicted step s | measured step s | step ratio | implied utilisation |"),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -306,15 +308,15 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
         peak = m.get("peak_bytes") if not m.get("error") else None
         implied = f"{p['utilisation'] * p['step_seconds'] / step:.3f}" if step else "-"
         lines.append(
-            f"| {r['model']} | {r['method']} | {trainable:,} | {gb(p['peak_bytes'])} | {gb(peak)} | "
-            f"{ratio(peak, p['peak_bytes'])} | {gb(m.get('reserved_bytes') if not m.get('error') else None)} | "
+            f"| {r['model']} | {r['method']} | {trainable:,} | {gib(p['peak_bytes'])} | {gib(peak)} | "
+            f"{ratio(peak, p['peak_bytes'])} | {gib(m.get('reserved_bytes') if not m.get('error') else None)} | "
             f"{seconds(p['step_seconds'])} | {seconds(step)} | {ratio(step, p['step_seconds'])} | {implied} |")
     failed = [r for r in rows if r["measured"].get("error")]
     if failed:
         lines += ["", "Failed runs:", ""]
         for r in failed:
             m = r["measured"]
-            before = f" (peak before it failed: {gb(m['peak_bytes'])} GB)" if m.get("peak_bytes") else ""
+            before = f" (peak before it failed: {gib(m['peak_bytes'])} GiB)" if m.get("peak_bytes") else ""
             lines.append(f"- {r['model']} {r['method']}: {m['error']}{before}")
     explanation = ("The peak is model states (weights, optimizer states, LoRA adapters) + the larger of the "
                    "forward/backward items (activations, logits + loss, lm_head grad) and the optimizer-step items "
@@ -322,13 +324,13 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
                    "same prediction as the CLI computes it (torch's foreach AdamW, whose temporaries the fused "
                    "optimizer does not need).")
     header = " | ".join(label for _, label in BREAKDOWN)
-    lines += ["", "## Predicted peak, itemised (GB)", "", explanation, "",
+    lines += ["", "## Predicted peak, itemised (GiB)", "", explanation, "",
               f"| model | method | {header} | peak phase | peak | `advisor estimate` |",
               "|---|---|" + "---:|" * len(BREAKDOWN) + "---|---:|---:|"]
     for r in rows:
         d = r["predicted"]["memory"]
-        lines.append(f"| {r['model']} | {r['method']} | " + " | ".join(gb(d[key]) for key, _ in BREAKDOWN)
-                     + f" | {d['peak_phase']} | {gb(d['peak'])} | {gb(r['predicted']['estimate_cli_peak_bytes'])} |")
+        lines.append(f"| {r['model']} | {r['method']} | " + " | ".join(gib(d[key]) for key, _ in BREAKDOWN)
+                     + f" | {d['peak_phase']} | {gib(d['peak'])} | {gib(r['predicted']['estimate_cli_peak_bytes'])} |")
     mismatched = [r for r in rows if r["measured"].get("total_params")
                   and r["measured"]["total_params"] != r["predicted"]["total_params"] + (
                       r["predicted"]["trainable_params"] if r["method"] == "lora" else 0)]
@@ -415,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         measured = run_child(spec, args.run_timeout)
         rows.append({"model": model, "method": method, "spec": spec, "predicted": predicted, "measured": measured})
         status = measured.get("error") or (
-            f"peak {gb(measured.get('peak_bytes'))} GB (predicted {gb(predicted['peak_bytes'])}), "
+            f"peak {gib(measured.get('peak_bytes'))} GiB (predicted {gib(predicted['peak_bytes'])}), "
             f"step {seconds(measured.get('step_seconds_median'))} s (predicted {seconds(predicted['step_seconds'])})")
         print(f"{model} {method}: {status} [{time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
         out.write_text(markdown(rows, args, meta, len(runs)), encoding="utf-8")

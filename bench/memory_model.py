@@ -30,11 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
-from advisor.costs import calibrate_utilisation, default_utilisation, training_flops, training_memory
-from advisor.costs.compute import catalog_gpu_for, peak_flops
+from advisor.costs import default_utilisation, training_flops, training_memory
+from advisor.costs.compute import MeasuredTraining, catalog_gpu_for, peak_flops, pool_utilisation
 from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from harness import catalog
+from harness.record import Hardware, MemoryKind
 from harness.strategies.lora import LoraConfig
+from harness.typedjson import from_jsonable, to_jsonable
+from harness.units import GIB, MIB
 
 MODEL = "smollm2-135m-instruct"
 ANSWER_TOKENS = 6  # a short label and the end-of-turn tokens, as in the support-intents task
@@ -45,7 +48,6 @@ CONFIGS = [("full", 8, 64, False), ("lora", 8, 64, False), ("full", 8, 256, Fals
 # glibc raises its mmap threshold up to 32 MiB as large blocks are freed, after which activations come from the
 # heap and freed ones stay resident; a fixed threshold keeps every tensor above it in its own mapping
 RETURN_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
-MIB = 2 ** 20
 
 
 def synthetic_items(vocab_size: int, batch: int, seq_len: int, steps: int):
@@ -102,10 +104,10 @@ def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: i
     hook.remove()
     if len(step_ends) != steps:
         raise RuntimeError(f"expected {steps} optimizer steps, timed {len(step_ends)}")
-    return {"peak_bytes": memory.peak_mb * MIB, "memory_kind": memory.kind,
+    return {"peak_bytes": memory.use().growth_mib * MIB, "memory_kind": memory.use().kind.value,
             "step_seconds": (step_ends[-1] - step_ends[0]) / (steps - 1),
-            "total_params": info["total_params"], "trainable_params": info["trainable_params"],
-            "precision": info["precision"], "hardware": hardware(device)}
+            "total_params": info.total_params, "trainable_params": info.trainable_params,
+            "precision": info.precision, "hardware": to_jsonable(hardware(device))}
 
 
 def run_isolated(config: tuple, steps: int, env: dict | None = None) -> dict:
@@ -136,31 +138,30 @@ def predict(shape: ModelShape, method: str, batch: int, seq_len: int, checkpoint
 def table(rows: list, steps: int, started_load: float) -> str:
     shape = ModelShape.from_catalog(MODEL)
     first = rows[0][1]
-    hardware, precision = first["hardware"], first["precision"]  # the harness: fp32 on CPU, bf16 on CUDA
-    on_cpu = first["memory_kind"] == "cpu_rss_growth"
+    hardware, precision = from_jsonable(Hardware, first["hardware"]), first["precision"]  # fp32 on CPU, bf16 on CUDA
+    on_cpu = first["memory_kind"] == MemoryKind.CPU_RSS.value
     gpu = catalog_gpu_for(hardware)
     # calibrated utilisation: pooled per method over these very runs, so its ratios show how well FLOPs track
     # time across shapes, not a forecast
-    records = [{"run_info": {"strategy": c[0], "params": {"gradient_checkpointing": c[3]}},
-                "train_info": {"tokens_trained": c[1] * c[2] * (steps - 1),
-                               "train_seconds": m["step_seconds"] * (steps - 1),
-                               "total_params": m["total_params"], "trainable_params": m["trainable_params"],
-                               "precision": m["precision"]},
-                "meta_info": {"hardware": m["hardware"]}} for c, m, _ in rows]
-    calibrated = calibrate_utilisation(records, gpu) if gpu else {}
+    measured = [MeasuredTraining(utilisation_key=c[0], seconds=m["step_seconds"] * (steps - 1), precision=precision,
+                                 gpu=gpu, flops=training_flops(m["total_params"], m["trainable_params"],
+                                                               c[1] * c[2] * (steps - 1),
+                                                               gradient_checkpointing=c[3]).total)
+                for c, m, _ in rows]
+    calibrated = pool_utilisation(measured, gpu) if gpu else {}
     peak = peak_flops(catalog.gpus()[gpu], precision) if gpu else None
 
-    device = hardware.get("gpu") or f"{hardware['cpu']}, {hardware['cpu_count']} cores"
-    memory_columns = (f"{'rss GB':>8}{'ratio':>7}{'rss,mmap':>10}{'ratio':>7}" if on_cpu
-                      else f"{'alloc GB':>8}{'ratio':>7}{'':>17}")
+    device = hardware.gpu or f"{hardware.cpu}, {hardware.cpu_count} cores"
+    memory_columns = (f"{'rss GiB':>8}{'ratio':>7}{'rss,mmap':>10}{'ratio':>7}" if on_cpu
+                      else f"{'alloc GiB':>8}{'ratio':>7}{'':>17}")
     lines = [
-        (f"{MODEL}, {precision}, {hardware['device']} ({device}), torch {hardware['torch_threads']} threads, "
+        (f"{MODEL}, {precision}, {hardware.device} ({device}), torch {hardware.torch_threads} threads, "
          f"{dt.date.today()}, load average {started_load:.1f} at start, {os.getloadavg()[0]:.1f} at end"),
         (f"peak memory over loading + training (weights included): {first['memory_kind']}; step time: mean of "
          f"steps 2..{steps}; batches of exactly seq tokens, loss on the last {ANSWER_TOKENS}"),
         "",
         f"{'':<19}{'predicted':>17}  {'measured / ratio (predicted / measured)':^42}|{'step time, s':^48}",
-        (f"{'config':<19}{'phase':>8}{'GB':>9}  {memory_columns}{'':>10}|"
+        (f"{'config':<19}{'phase':>8}{'GiB':>9}  {memory_columns}{'':>10}|"
          f"{'pred':>8}{'ratio':>7}{'calib':>8}{'ratio':>7}{'measured':>10}"),
     ]
     for config, m, m_mmap in rows:
@@ -168,9 +169,9 @@ def table(rows: list, steps: int, started_load: float) -> str:
         memory, flops = predict(shape, method, batch, seq_len, checkpointing, precision)
         name = f"{method} b{batch} s{seq_len}" + (" ckpt" if checkpointing else "")
         phase = "fwd/bwd" if memory.peak_phase == "forward/backward" else "optim"
-        line = f"{name:<19}{phase:>8}{memory.peak / 1e9:>9.2f}  {m['peak_bytes'] / 1e9:>8.2f}" \
+        line = f"{name:<19}{phase:>8}{memory.peak / GIB:>9.2f}  {m['peak_bytes'] / GIB:>8.2f}" \
                f"{memory.peak / m['peak_bytes']:>7.2f}"
-        line += (f"{m_mmap['peak_bytes'] / 1e9:>10.2f}{memory.peak / m_mmap['peak_bytes']:>7.2f}" if m_mmap
+        line += (f"{m_mmap['peak_bytes'] / GIB:>10.2f}{memory.peak / m_mmap['peak_bytes']:>7.2f}" if m_mmap
                  else f"{'':>17}")
         line += f"{'':>10}|"
         if gpu:
@@ -211,7 +212,7 @@ def main() -> None:
         started = time.perf_counter()
         measured = run_isolated(config, args.steps)
         # on CPU, again with freed memory returned to the system; 2 steps reach the peak (Adam states exist)
-        mmap = (run_isolated(config, 2, RETURN_FREED_MEMORY) if measured["memory_kind"] == "cpu_rss_growth"
+        mmap = (run_isolated(config, 2, RETURN_FREED_MEMORY) if measured["memory_kind"] == MemoryKind.CPU_RSS.value
                 else None)
         rows.append((config, measured, mmap))
         print(f"measured {config} in {time.perf_counter() - started:.0f} s", file=sys.stderr)

@@ -47,7 +47,7 @@ class PeakMemory:
     def __init__(self, device: str):
         self.device = device
         self.kind = MemoryKind.CUDA_MAX_ALLOCATED if device.startswith("cuda") else MemoryKind.CPU_RSS
-        self._use: MemoryUse | None = None
+        self.result: MemoryUse | None = None  # once the phase has ended
         self._banked = 0
         self._banked_reserved = 0
 
@@ -95,14 +95,14 @@ class PeakMemory:
             self._thread.join()
             end_max = _maxrss_bytes()
             peak = end_max if end_max > self._maxrss_start else max(self._sampled, _rss_bytes())
-        self._use = MemoryUse(kind=self.kind, peak_mib=round(peak / MIB, 1),
+        self.result = MemoryUse(kind=self.kind, peak_mib=round(peak / MIB, 1),
                               growth_mib=round(max(0, peak - self._base) / MIB, 1), reserved_peak_mib=reserved_mib)
 
     def use(self) -> MemoryUse:
         """What the phase used (once it has ended)."""
-        if self._use is None:
+        if self.result is None:
             raise RuntimeError("PeakMemory.use() before the phase ended")
-        return self._use
+        return self.result
 
 
 def synchronize(device: str) -> None:

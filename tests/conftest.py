@@ -144,3 +144,22 @@ data: {{train: train.jsonl, test: test.jsonl, target: fields}}
 strategies: {{prompt: {{shots: [1]}}, full: {{epochs: 1, batch_size: 2}}}}
 evaluation: {{batch_size: 2, latency_requests: 1, max_new_tokens: 6}}
 """)
+
+
+def compare_in_process(task_path: Path, out: Path, **options) -> tuple[dict, list[str]]:
+    """``advisor compare`` without worker processes: (results.json as written, the log lines)."""
+    from harness.compare import CompareOptions, run_compare
+    from harness.task import load_task
+
+    lines: list[str] = []
+    run_compare(load_task(task_path), CompareOptions(out_dir=out, progress=False, **options), isolate=False,
+                log=lines.append)
+    return json.loads((out / "results.json").read_text()), lines
+
+
+def run_info(task, variant, *, device: str = "cpu", seed: int = 0):
+    """What compare would record as having run ``variant`` of ``task``."""
+    from harness.record import RunInfo
+
+    return RunInfo(task=task.name, strategy=variant.strategy, variant=variant.name, params=variant.params,
+                   config_hash="test", seed=seed, limit=None, device=device, model=task.model_ref)

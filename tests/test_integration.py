@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from harness.compare import CompareOptions, run_compare
+from harness.task import load_task
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -30,8 +31,9 @@ def small_copy(task: Path, folder: Path, strategies: dict) -> Path:
 def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
     task = small_copy(INTENTS, tmp_path, {"prompt": {"shots": [0, 4]}, "rag": {"top_k": 4},
                                           "lora": {"rank": 8, "epochs": 1, "instruction": "none"}})
-    results = run_compare(task, CompareOptions(out_dir=tmp_path / "out", only=["prompt", "rag", "lora"], limit=3,
-                                               isolate=False, progress=False), log=lambda _: None)
+    run_compare(load_task(task), CompareOptions(out_dir=tmp_path / "out", only=["prompt", "rag", "lora"], limit=3,
+                                                progress=False), isolate=False, log=lambda _: None)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
     runs = {(r["strategy"], r["variant"]): r for r in results["runs"]}
     assert set(runs) == {("prompt", "0-shot"), ("prompt", "4-shot"), ("rag", "top-4"), ("lora", "r8")}
     for key, row in runs.items():
@@ -51,7 +53,7 @@ def test_retrieval_finds_the_source_document_for_most_handbook_questions():
     from harness.catalog import resolve_embedder
     from harness.corpus import chunk_document, read_corpus
     from harness.retrieval import Retriever
-    from harness.task import load_task, read_jsonl
+    from harness.io import read_jsonl
 
     task = load_task(HANDBOOK)
     config = task.strategy_configs["rag"]

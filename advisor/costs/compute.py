@@ -150,11 +150,15 @@ def calibrate_utilisation(records: Iterable[RunRecord], gpu: str) -> dict[str, U
     Runs on other hardware, failed runs and runs without training are skipped; several runs of one key pool
     FLOPs and seconds.
     """
+    return pool_utilisation([run for run in map(measured_training, records) if run is not None], gpu)
+
+
+def pool_utilisation(runs: Iterable[MeasuredTraining], gpu: str) -> dict[str, Utilisation]:
+    """``calibrate_utilisation`` from the measurements themselves (the runs on ``gpu`` among them)."""
     device = catalog.check_gpu(gpu)
     by_key: dict[str, list[MeasuredTraining]] = {}
-    for record in records:
-        run = measured_training(record)
-        if run is not None and run.gpu == gpu:
+    for run in runs:
+        if run.gpu == gpu:
             by_key.setdefault(run.utilisation_key, []).append(run)
     result = {}
     for key, runs in by_key.items():

@@ -12,7 +12,6 @@ needs to run).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field, fields
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
@@ -89,7 +88,7 @@ def unavailable_reason(name: str, traits: StrategyTraits, device: str) -> str | 
         needs = (f"strategies.{name}: {traits.display_name} needs the {package.module} package: "
                  f"pip install '{package.pip}' (or pip install -e '.[{package.extra}]')")
         try:
-            importlib.import_module(package.module)
+            __import__(package.module)  # as `import bitsandbytes` would: a broken install raises here
         except ModuleNotFoundError:
             return needs
         except Exception as err:  # noqa: BLE001 -- installed but broken (e.g. finds no CUDA library): say what failed

@@ -24,6 +24,7 @@ from harness.spec import Example
 from harness.strategies.base import (LabelledExamples, Prepared, Requirement, Rung, StrategyTraits, Variant,
                                      training_config, training_variants, unavailable_reason)
 from harness.strategies.lora import LoraConfig, lora_adapter_config
+from harness.units import MIB
 
 if TYPE_CHECKING:
     from harness.runner import RunContext
@@ -101,7 +102,7 @@ class QloraStrategy:
         bnb = quantization_config(cfg, ctx.device)
         base = ctx.load_model(quantization=bnb)
         # measured before kbit preparation, which upcasts the unquantised layers (norms, embeddings) to fp32
-        base_mb = round(base.get_memory_footprint() / 2**20, 1)
+        base_mib = round(base.get_memory_footprint() / MIB, 1)
         quantized = sum(type(m).__name__ == "Linear4bit" for m in base.modules())
         # freezes the base, upcasts the small unquantised layers for stable training, turns on checkpointing
         base = peft.prepare_model_for_kbit_training(base, use_gradient_checkpointing=cfg.gradient_checkpointing)
@@ -112,7 +113,7 @@ class QloraStrategy:
         trainable, total = model.get_nb_trainable_parameters()
         compute = _dtype_name(bnb.bnb_4bit_compute_dtype)
         facts = {"method": "bitsandbytes", "bits": 4, "quant_type": cfg.quant_type, "double_quant": cfg.double_quant,
-                 "compute_dtype": compute, "quantized_modules": quantized, "base_memory_mb": base_mb}
+                 "compute_dtype": compute, "quantized_modules": quantized, "base_memory_mib": base_mib}
         train_info = dataclasses.replace(train_info, trainable_params=trainable, total_params=total,
                                          quantization=facts)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.breakeven import ArmEconomics, break_even, volume_range
+from advisor.pricing import RunCosts
 
 
 def arm(label, one_time, per_1k, replica_month=None):
@@ -45,15 +46,14 @@ def test_cheaper_up_front_but_dearer_per_request_wins_only_below():
     assert pair.outcome == "below" and pair.monthly_requests == pytest.approx(1_500_000)
 
 
-def test_from_row_reads_the_priced_row():
-    row = {"strategy": "lora", "train_usd": 0.5, "data_usd": 960.0, "serve_usd_per_1k": 0.002,
-           "serve_requests_per_gpu_hour": 505_000.0}
-    economics = ArmEconomics.from_row(row, "LoRA r8")
+def test_from_costs_reads_the_priced_run():
+    costs = RunCosts(train_usd=0.5, data_usd=960.0, serve_usd_per_1k=0.002, serve_requests_per_gpu_hour=505_000.0)
+    economics = ArmEconomics.of(costs, "lora", "LoRA r8")
     assert economics.one_time_usd == 960.5
     # a replica-hour: 0.002 / 1000 x 505,000 = $1.01; a month of 730 h: $737.30
     assert economics.replica_month_usd == pytest.approx(737.30)
     assert economics.requests_per_replica_month == pytest.approx(505_000 * 730)
-    assert ArmEconomics.from_row({"strategy": "prompt", "serve_usd_per_1k": None}, "p") is None
+    assert ArmEconomics.of(RunCosts(serve_usd_per_1k=None), "prompt", "p") is None
 
 
 def test_always_on_replicas_are_whole():

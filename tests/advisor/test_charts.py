@@ -6,7 +6,7 @@ import re
 
 from advisor import charts
 from advisor.recommend import analyse
-from tests.advisor.test_recommend import learning_curve_rows, make_results, make_row
+from tests.advisor.factories import learning_curve_rows, make_results, make_row
 
 EVIL = "<script>alert(1)</script>"
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from advisor.costs import Utilisation, calibrate_utilisation, estimate_training, training_flops
 from advisor.costs.compute import catalog_gpu_for, gpu_hours_usd, peak_flops
 from harness import catalog
 from harness.errors import UserError
+from harness.record import Hardware
+from harness.shapes import ModelShape
+from tests.advisor.factories import make_record
 
 
 def test_deepseek_v3_training_cost():
@@ -45,8 +50,8 @@ def test_measured_runs_use_the_recorded_lm_head_positions():
 
     record = _record("full", device="cpu", tokens=10_000, trainable=135_000_000)
     plain = measured_training(record).flops
-    record["run_info"]["model_shape"] = {"vocab_size": 100, "hidden_size": 10}
-    record["train_info"]["lm_head_positions"] = 1_000
+    record.run_info.model_shape = ModelShape("m", 1, 10, 10, 1, 1, vocab_size=100, tie_word_embeddings=True)
+    record.train_info.lm_head_positions = 1_000
     assert measured_training(record).flops == pytest.approx(plain - 6 * 1_000 * 9_000)
 
 
@@ -65,12 +70,16 @@ def test_default_utilisation_says_where_it_comes_from():
 
 
 def _record(strategy, *, device, tokens=100_000, seconds=50.0, trainable=1_000_000, total=135_000_000,
-            precision="fp32", gpu=None, checkpointing=False, status="ok"):
-    hardware = {"device": device, "cpu_count": 2, **({"gpu": gpu} if gpu else {})}
-    return {"status": status, "run_info": {"strategy": strategy, "params": {"gradient_checkpointing": checkpointing}},
-            "train_info": {"tokens_trained": tokens, "train_seconds": seconds, "trainable_params": trainable,
-                           "total_params": total, "precision": precision},
-            "meta_info": {"hardware": hardware}}
+            precision="fp32", gpu=None, checkpointing=False, status="ok", processes=1):
+    record = make_record(strategy, "v", 0.5, trained=True, status=status,
+                         params={"gradient_checkpointing": checkpointing})
+    if status != "ok":
+        return record
+    record.train_info = dataclasses.replace(record.train_info, tokens_trained=tokens, train_seconds=seconds,
+                                            trainable_params=trainable, total_params=total, precision=precision,
+                                            num_processes=processes)
+    record.meta_info = dataclasses.replace(record.meta_info, hardware=Hardware(device=device, cpu_count=2, gpu=gpu))
+    return record
 
 
 def test_calibrate_utilisation_from_measured_runs():
@@ -92,27 +101,25 @@ def test_calibrate_utilisation_from_measured_runs():
 
 def test_runs_on_several_gpus_are_calibrated_per_gpu():
     """4 GPUs for 50 s did the work of one GPU for 200 s; 2 processes sharing one CPU machine are one machine."""
-    on_four = _record("full", device="cuda", gpu="NVIDIA H100 80GB HBM3", precision="bf16", trainable=135_000_000)
-    on_four["train_info"]["num_processes"] = 4
+    on_four = _record("full", device="cuda", gpu="NVIDIA H100 80GB HBM3", precision="bf16", trainable=135_000_000,
+                      processes=4)
     assert calibrate_utilisation([on_four], "h100-sxm")["full"].value == \
         pytest.approx(6 * 135e6 * 1e5 / (4 * 50.0) / 989.5e12)
-    two_cpu = _record("full", device="cpu", trainable=135_000_000)
-    two_cpu["train_info"]["num_processes"] = 2
+    two_cpu = _record("full", device="cpu", trainable=135_000_000, processes=2)
     assert calibrate_utilisation([two_cpu], "cpu-2core")["full"].value == \
         pytest.approx(6 * 135e6 * 1e5 / 50.0 / peak_flops(catalog.gpus()["cpu-2core"], "fp32"))
 
 
-def test_calibration_reads_flat_results_rows_too():
-    row = {"strategy": "lora", "status": "ok", "tokens_trained": 1e5, "train_seconds": 10.0, "trainable_params": 1e6,
-           "total_params": 1e8, "hardware": {"device": "cuda:0", "gpu": "NVIDIA A10G"}}
-    assert set(calibrate_utilisation([row], "a10g")) == {"lora"}
+def test_calibration_matches_a_numbered_cuda_device():
+    record = _record("lora", device="cuda:0", gpu="NVIDIA A10G", tokens=100_000, seconds=10.0, total=100_000_000)
+    assert set(calibrate_utilisation([record], "a10g")) == {"lora"}
 
 
 def test_recorded_hardware_maps_to_catalog_entries():
-    assert catalog_gpu_for({"device": "cuda", "gpu": "NVIDIA A100-SXM4-80GB"}) == "a100-80gb"
-    assert catalog_gpu_for({"device": "cpu", "cpu_count": 2}) == "cpu-2core"
-    assert catalog_gpu_for({"device": "cpu", "cpu_count": 64}) is None
-    assert catalog_gpu_for({"device": "cuda", "gpu": "NVIDIA H100 PCIe"}) is None  # different peak: not h100-sxm
+    assert catalog_gpu_for(Hardware(device="cuda", gpu="NVIDIA A100-SXM4-80GB")) == "a100-80gb"
+    assert catalog_gpu_for(Hardware(device="cpu", cpu_count=2)) == "cpu-2core"
+    assert catalog_gpu_for(Hardware(device="cpu", cpu_count=64)) is None
+    assert catalog_gpu_for(Hardware(device="cuda", gpu="NVIDIA H100 PCIe")) is None  # different peak: not h100-sxm
 
 
 def test_bad_inputs_are_user_errors():
@@ -128,6 +135,6 @@ def test_too_big_for_one_gpu_reports_how_many_sharded_gpus():
     estimate = estimate_training("llama-3.1-70b", "full", "h100-sxm", 1000, 512, 1, 1, gradient_checkpointing=True)
     assert not estimate.fits
     # sharded over n GPUs: weights 2 + fp32 master 4 + Adam 8 + (at the step) gradients 2 + fp32 temporaries 4
-    # = 20 B per parameter; 70.55e9 x 20 / n <= 72 GB usable (0.9 x 80) -> n = 20
-    assert estimate.gpus_needed == 20
+    # = 20 B per parameter; 70.55e9 x 20 / n <= 77.3e9 B usable (0.9 x 80 GiB) -> n = 19
+    assert estimate.gpus_needed == 19
     assert "FSDP/ZeRO-3" in estimate.notes[0]

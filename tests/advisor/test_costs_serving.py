@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.costs import METHODS, RequestShape, estimate_serving
+from advisor.costs import RequestShape, estimate_serving
 from advisor.costs.serving import HOURS_PER_MONTH
 from harness import catalog
 from harness.errors import UserError
+from harness.strategies import STRATEGIES
+
+# each strategy's serving method (its traits)
+METHODS = {name: strategy.traits.serving_method for name, strategy in STRATEGIES.items()}
 
 
 def test_prompting_and_rag_pay_for_context_a_fine_tuned_model_does_not():
     request = RequestShape()
-    tokens = {m: request.prompt_tokens(m) for m in METHODS}
+    tokens = {name: request.prompt_tokens(method) for name, method in METHODS.items()}
     assert tokens["lora"] == tokens["qlora"] == tokens["full"] == request.template_tokens + request.input_tokens
     assert tokens["prompt"] == tokens["lora"] + request.instruction_tokens + request.shots * request.shot_tokens
     assert tokens["rag"] == tokens["lora"] + request.instruction_tokens + request.rag_chunks * request.chunk_tokens
 
 
 def test_longer_prompts_cost_more_per_request():
-    costs = {m: estimate_serving("llama-3.1-8b", m, "a10g", 1_000_000).usd_per_1k_requests for m in METHODS}
+    costs = {name: estimate_serving("llama-3.1-8b", method, "a10g", 1_000_000).usd_per_1k_requests
+             for name, method in METHODS.items()}
     assert costs["rag"] > costs["prompt"] > costs["lora"] == costs["full"]
 
 
@@ -48,5 +53,5 @@ def test_rag_includes_the_query_embedding():
 
 
 def test_unknown_method_is_a_user_error():
-    with pytest.raises(UserError, match="choose one of: prompt, rag, lora, qlora, full"):
+    with pytest.raises(UserError, match="choose one of: prompt, rag, fine-tuned"):
         estimate_serving("llama-3.1-8b", "dpo", "a10g", 10)

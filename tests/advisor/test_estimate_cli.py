@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from advisor.cli import main
-from advisor.costs import METHODS
+from harness.strategies import STRATEGIES
 from tests.conftest import ROOT
 
-HEADLINE = ("trainable_params", "peak_memory_gb", "fits", "train_gpu_hours", "train_usd", "serve_usd_per_month")
+HEADLINE = ("trainable_params", "peak_memory_gib", "fits", "train_gpu_hours", "train_usd", "serve_usd_per_month")
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -33,7 +33,7 @@ def test_one_method_json_has_the_headline_figures():
     data = json.loads(result.output)
     assert set(HEADLINE) <= set(data)
     assert data["trainable_params"] == 32 * 8 * (4096 + 4096 + 4096 + 1024 + 4096 + 1024 + 4096 + 4096)
-    assert data["fits"] is True and 16 < data["peak_memory_gb"] < 21.6
+    assert data["fits"] is True and 16 < data["peak_memory_gib"] < 21.6
     assert data["train_usd"] == pytest.approx(data["train_gpu_hours"] * 1.006)
 
 
@@ -41,7 +41,7 @@ def test_all_methods_json_is_keyed_by_method():
     result = invoke("--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--json")
     assert result.exit_code == 0, result.output
     methods = json.loads(result.output)["methods"]
-    assert list(methods) == list(METHODS)
+    assert list(methods) == list(STRATEGIES)
     for figures in methods.values():
         assert set(HEADLINE) <= set(figures)
     assert methods["prompt"]["trainable_params"] == 0 and methods["prompt"]["train_usd"] == 0
@@ -53,7 +53,7 @@ def test_table_shows_every_method_the_itemised_memory_and_the_assumptions():
     result = invoke("--model", "qwen2.5-7b", "--gpu", "a100-80gb", "--examples", "2000")
     assert result.exit_code == 0, result.output
     header = next(line for line in result.output.splitlines() if line.split()[:1] == ["prompt"])
-    assert header.split() == list(METHODS)
+    assert header.split() == list(STRATEGIES)
     for row in ("Adam states", "activations", "logits and loss", "4-bit dequantisation buffer", "KV cache",
                 "GPU-hours", "cost per month", "FIRST MONTH"):
         assert row in result.output

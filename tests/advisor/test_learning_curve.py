@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from harness.record import RunStatus
+from harness.runstore import RunRow
+
 from advisor.learning_curve import (CurvePoint, PowerLaw, base_variant, curve_points, fit_learning_curve, fit_power_law,
                                     learning_curves, quality_interval)
 
@@ -93,11 +96,11 @@ def test_band_brackets_the_fit():
 
 
 def test_rows_group_by_arm_without_the_fraction_suffix():
-    rows = [{"strategy": "lora", "variant": v, "status": "ok", "quality": q, "train_examples": n, "n_examples": 128}
+    ok, failed = RunStatus.OK, RunStatus.FAILED
+    rows = [RunRow("lora", v, ok, "", quality=q, train_examples=n, n_examples=128)
             for v, n, q in (("r8-25pct", 96, 0.6), ("r8", 384, 0.7), ("r8-50pct", 192, 0.65))]
-    rows += [{"strategy": "prompt", "variant": "4-shot", "status": "ok", "quality": 0.2, "train_examples": None},
-             {"strategy": "lora", "variant": "r8-10pct", "status": "failed", "quality": None, "train_examples": 38},
-             {"strategy": "full", "variant": "all-weights", "status": "ok", "quality": 0.7, "train_examples": 384}]
+    rows += [RunRow("prompt", "4-shot", ok, "", quality=0.2), RunRow("lora", "r8-10pct", failed, "", train_examples=38),
+             RunRow("full", "all-weights", ok, "", quality=0.7, train_examples=384)]
     groups = curve_points(rows)
     assert [p.examples for p in groups[("lora", "r8")]] == [96, 192, 384]
     assert base_variant("all-weights-25pct") == "all-weights" and base_variant("r16") == "r16"

@@ -2,62 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from advisor.recommend import analyse, recommend, store_recommendation
-from advisor.wording import strategy_name
-
-CPU = {"device": "cpu", "platform": "Linux", "cpu": "AMD EPYC", "cpu_count": 2, "torch_threads": 2, "memory_gb": 23.5}
-A10G = {"device": "cuda", "gpu": "NVIDIA A10G", "gpu_count": 1, "platform": "Linux", "cpu": "x86", "cpu_count": 8,
-        "memory_gb": 32}
-DATA_COST = {"minutes_per_example": 5.0, "hourly_rate_usd": 30.0, "llm_generated_fraction": 0.0,
-             "llm_tokens_per_example": 200, "llm_usd_per_million_tokens": 10.0, "review_fraction": 1.0,
-             "review_minutes_per_example": 1.0}
-SMOLLM2_135M = {"name": "smollm2-135m-instruct", "num_layers": 30, "hidden_size": 576, "intermediate_size": 1536,
-                "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152, "tie_word_embeddings": True,
-                "attention_bias": False}
-
-
-def make_row(strategy, variant, quality, *, p95=500.0, train_usd=None, data_usd=0.0, per_1k=0.01, per_month=737.0,
-             prompt_tokens=100.0, n_test=200, train_examples=None, status="ok", error=None):
-    """A priced results.json row (harness.runstore.summarize + advisor.pricing fields)."""
-    trained = train_usd is not None
-    return {"strategy": strategy, "variant": variant, "status": status, "error": error, "metric": "accuracy",
-            "quality": quality if status == "ok" else None, "n_examples": n_test,
-            "latency_ms_p50": p95 * 0.8, "latency_ms_p95": p95, "latency_batch_size": 1,
-            "throughput_examples_per_s": 3.0, "eval_batch_size": 16, "prompt_tokens_mean": prompt_tokens,
-            "output_tokens_mean": 4.0, "peak_memory_mb": 900.0, "peak_memory_kind": "cpu_rss_growth",
-            "train_seconds": 100.0 if trained else None, "tokens_trained": 1e5 if trained else None,
-            "trainable_params": 1e6 if trained else None, "train_examples": train_examples,
-            "final_loss": 0.5 if trained else None, "train_usd": train_usd, "train_gpu_hours": None,
-            "train_usd_measured_hardware": None, "serve_usd_per_1k": per_1k, "serve_usd_per_month": per_month,
-            "serve_requests_per_gpu_hour": 1010 / per_1k if per_1k else None, "data_usd": data_usd, "labelled_examples": None,
-            "record": f"runs/{strategy}-{variant}.json"}
-
-
-def make_results(runs, *, device=CPU, deployment="a10g", priced=True, knowledge=None, **goals):
-    goals = {"quality": 0.8, "p95_latency_ms": 1000.0, "monthly_requests": 1_000_000, "training_budget_usd": 500.0,
-             **goals}
-    costs = {"gpu": deployment, "gpu_display_name": "NVIDIA A10G 24GB (AWS G5)", "usd_per_hour": 1.01,
-             "price_source": "AWS on-demand", "price_date": "2026-05-01", "monthly_requests": goals["monthly_requests"],
-             "training_utilisation": {}, "serving_utilisation": {}, "data_cost": DATA_COST,
-             "model_shape": SMOLLM2_135M, "notes": []}
-    return {"schema": 1,
-            "task": {"name": "demo", "kind": "classification", "path": "demo.yaml", "metric": "accuracy",
-                     "model": {"name": "smollm2-135m-instruct", "source": "package", "catalog_name": "smollm2-135m-instruct"},
-                     "labels": ["a", "b"], "n_train": 384, "n_test": 200, "goals": goals,
-                     "deployment": {"gpu": deployment}, "knowledge": knowledge},
-            "device": device, "options": {"limit": None, "seed": 0, "only": None}, "runs": runs,
-            "costs": costs if priced else None, "recommendation": None}
-
-
-def learning_curve_rows(qualities=(0.62, 0.68, 0.72)):
-    sizes = (96, 192, 384)
-    names = ("r8-25pct", "r8-50pct", "r8")
-    return [make_row("lora", name, q, train_usd=0.12 * n / 384, data_usd=2.5 * n, per_1k=0.008, prompt_tokens=40,
-                     train_examples=n, p95=300) for name, n, q in zip(names, sizes, qualities)]
+from advisor.costs.data_cost import DataCostConfig
+from advisor.recommend import analyse
+from advisor.report import publish
+from harness import strategies
+from harness.strategies.base import Rung, StrategyTraits
+from tests.advisor.factories import (A10G, learning_curve_rows, make_comparison, make_results, make_row,
+                                     recommend, save_comparison)
 
 
 def test_cheapest_adequate_arm_wins_and_reasons_carry_the_numbers():
@@ -148,9 +104,6 @@ def test_training_budget_is_a_goal():
 
 def test_unpriced_results_still_recommend_on_quality():
     runs = [make_row("lora", "r8", 0.9, train_usd=1.0), make_row("prompt", "4-shot", 0.85)]
-    for row in runs:
-        for key in ("train_usd", "serve_usd_per_1k", "serve_usd_per_month", "data_usd"):
-            row.pop(key)
     rec = recommend(make_results(runs, priced=False))
     assert rec["strategy"] == "prompt"  # no prices: the simplest adequate arm
     assert any("not priced" in c for c in rec["cautions"]) and rec["break_even"] == []
@@ -161,12 +114,18 @@ def test_no_finished_run():
     assert rec["strategy"] is None and rec["verdict"] == "No run finished: nothing to recommend."
 
 
-def test_measured_combination_is_named_and_can_win():
+def test_a_registered_combination_is_named_by_its_traits_and_can_win(monkeypatch):
+    """A new arm is a registry entry: its traits name it, rank it and price it; nothing else needs to know it."""
+    lora = strategies.STRATEGIES["lora"]
+    combined = type("LoraRag", (), {"name": "lora+rag", "config_type": lora.config_type,
+                                     "traits": dataclasses.replace(lora.traits, display_name="LoRA + RAG",
+                                                                   ladder_rank=Rung.FULL, serving_method="rag")})()
+    assert isinstance(combined.traits, StrategyTraits)
+    monkeypatch.setitem(strategies.STRATEGIES, "lora+rag", combined)
     runs = [make_row("lora+rag", "r8-top-4", 0.88, train_usd=0.2, data_usd=100.0),
             make_row("rag", "top-4", 0.7)]
     rec = recommend(make_results(runs))
     assert rec["strategy"] == "lora+rag" and rec["label"] == "LoRA + RAG r8-top-4"
-    assert strategy_name("full+rag") == "full fine-tuning + RAG"
 
 
 def test_goal_inside_the_interval_is_a_caveat():
@@ -178,16 +137,19 @@ def test_break_even_is_part_of_the_recommendation():
     runs = [make_row("prompt", "4-shot", 0.5, data_usd=10.0, per_1k=0.02),
             make_row("lora", "r8", 0.9, train_usd=0.12, data_usd=960.0, per_1k=0.008)]
     analysis = analyse(make_results(runs))
-    (pair,) = analysis.recommendation["break_even"]
+    (pair,) = analysis.recommendation.break_even
     # (960.12 - 10) / (12 x (0.02 - 0.008) / 1000) = 6,598,055.6 requests a month
     assert pair["monthly_requests"] == pytest.approx(6_598_055.6, rel=1e-6)
     assert "cheaper over 12 months above 6,598,056 requests a month (the task expects 1,000,000)" in pair["sentence"]
-    assert analysis.recommendation["break_even_basis"].startswith("Break-even compares marginal serving cost")
+    assert analysis.recommendation.break_even_basis.startswith("Break-even compares marginal serving cost")
 
 
-def test_store_recommendation_rewrites_results_json(tmp_path):
-    results = make_results([make_row("prompt", "0-shot", 0.85)])
-    store_recommendation(tmp_path, results)
+def test_publish_writes_results_json_once_with_the_recommendation(tmp_path):
+    comparison = make_comparison([make_row("prompt", "0-shot", 0.85).stored])
+    save_comparison(tmp_path, comparison)
+    analysis, report = publish(tmp_path, comparison, DataCostConfig())
     stored = json.loads((tmp_path / "results.json").read_text())
-    assert stored["recommendation"]["strategy"] == "prompt" and stored["runs"] == results["runs"]
-    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left behind
+    assert stored["recommendation"]["strategy"] == "prompt" == analysis.recommendation.strategy
+    assert [row["variant"] for row in stored["runs"]] == ["0-shot"] and stored["runs"][0]["data_usd"] == 0
+    assert stored["costs"]["gpu"] == "a10g" and report.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "results.json", "runs"]  # no temp files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.advisor.test_cli import ADVISOR, run
+from tests.conftest import run_info
 
 
 def start_compare(task: Path, out: Path) -> subprocess.Popen:
@@ -75,9 +77,9 @@ def test_fine_tuning_is_reproducible_on_cpu(classification_task):
     for _ in range(2):
         ctx = RunContext(task=task, data=data, train=data.train, test=data.test[:2], device="cpu", seed=3, progress=False)
         variant = STRATEGIES["lora"].variants(task.strategy_configs["lora"])[0]
-        record = run_variant(ctx, variant, {})
-        assert record["status"] == "ok", record["error"]
-        curves.append((record["train_info"]["loss_curve"], [p["output"] for p in record["predictions"]]))
+        record = run_variant(ctx, variant, run_info(task, variant, seed=3))
+        assert record.ok, record.error
+        curves.append((record.train_info.loss_curve, [p.output for p in record.predictions]))
     assert curves[0] == curves[1]
 
 
@@ -93,18 +95,22 @@ def test_a_run_that_cannot_fit_fails_before_training_and_the_others_run(classifi
     from harness.compare import CompareOptions, run_compare
     from harness.task import load_task
 
-    check = memory_preflight(load_task(classification_task))
-    tiny_machine = lambda variant, device: check(variant, {**device, "memory_gb": 0.001})  # noqa: E731
-    results = run_compare(classification_task, CompareOptions(out_dir=tmp_path, only=["prompt", "full"], isolate=False,
-                                                              progress=False, preflight=tiny_machine), log=lambda _: None)
-    by_strategy = {r["strategy"]: r for r in results["runs"]}
+    task = load_task(classification_task)
+    check = memory_preflight(task)
+
+    def tiny_machine(variant, device, processes, sharding):
+        return check(variant, dataclasses.replace(device, memory_gib=0.001), processes, sharding)
+
+    results = run_compare(task, CompareOptions(out_dir=tmp_path, only=["prompt", "full"], progress=False),
+                          preflight=tiny_machine, isolate=False, log=lambda _: None)
+    by_strategy = {run.record.run_info.strategy: run.record for run in results.runs}
     full = by_strategy["full"]
-    assert full["status"] == "failed" and full["train_seconds"] is None
-    assert full["error"].startswith("out of memory (predicted before training)") and "would fit" in full["error"]
-    assert by_strategy["prompt"]["status"] == "ok"
+    assert not full.ok and full.train_info is None
+    assert full.error.startswith("out of memory (predicted before training)") and "would fit" in full.error
+    assert by_strategy["prompt"].ok
+    assert (tmp_path / "runs" / "full-all-weights.json").exists()  # the failed record is kept like any other
     # with the real machine's memory the same check lets it run
     from harness.strategies import STRATEGIES
 
-    task = load_task(classification_task)
     variant = STRATEGIES["full"].variants(task.strategy_configs["full"])[0]
-    assert check(variant, results["device"]) is None
+    assert check(variant, results.device, 1, "none") is None

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from advisor.report import CHROMIUM, chromium, screenshot
-from tests.advisor.test_report import write_decision_report
+from harness.io import atomic_write_text
+from harness.record import Prediction
+from tests.advisor.test_report import decision_report
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} not found: install Debian's chromium package (apt-get install -y chromium)")
@@ -19,9 +21,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("browser-report")
-    predictions = [{"id": "te-1", "input": "charged twice", "target": "billing", "prediction": "refund", "score": 0.0}]
-    return write_decision_report(folder, predictions=predictions)
+    path = tmp_path_factory.mktemp("browser-report") / "report.html"
+    predictions = [Prediction(id="te-1", input="charged twice", target="billing", prediction="refund", output="refund",
+                              score=0.0, prompt_tokens=9, output_tokens=1)]
+    atomic_write_text(path, decision_report(predictions))
+    return path
 
 
 def test_rendered_dom_has_the_verdict_the_table_and_the_charts(report):

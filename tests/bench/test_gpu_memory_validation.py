@@ -54,7 +54,7 @@ def test_cpu_lora_and_full_rows_with_predictions_and_measurements(tmp_path):
     rows = table_rows(text)
     assert set(rows) == {(MODEL, "lora"), (MODEL, "full")}
     for row in rows.values():
-        predicted, measured = number(row["predicted peak GB"]), number(row["measured RSS growth GB"])
+        predicted, measured = number(row["predicted peak GiB"]), number(row["measured RSS growth GiB"])
         assert predicted > 0.5 and measured > 0.3
         # the point is that the pipeline works with real numbers; the memory model has been within ~15 % here
         assert 0.2 <= number(row["peak ratio"]) <= 5
@@ -63,7 +63,7 @@ def test_cpu_lora_and_full_rows_with_predictions_and_measurements(tmp_path):
         step_ratio = number(row["measured step s"]) / number(row["predicted step s"])
         assert abs(number(row["step ratio"]) - step_ratio) < 0.05 * step_ratio + 0.01
         assert number(row["implied utilisation"]) > 0
-        assert row["measured reserved GB"] == "-"  # CUDA only
+        assert row["measured reserved GiB"] == "-"  # CUDA only
     # one timed step on a shared 2-core CPU: 0.32 s in one run, 6.4 s in the next (bench/README.md), so the step
     # ratio gets only a band that catches a unit error
     for r in raw["rows"]:
@@ -71,7 +71,7 @@ def test_cpu_lora_and_full_rows_with_predictions_and_measurements(tmp_path):
         assert m["error"] is None
         assert 0.01 <= m["step_seconds_median"] / p["step_seconds"] <= 100
         assert m["optimizer_steps"] == 2 and m["tokens_trained"] == 2 * 32
-        assert m["precision"] == "fp32" and m["memory_kind"] == "cpu_rss_growth"
+        assert m["precision"] == "fp32" and m["memory_kind"] == "cpu_rss"
     lora = next(r for r in raw["rows"] if r["method"] == "lora")
     full = next(r for r in raw["rows"] if r["method"] == "full")
     assert lora["measured"]["trainable_params"] == lora["predicted"]["trainable_params"] == 921_600
@@ -89,7 +89,7 @@ def test_a_failed_run_is_a_row_not_a_crash(tmp_path):
     assert raw["rows"][0]["measured"]["error"].startswith("timed out")
     assert f"- {MODEL} lora: timed out after 1 s" in text
     row = table_rows(text)[(MODEL, "lora")]
-    assert number(row["predicted peak GB"]) > 0 and row["measured RSS growth GB"] == "-"
+    assert number(row["predicted peak GiB"]) > 0 and row["measured RSS growth GiB"] == "-"
 
 
 def test_bad_arguments_exit_2(tmp_path):
@@ -118,6 +118,6 @@ def test_cuda_small_lora_and_full(tmp_path):
     for row in rows.values():
         # on CUDA the allocator counts tensors exactly: the model should be close, a wide band guards the pipeline
         assert 0.5 <= number(row["peak ratio"]) <= 2
-        assert number(row["measured reserved GB"]) >= number(row["measured max allocated GB"])
+        assert number(row["measured reserved GiB"]) >= number(row["measured max allocated GiB"])
     for r in raw["rows"]:
         assert r["measured"]["precision"] == "bf16" and r["measured"]["memory_kind"] == "cuda_max_allocated"

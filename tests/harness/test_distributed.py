@@ -9,6 +9,7 @@ import pytest
 from harness import distributed
 from harness.compare import CompareOptions, run_compare
 from harness.errors import UserError
+from harness.task import load_task
 from tests.conftest import CLASSIFICATION_TEST, CLASSIFICATION_TRAIN, write_jsonl, write_task
 
 
@@ -29,8 +30,11 @@ evaluation: {{batch_size: 4, latency_requests: 1, max_new_tokens: 4}}
 """)
 
 
-def compare(task, out, **kw):
-    return run_compare(task, CompareOptions(out_dir=out, progress=False, device="cpu", **kw), log=lambda _: None)
+def compare(task, out, isolate=True, **kw) -> dict:
+    """Compare, and results.json as it wrote it."""
+    run_compare(load_task(task), CompareOptions(out_dir=out, progress=False, device="cpu", **kw), isolate=isolate,
+                log=lambda _: None)
+    return json.loads((out / "results.json").read_text())
 
 
 def records(out) -> dict:
@@ -53,7 +57,7 @@ def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(tm
         assert (b["num_processes"], b["sharding"], b["global_batch_size"]) == (2, "ddp", 4)
         assert (a["num_processes"], a["global_batch_size"]) == (1, 4)
         assert multi[name]["run_info"]["num_processes"] == 2
-        assert len(b["train_peak_memory_mb_per_process"]) == 2
+        assert len(b["memory_per_process"]) == 2 and a["memory_per_process"] is None
         assert a["optimizer_steps"] == b["optimizer_steps"] == 6
         assert len(a["loss_curve"]) == len(b["loss_curve"]) == 6
         # the loss moved (training happened), and both runs moved it the same way
@@ -103,11 +107,12 @@ def test_compare_itself_under_a_launcher_says_how_to_start_it(classification_tas
 
 
 def test_several_processes_change_the_config_hash_only_when_there_are_several():
+    from harness.catalog import ModelRef
     from harness.runstore import config_hash
     from harness.strategies import Variant
 
     v = Variant("lora", "r8", {"rank": 8})
-    kw = {"seed": 0, "limit": None, "device": "cpu", "model": {"name": "m"}}
+    kw = {"seed": 0, "limit": None, "device": "cpu", "model": ModelRef("m", "local", "/m")}
     assert config_hash({}, v, **kw) == config_hash({}, v, num_processes=1, **kw)
     assert config_hash({}, v, **kw) != config_hash({}, v, num_processes=2, **kw)
 

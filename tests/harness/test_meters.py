@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from harness.meters import PeakMemory, hardware, package_versions, percentile
+from harness.record import MemoryKind
 
 
 def test_cpu_peak_memory_sees_a_300_mb_allocation():
@@ -11,9 +12,10 @@ def test_cpu_peak_memory_sees_a_300_mb_allocation():
         with PeakMemory("cpu") as inner:
             block = np.ones(300 * 2**20 // 8)  # 300 MiB, touched
             del block
-    assert inner.peak_mb == pytest.approx(300, rel=0.2)
-    assert outer.peak_mb >= inner.peak_mb * 0.95
-    assert outer.as_dict()["peak_memory_kind"] == "cpu_rss_growth"
+    assert inner.use().growth_mib == pytest.approx(300, rel=0.2)
+    assert outer.use().growth_mib >= inner.use().growth_mib * 0.95
+    assert outer.use().kind is MemoryKind.CPU_RSS
+    assert outer.use().peak_mib == pytest.approx(outer.use().baseline_mib + outer.use().growth_mib)
 
 
 @pytest.mark.parametrize("values", [[5.0], [1.0, 2.0, 3.0, 4.0], list(range(1, 21))])
@@ -25,7 +27,7 @@ def test_percentile_matches_numpy(values):
 
 def test_hardware_and_versions_are_recorded():
     info = hardware("cpu")
-    assert info["device"] == "cpu" and info["cpu_count"] >= 1 and info["memory_gb"] > 0
+    assert info.device == "cpu" and info.cpu_count >= 1 and info.memory_gib > 0 and not info.on_cuda
     versions = package_versions()
     assert versions["torch"] and versions["transformers"] and versions["python"]
 
@@ -65,6 +67,6 @@ def test_cuda_peak_memory_nests_across_counter_resets(monkeypatch):
         with PeakMemory("cuda") as evaluate:  # resets the counters again: the run must keep train's peak
             fake.alloc(200 * mib)
             fake.free(200 * mib)
-    assert train.peak_mb == 3000 and train.peak_abs_mb == 3500
-    assert evaluate.peak_mb == 200
-    assert run.peak_mb == 3500 and run.as_dict()["peak_memory_kind"] == "cuda_max_allocated"
+    assert train.use().growth_mib == 3000 and train.use().peak_mib == 3500
+    assert evaluate.use().growth_mib == 200
+    assert run.use().growth_mib == 3500 and run.use().kind is MemoryKind.CUDA_MAX_ALLOCATED

@@ -12,10 +12,13 @@ import torch
 
 from harness import models
 from harness.errors import UserError
+from harness.record import StrategyInfo
 from harness.runner import RunContext, run_variant
-from harness.strategies import STRATEGIES, qlora
+from harness.strategies import STRATEGIES, check_device, qlora, traits
+from harness.strategies.base import unavailable_reason
 from harness.strategies.qlora import QloraConfig
 from harness.task import load_examples, load_task
+from tests.conftest import run_info
 
 # LoRA on q,k,v,o of the tiny Llama (2 layers, hidden 64, kv dim 32): 448 adapter parameters per unit of rank
 # per layer (see test_strategies)
@@ -35,15 +38,15 @@ def tiny_variant(**overrides):
 
 
 def test_a_cpu_is_refused_in_one_line_before_anything_loads(classification_task, monkeypatch):
-    reason = qlora.unavailable_reason("cpu")
+    reason = unavailable_reason("qlora", traits("qlora"), "cpu")
     assert reason.startswith("strategies.qlora: ") and "\n" not in reason
     assert "CUDA GPU" in reason and "on cpu" in reason and "--skip qlora" in reason and "--device cuda" in reason
 
     with pytest.raises(UserError) as err:
-        STRATEGIES["qlora"].check_device("cpu")
+        check_device("qlora", "cpu")
     assert str(err.value) == reason
     for name in ("prompt", "rag", "lora", "full"):
-        assert STRATEGIES[name].check_device("cpu") is None  # they run anywhere
+        assert check_device(name, "cpu") is None  # they run anywhere
 
     def no_loading(self, quantization=None):
         raise AssertionError("qlora loaded a model on a CPU")
@@ -56,11 +59,11 @@ def test_a_cpu_is_refused_in_one_line_before_anything_loads(classification_task,
 
 def test_a_gpu_without_bitsandbytes_is_told_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # makes `import bitsandbytes` fail, installed or not
-    reason = qlora.unavailable_reason("cuda:0")
+    reason = unavailable_reason("qlora", traits("qlora"), "cuda:0")
     assert reason == ("strategies.qlora: QLoRA needs the bitsandbytes package: pip install 'bitsandbytes>=0.45' "
                       "(or pip install -e '.[gpu]')")
     with pytest.raises(UserError, match="bitsandbytes>=0.45"):
-        STRATEGIES["qlora"].check_device("cuda")
+        check_device("qlora", "cuda")
 
 
 def test_a_broken_bitsandbytes_install_says_what_failed(monkeypatch):
@@ -74,7 +77,7 @@ def test_a_broken_bitsandbytes_install_says_what_failed(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", broken)
-    reason = qlora.unavailable_reason("cuda")
+    reason = unavailable_reason("qlora", traits("qlora"), "cuda")
     assert reason.startswith("strategies.qlora: QLoRA needs the bitsandbytes package")
     assert reason.endswith("; importing it failed: CUDA Setup failed despite GPU being available")
 
@@ -95,8 +98,8 @@ def test_the_4bit_config_is_qloras_recipe(monkeypatch):
     assert fp4.bnb_4bit_compute_dtype == torch.float16
 
     assert QloraConfig().gradient_checkpointing is True and QloraConfig().learning_rate == 5e-4
-    assert qlora.memory_model_quantization(tiny_variant().params) == "nf4-dq"
-    assert qlora.memory_model_quantization(tiny_variant(double_quant=False).params) == "nf4"
+    assert QloraConfig().memory_settings()["quantization"] == "nf4-dq"
+    assert QloraConfig(double_quant=False).memory_settings()["quantization"] == "nf4"
 
 
 def test_task_files_configure_qlora_by_name(classification_task):
@@ -152,7 +155,7 @@ def test_the_flow_trains_adapters_and_serves_them_unmerged(classification_task, 
         asked.append(quantization)
         return real_load(ref, device, place_on)
 
-    monkeypatch.setattr(qlora, "unavailable_reason", lambda device: None)
+    monkeypatch.setattr(qlora, "unavailable_reason", lambda name, traits, device: None)
     monkeypatch.setattr(models, "load_model", plain_load)
     ctx = context(classification_task)
     variant = tiny_variant()
@@ -161,17 +164,17 @@ def test_the_flow_trains_adapters_and_serves_them_unmerged(classification_task, 
 
     assert len(asked) == 1 and asked[0].load_in_4bit and asked[0].bnb_4bit_quant_type == "nf4"
     assert isinstance(prepared.model, peft.PeftModel)  # the adapter, not merged into the base
-    assert prepared.info == {"merged_for_inference": False, "base_quantization": "nf4 + double quant",
-                             "compute_dtype": "float16"}  # fp16 off a bf16 GPU
+    assert prepared.info == StrategyInfo(merged_for_inference=False, base_quantization="nf4 + double quant",
+                                         compute_dtype="float16")  # fp16 off a bf16 GPU
     info = prepared.train_info
-    assert len(info["loss_curve"]) == info["optimizer_steps"] == 3  # 12 examples, batch 4, 1 epoch
-    assert all(math.isfinite(x) for x in info["loss_curve"])
+    assert len(info.loss_curve) == info.optimizer_steps == 3  # 12 examples, batch 4, 1 epoch
+    assert all(math.isfinite(x) for x in info.loss_curve)
     base_params = sum(p.numel() for p in real_load(ctx.task.model_ref, "cpu").parameters())
-    assert info["trainable_params"] == ADAPTER_PARAMS_R4
-    assert info["total_params"] == base_params + ADAPTER_PARAMS_R4
-    assert info["quantization"]["quant_type"] == "nf4" and info["quantization"]["double_quant"] is True
-    assert info["quantization"]["quantized_modules"] == 0  # the stand-in is unquantised
-    assert info["quantization"]["base_memory_mb"] > 0
+    assert info.trainable_params == ADAPTER_PARAMS_R4
+    assert info.total_params == base_params + ADAPTER_PARAMS_R4
+    assert info.quantization["quant_type"] == "nf4" and info.quantization["double_quant"] is True
+    assert info.quantization["quantized_modules"] == 0  # the stand-in is unquantised
+    assert info.quantization["base_memory_mib"] > 0
     assert prepared.model.is_activation_checkpointing  # QLoRA's default
 
     # training moved the adapters: peft starts every lora_B at zero
@@ -189,24 +192,24 @@ def test_the_flow_trains_adapters_and_serves_them_unmerged(classification_task, 
 def test_the_real_4bit_path_on_a_gpu(classification_task, tiny_model_dir):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    reason = qlora.unavailable_reason("cuda")
+    reason = unavailable_reason("qlora", traits("qlora"), "cuda")
     if reason:
         pytest.skip(reason)
     from transformers import AutoModelForCausalLM
 
     ctx = context(classification_task, device="cuda")
     variant = tiny_variant()
-    record = run_variant(ctx, variant, {"strategy": "qlora", "variant": variant.name})
-    assert record["status"] == "ok", record["error"]
-    quantization = record["train_info"]["quantization"]
+    record = run_variant(ctx, variant, run_info(ctx.task, variant, device="cuda"))
+    assert record.ok, record.error
+    quantization = record.train_info.quantization
     assert quantization["quantized_modules"] == 2 * 7  # q, k, v, o, gate, up, down in each of 2 layers
     assert quantization["compute_dtype"] == ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
     # parameters counted unpacked (bitsandbytes stores two 4-bit weights per byte)
     base_params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters())
-    assert record["train_info"]["total_params"] == base_params + ADAPTER_PARAMS_R4
-    assert all(math.isfinite(x) for x in record["train_info"]["loss_curve"])
-    assert record["strategy_info"]["merged_for_inference"] is False
-    assert len(record["predictions"]) == 2
+    assert record.train_info.total_params == base_params + ADAPTER_PARAMS_R4
+    assert all(math.isfinite(x) for x in record.train_info.loss_curve)
+    assert record.strategy_info.merged_for_inference is False
+    assert len(record.predictions) == 2
 
 
 def test_compare_refuses_qlora_on_a_cpu_before_any_run_and_skip_leaves_it_out(classification_task, tmp_path):
@@ -222,7 +225,8 @@ def test_compare_refuses_qlora_on_a_cpu_before_any_run_and_skip_leaves_it_out(cl
     assert not out.exists()
     from harness.compare import CompareOptions, run_compare
 
-    results = run_compare(classification_task, CompareOptions(out_dir=out, device="cpu", only=["prompt", "qlora"],
-                                                              skip=["qlora"], isolate=False, progress=False),
-                          log=lambda _: None)
-    assert {r["strategy"] for r in results["runs"]} == {"prompt"}
+    results = run_compare(load_task(classification_task), CompareOptions(out_dir=out, device="cpu",
+                                                                         only=["prompt", "qlora"], skip=["qlora"],
+                                                                         progress=False),
+                          isolate=False, log=lambda _: None)
+    assert {run.record.run_info.strategy for run in results.runs} == {"prompt"}

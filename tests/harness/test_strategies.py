@@ -6,19 +6,16 @@ import json
 
 import pytest
 
-from harness.compare import CompareOptions, run_compare
-from harness.runner import RunContext, limit_examples, run_variant
+import torch
+
+from harness.runner import RunContext, run_variant
 from harness.strategies import STRATEGIES
 from harness.task import load_examples, load_task
+from tests.conftest import compare_in_process as compare
+from tests.conftest import run_info
 
-REQUIRED_RUN_KEYS = {"strategy", "variant", "quality", "latency_ms_p50", "latency_ms_p95", "peak_memory_mb",
+REQUIRED_RUN_KEYS = {"strategy", "variant", "quality", "latency_ms_p50", "latency_ms_p95", "memory_growth_mib",
                      "train_seconds", "status"}
-
-
-def compare(task_path, out, **kw):
-    lines = []
-    results = run_compare(task_path, CompareOptions(out_dir=out, isolate=False, progress=False, **kw), log=lines.append)
-    return results, lines
 
 
 def test_classification_runs_all_four_strategies(classification_task, tmp_path):
@@ -31,7 +28,7 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
         assert row["status"] == "ok", (key, row["error"])
         assert 0 <= row["quality"] <= 1 and row["n_examples"] == 6
         assert row["latency_ms_p95"] >= row["latency_ms_p50"] > 0
-        assert row["peak_memory_kind"] == "cpu_rss_growth" and row["peak_memory_mb"] >= 0
+        assert row["memory_kind"] == "cpu_rss" and row["memory_peak_mib"] > row["memory_growth_mib"] >= 0
     assert runs[("prompt", "0-shot")]["train_seconds"] is None
     assert runs[("lora", "r4")]["train_seconds"] > 0
 
@@ -50,7 +47,7 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
             "prompt_tokens_mean", "output_tokens_mean"} <= set(record["eval_info"])
     assert record["meta_info"]["packages"]["torch"] and record["meta_info"]["hardware"]["device"] == "cpu"
     assert record["run_info"]["seed"] == 0 and record["run_info"]["config_hash"]
-    assert record["strategy_info"]["mode"] == "nearest_examples"
+    assert record["strategy_info"]["retrieval_mode"] == "nearest_examples"
     first = record["predictions"][0]
     assert {"id", "input", "target", "prediction", "output", "score"} <= set(first)
     results_file = json.loads((out / "results.json").read_text())
@@ -91,10 +88,10 @@ def test_data_fractions_train_on_nested_subsets(classification_task, tmp_path):
 def test_limit_takes_seeded_subsets(classification_task):
     task = load_task(classification_task)
     data = load_examples(task)
-    train, test = limit_examples(data, 1, seed=0)
+    train, test = data.limited(1, seed=0)
     assert len(test) == 1 and len(train) == 5
-    assert limit_examples(data, 1, seed=0) == (train, test)
-    assert limit_examples(data, None, seed=0) == (data.train, data.test)
+    assert data.limited(1, seed=0) == (train, test)
+    assert data.limited(None, seed=0) == (data.train, data.test)
 
 
 def test_qa_with_knowledge_retrieves_chunks_and_injects_them_into_training(qa_task, tmp_path):
@@ -102,7 +99,7 @@ def test_qa_with_knowledge_retrieves_chunks_and_injects_them_into_training(qa_ta
     runs = {r["strategy"]: r for r in results["runs"]}
     assert runs["rag"]["status"] == "ok" and runs["lora"]["status"] == "ok"
     rag = json.loads((tmp_path / "out" / runs["rag"]["record"]).read_text())
-    assert rag["strategy_info"]["mode"] == "knowledge" and rag["strategy_info"]["documents"] == 3
+    assert rag["strategy_info"]["retrieval_mode"] == "knowledge" and rag["strategy_info"]["documents"] == 3
     assert rag["eval_info"]["metric"] == "token_f1"
     # 3 QA pairs + at least one window per handbook document
     assert runs["lora"]["train_examples"] >= 3 + 3
@@ -121,10 +118,10 @@ def test_full_finetuning_learns_the_answers(classification_task):
     ctx = RunContext(task=task, data=data, train=data.train, test=data.test[:2], device="cpu", seed=0, progress=False)
     config = STRATEGIES["full"].config_type(epochs=10, learning_rate=3e-3, batch_size=4)
     variant = STRATEGIES["full"].variants(config)[0]
-    record = run_variant(ctx, variant, {"strategy": "full", "variant": variant.name})
-    assert record["status"] == "ok", record["error"]
-    curve = record["train_info"]["loss_curve"]
-    assert len(curve) == record["train_info"]["optimizer_steps"] == 30
+    record = run_variant(ctx, variant, run_info(task, variant))
+    assert record.ok, record.error
+    curve = record.train_info.loss_curve
+    assert len(curve) == record.train_info.optimizer_steps == 30
     assert sum(curve[-3:]) / 3 < 0.6 * sum(curve[:3]) / 3  # 10.8 (uniform over 49k tokens) -> ~5.5
 
 
@@ -132,12 +129,13 @@ def test_a_failing_arm_is_recorded_and_the_others_still_run(classification_task,
     from harness.strategies.lora import LoraStrategy
 
     def boom(self, ctx, variant):
-        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(LoraStrategy, "prepare", boom)
     results, lines = compare(classification_task, tmp_path / "out", only=["lora", "prompt"])
     status = {r["strategy"] + " " + r["variant"]: r for r in results["runs"]}
-    assert status["lora r4"]["status"] == "failed" and "out of memory" in status["lora r4"]["error"]
+    assert status["lora r4"]["status"] == "failed"
+    assert status["lora r4"]["error"] == "out of memory: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
     assert status["prompt 0-shot"]["status"] == "ok"
     assert any("FAILED" in line for line in lines)
 
