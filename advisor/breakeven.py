@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from advisor.costs.serving import HOURS_PER_MONTH
 from advisor.pricing import RunCosts
@@ -33,9 +34,9 @@ from advisor.wording import count, usd
 class ArmEconomics:
     label: str
     strategy: str
-    one_time_usd: float                # training + labelled data
-    usd_per_1k: float                  # marginal serving cost
-    replica_month_usd: float | None    # one always-on replica for a month; None when not priced
+    one_time_usd: float  # training + labelled data
+    usd_per_1k: float  # marginal serving cost
+    replica_month_usd: float | None  # one always-on replica for a month; None when not priced
 
     @classmethod
     def of(cls, costs: RunCosts, strategy: str, label: str) -> ArmEconomics | None:
@@ -45,9 +46,13 @@ class ArmEconomics:
         per_hour = costs.serve_requests_per_gpu_hour
         # usd_per_1k = 1000 * replica $/h / requests per replica-hour, so a replica-hour costs this:
         replica_hour = costs.serve_usd_per_1k / 1000 * per_hour if per_hour else None
-        return cls(label=label, strategy=strategy, one_time_usd=(costs.train_usd or 0.0) + (costs.data_usd or 0.0),
-                   usd_per_1k=costs.serve_usd_per_1k,
-                   replica_month_usd=replica_hour * HOURS_PER_MONTH if replica_hour else None)
+        return cls(
+            label=label,
+            strategy=strategy,
+            one_time_usd=(costs.train_usd or 0.0) + (costs.data_usd or 0.0),
+            usd_per_1k=costs.serve_usd_per_1k,
+            replica_month_usd=replica_hour * HOURS_PER_MONTH if replica_hour else None,
+        )
 
     @property
     def requests_per_replica_month(self) -> float | None:
@@ -56,11 +61,14 @@ class ArmEconomics:
             return None
         return self.replica_month_usd / self.usd_per_1k * 1000
 
-    def marginal_total(self, monthly_requests, months: float):
+    def marginal_total(self, monthly_requests: ArrayLike, months: float) -> np.ndarray:
         return self.one_time_usd + months * np.asarray(monthly_requests, dtype=float) / 1000 * self.usd_per_1k
 
-    def provisioned_total(self, monthly_requests, months: float):
-        """Whole always-on replicas (at least one while there is traffic)."""
+    def provisioned_total(self, monthly_requests: ArrayLike, months: float) -> np.ndarray:
+        """Whole always-on replicas (at least one while there is traffic); only for an arm whose replicas are
+        priced (``replica_month_usd``)."""
+        if self.replica_month_usd is None or self.requests_per_replica_month is None:
+            raise ValueError(f"{self.label}: no price of an always-on replica")
         volume = np.asarray(monthly_requests, dtype=float)
         replicas = np.ceil(volume / self.requests_per_replica_month)
         return self.one_time_usd + months * replicas * self.replica_month_usd
@@ -90,19 +98,29 @@ class BreakEven:
         if self.outcome == "always":
             return f"{t.label} is cheaper than {b.label} at every volume: no more up front and {per_1k}."
         if self.outcome == "never":
-            return (f"{t.label} never pays back against {b.label}: {usd(self.extra_one_time_usd)} more up front "
-                    f"(training + data) and {per_1k}.")
+            return (
+                f"{t.label} never pays back against {b.label}: {usd(self.extra_one_time_usd)} more up front "
+                f"(training + data) and {per_1k}."
+            )
         above = self.outcome == "above"
         expect = f" (the task expects {count(expected_volume)})" if expected_volume else ""
-        return (f"Against {b.label}, {t.label} costs {per_1k}; {usd(abs(self.extra_one_time_usd))} "
-                f"{'more' if above else 'less'} up front, so it is cheaper over {self.months:g} months "
-                f"{'above' if above else 'only below'} {count(self.monthly_requests)} requests a month{expect}.")
+        return (
+            f"Against {b.label}, {t.label} costs {per_1k}; {usd(abs(self.extra_one_time_usd))} "
+            f"{'more' if above else 'less'} up front, so it is cheaper over {self.months:g} months "
+            f"{'above' if above else 'only below'} {count(self.monthly_requests)} requests a month{expect}."
+        )
 
     def as_dict(self, expected_volume: float | None) -> dict:
-        return {"tuned": self.tuned.label, "baseline": self.baseline.label, "months": self.months,
-                "outcome": self.outcome, "monthly_requests": self.monthly_requests,
-                "extra_one_time_usd": self.extra_one_time_usd, "saving_per_1k_usd": self.saving_per_1k_usd,
-                "sentence": self.sentence(expected_volume)}
+        return {
+            "tuned": self.tuned.label,
+            "baseline": self.baseline.label,
+            "months": self.months,
+            "outcome": self.outcome,
+            "monthly_requests": self.monthly_requests,
+            "extra_one_time_usd": self.extra_one_time_usd,
+            "saving_per_1k_usd": self.saving_per_1k_usd,
+            "sentence": self.sentence(expected_volume),
+        }
 
 
 def break_even(tuned: ArmEconomics, baseline: ArmEconomics, months: float) -> BreakEven:
@@ -121,10 +139,12 @@ def dedicated_gpu_caveat(tuned: ArmEconomics, gpu: str | None) -> str | None:
     """What the marginal comparison leaves out: with always-on GPUs, one replica's capacity is paid for anyway."""
     if tuned.requests_per_replica_month is None:
         return None
-    return (f"Break-even compares marginal serving cost (GPU-hours actually used, as on an autoscaled or shared "
-            f"deployment). On dedicated always-on GPUs every arm pays for at least one {gpu or 'GPU'} "
-            f"({usd(tuned.replica_month_usd)}/month), which serves up to {count(tuned.requests_per_replica_month)} "
-            f"requests a month for {tuned.label}: below that, a cheaper request saves nothing.")
+    return (
+        f"Break-even compares marginal serving cost (GPU-hours actually used, as on an autoscaled or shared "
+        f"deployment). On dedicated always-on GPUs every arm pays for at least one {gpu or 'GPU'} "
+        f"({usd(tuned.replica_month_usd)}/month), which serves up to {count(tuned.requests_per_replica_month)} "
+        f"requests a month for {tuned.label}: below that, a cheaper request saves nothing."
+    )
 
 
 def volume_range(break_evens: list[BreakEven], monthly_requests: float | None) -> tuple[float, float]:

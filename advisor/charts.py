@@ -18,12 +18,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from harness.strategies import traits
-
 from advisor.breakeven import ArmEconomics, BreakEven, volume_range
 from advisor.learning_curve import LearningCurve, quality_interval
 from advisor.recommend import Arm
 from advisor.wording import count, strategy_name, usd
+from harness.strategies import traits
 
 GOAL_COLOUR = "#57606a"
 WIDTH_INCHES = 7.2
@@ -39,11 +38,21 @@ SVG_ID_REFERENCE = re.compile(r'(\bid="|url\(#|href="#)')
 
 
 def _style():
-    return matplotlib.rc_context({
-        "svg.fonttype": "none", "svg.hashsalt": "advisor", "text.parse_math": False,
-        "font.size": 9, "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False,
-        "axes.grid": True, "grid.color": "#e6e8eb", "grid.linewidth": 0.6, "legend.frameon": False,
-    })
+    return matplotlib.rc_context(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "advisor",
+            "text.parse_math": False,
+            "font.size": 9,
+            "font.family": "sans-serif",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.color": "#e6e8eb",
+            "grid.linewidth": 0.6,
+            "legend.frameon": False,
+        }
+    )
 
 
 def _figure(height: float):
@@ -55,42 +64,66 @@ def _svg(figure: Figure, name: str) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]  # inline SVG needs neither the XML declaration nor the doctype
+    text = text[text.index("<svg") :]  # inline SVG needs neither the XML declaration nor the doctype
     return SVG_ID_REFERENCE.sub(lambda match: f"{match.group(1)}{name}-", text)
 
 
 _usd_axis = FuncFormatter(lambda value, _: usd(value))
-_count_axis = FuncFormatter(lambda value, _: f"{value:,.0f}" if value < 1e6
-                            else f"{value / 1e6:g}M" if value < 1e9 else f"{value / 1e9:g}B")
+_count_axis = FuncFormatter(
+    lambda value, _: f"{value:,.0f}" if value < 1e6 else f"{value / 1e6:g}M" if value < 1e9 else f"{value / 1e9:g}B"
+)
 
 
-def quality_vs_cost(arms: list[Arm], goal: float | None, chosen: Arm | None, chosen_note: str, metric: str) -> str | None:
+def quality_vs_cost(
+    arms: list[Arm], goal: float | None, chosen: Arm | None, chosen_note: str, metric: str
+) -> str | None:
     """Quality (with its 95 % interval) against total cost over the horizon, one point per priced arm."""
-    priced = [a for a in arms if a.total_usd is not None]
+    priced = sorted(((a.total_usd, a) for a in arms if a.total_usd is not None), key=lambda p: (p[0], p[1].quality))
     if not priced:
         return None
     with _style():
         figure, ax = _figure(3.8)
-        totals = [a.total_usd for a in priced]
+        totals = [total for total, _ in priced]
         middle = (min(totals) + max(totals)) / 2
-        for i, arm in enumerate(sorted(priced, key=lambda a: (a.total_usd, a.quality))):
+        for i, (total, arm) in enumerate(priced):
             low, high = arm.interval
-            ax.errorbar(arm.total_usd, arm.quality, yerr=[[arm.quality - low], [high - arm.quality]], fmt="o",
-                        color=colour(arm.strategy), ecolor=colour(arm.strategy), elinewidth=1, capsize=2,
-                        markersize=9 if arm is chosen else 6, markeredgecolor="black" if arm is chosen else "none")
-            right_half = arm.total_usd > middle  # label towards the middle, so it stays inside the axes
-            ax.annotate(arm.label + (f" ({chosen_note})" if arm is chosen else ""), (arm.total_usd, arm.quality),
-                        xytext=(-7 if right_half else 7, 5 if i % 2 else -10), textcoords="offset points",
-                        fontsize=8, ha="right" if right_half else "left")
+            ax.errorbar(
+                total,
+                arm.quality,
+                yerr=[[arm.quality - low], [high - arm.quality]],
+                fmt="o",
+                color=colour(arm.strategy),
+                ecolor=colour(arm.strategy),
+                elinewidth=1,
+                capsize=2,
+                markersize=9 if arm is chosen else 6,
+                markeredgecolor="black" if arm is chosen else "none",
+            )
+            right_half = total > middle  # label towards the middle, so it stays inside the axes
+            ax.annotate(
+                arm.label + (f" ({chosen_note})" if arm is chosen else ""),
+                (total, arm.quality),
+                xytext=(-7 if right_half else 7, 5 if i % 2 else -10),
+                textcoords="offset points",
+                fontsize=8,
+                ha="right" if right_half else "left",
+            )
         if goal is not None:
             ax.axhline(goal, color=GOAL_COLOUR, linestyle="--", linewidth=1)
-            ax.annotate(f"goal {goal:.2f}", (0, goal), xycoords=("axes fraction", "data"), xytext=(2, 3),
-                        textcoords="offset points", fontsize=8, color=GOAL_COLOUR)
+            ax.annotate(
+                f"goal {goal:.2f}",
+                (0, goal),
+                xycoords=("axes fraction", "data"),
+                xytext=(2, 3),
+                textcoords="offset points",
+                fontsize=8,
+                color=GOAL_COLOUR,
+            )
         if min(totals) > 0 and max(totals) / min(totals) > 10:
             ax.set_xscale("log")
         ax.xaxis.set_major_formatter(_usd_axis)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel(f"total cost over {priced[0].months:g} months: training + data + serving")
+        ax.set_xlabel(f"total cost over {priced[0][1].months:g} months: training + data + serving")
         ax.set_ylabel(f"{metric} (95% interval)")
         return _svg(figure, "quality-vs-cost")
 
@@ -103,8 +136,16 @@ def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware
     with _style():
         figure, ax = _figure(0.5 + 0.32 * len(timed))
         y = np.arange(len(timed))
-        ax.barh(y, [a.latency_ms_p95 for a in timed], color=[colour(a.strategy) for a in timed], alpha=0.35, label="p95")
-        ax.barh(y, [a.latency_ms_p50 or 0 for a in timed], color=[colour(a.strategy) for a in timed], label="p50", height=0.45)
+        ax.barh(
+            y, [a.latency_ms_p95 for a in timed], color=[colour(a.strategy) for a in timed], alpha=0.35, label="p95"
+        )
+        ax.barh(
+            y,
+            [a.latency_ms_p50 or 0 for a in timed],
+            color=[colour(a.strategy) for a in timed],
+            label="p50",
+            height=0.45,
+        )
         ax.set_yticks(y, [a.label for a in timed])
         ax.invert_yaxis()
         if goal_ms and goal_applied:
@@ -115,8 +156,9 @@ def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware
         return _svg(figure, "latency")
 
 
-def break_even(economics: list[ArmEconomics], pairs: list[BreakEven], months: float,
-               expected_volume: float | None) -> str | None:
+def break_even(
+    economics: list[ArmEconomics], pairs: list[BreakEven], months: float, expected_volume: float | None
+) -> str | None:
     """Total cost over the horizon against monthly volume: marginal serving (solid) and whole always-on
     replicas (dotted), with the crossings marked."""
     if len(economics) < 2:
@@ -126,20 +168,39 @@ def break_even(economics: list[ArmEconomics], pairs: list[BreakEven], months: fl
     with _style():
         figure, ax = _figure(3.8)
         for arm in economics:
-            ax.plot(volumes, arm.marginal_total(volumes, months), color=colour(arm.strategy), linewidth=1.8, label=arm.label)
+            ax.plot(
+                volumes, arm.marginal_total(volumes, months), color=colour(arm.strategy), linewidth=1.8, label=arm.label
+            )
             if arm.replica_month_usd:
-                ax.plot(volumes, arm.provisioned_total(volumes, months), color=colour(arm.strategy), linewidth=1,
-                        linestyle=":")
+                ax.plot(
+                    volumes,
+                    arm.provisioned_total(volumes, months),
+                    color=colour(arm.strategy),
+                    linewidth=1,
+                    linestyle=":",
+                )
         for pair in pairs:
             if pair.monthly_requests:
                 total = float(pair.tuned.marginal_total(pair.monthly_requests, months))
                 ax.plot([pair.monthly_requests], [total], "o", color="black", markersize=5)
-                ax.annotate(f"{count(pair.monthly_requests)}/month", (pair.monthly_requests, total), xytext=(5, -12),
-                            textcoords="offset points", fontsize=8)
+                ax.annotate(
+                    f"{count(pair.monthly_requests)}/month",
+                    (pair.monthly_requests, total),
+                    xytext=(5, -12),
+                    textcoords="offset points",
+                    fontsize=8,
+                )
         if expected_volume:
             ax.axvline(expected_volume, color=GOAL_COLOUR, linestyle="--", linewidth=1)
-            ax.annotate(f"task: {count(expected_volume)}/month", (expected_volume, 1), xycoords=("data", "axes fraction"),
-                        xytext=(3, -10), textcoords="offset points", fontsize=8, color=GOAL_COLOUR)
+            ax.annotate(
+                f"task: {count(expected_volume)}/month",
+                (expected_volume, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -10),
+                textcoords="offset points",
+                fontsize=8,
+                color=GOAL_COLOUR,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.xaxis.set_major_formatter(_count_axis)
@@ -154,7 +215,7 @@ def break_even(economics: list[ArmEconomics], pairs: list[BreakEven], months: fl
 def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:
     """Measured points (95 % intervals), the fitted curve, its 90 % bootstrap band, the goal and the estimate."""
     sizes = [p.examples for p in curve.points]
-    right = max(sizes) * 3
+    right = max(sizes) * 3.0
     if curve.examples_for_goal and math.isfinite(curve.examples_for_goal):
         right = max(right, min(curve.examples_for_goal * 1.5, max(sizes) * 100))
     with _style():
@@ -164,12 +225,25 @@ def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:
             grid = np.geomspace(min(sizes) / 2, right, 200)
             band_low, band_high = curve.band(grid)
             ax.fill_between(grid, band_low, band_high, color=tint, alpha=0.15, linewidth=0, label="90% bootstrap band")
-            ax.plot(grid, curve.fit.quality(grid), color=tint, linewidth=1.6,
-                    label=f"fit: {curve.fit.a:.2f} − {curve.fit.b:.3g}·n^−{curve.fit.c:.2f}")
+            ax.plot(
+                grid,
+                curve.fit.quality(grid),
+                color=tint,
+                linewidth=1.6,
+                label=f"fit: {curve.fit.a:.2f} − {curve.fit.b:.3g}·n^−{curve.fit.c:.2f}",
+            )
         for point in curve.points:
             low, high = quality_interval(point.quality, point.n_test)
-            ax.errorbar(point.examples, point.quality, yerr=[[point.quality - low], [high - point.quality]], fmt="o",
-                        color="black", markersize=4, capsize=2, elinewidth=1)
+            ax.errorbar(
+                point.examples,
+                point.quality,
+                yerr=[[point.quality - low], [high - point.quality]],
+                fmt="o",
+                color="black",
+                markersize=4,
+                capsize=2,
+                elinewidth=1,
+            )
         ax.plot([], [], "o", color="black", markersize=4, label="measured (95% interval)")
         if curve.goal is not None:
             ax.axhline(curve.goal, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"goal {curve.goal:.2f}")

@@ -9,17 +9,16 @@ from typing import Any
 
 import click
 
-from harness.compare import CompareOptions, run_compare
-from harness.corpus import read_corpus
-from harness.strategies import STRATEGIES
-from harness.task import load_examples, load_task
-
 from advisor.cli_errors import Commands, user_errors
 from advisor.cli_options import dataclass_options
 from advisor.costs.data_cost import data_cost_config
 from advisor.estimate_cli import estimate
 from advisor.preflight import memory_preflight, sharding_planner
 from advisor.schema_doc import task_schema_markdown
+from harness.compare import CompareOptions, run_compare
+from harness.corpus import read_corpus
+from harness.strategies import STRATEGIES
+from harness.task import load_examples, load_task
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,8 +39,13 @@ def compare(task_file: Path, **settings: Any) -> None:
     data_cost = data_cost_config(task.spec.data_cost, file=str(task.path))  # checked before anything runs
     options = CompareOptions(**settings)
     options.out_dir = options.out_dir or Path("reports") / task.name
-    comparison = run_compare(task, options, preflight=memory_preflight(task), plan_sharding=sharding_planner(task),
-                             log=lambda line: click.echo(line, err=True))
+    comparison = run_compare(
+        task,
+        options,
+        preflight=memory_preflight(task),
+        plan_sharding=sharding_planner(task),
+        log=lambda line: click.echo(line, err=True),
+    )
     analysis, report = publish(options.out_dir, comparison, data_cost)
     click.echo(analysis.recommendation.verdict)
     click.echo(f"wrote {options.out_dir / 'results.json'} and {report}")
@@ -56,10 +60,17 @@ def validate(task_files: tuple[Path, ...]) -> None:
         task = load_task(task_file)
         data = load_examples(task)
         data_cost_config(task.spec.data_cost, file=str(task.path))
-        runs = [f"{v.strategy} {v.name}" for name, cfg in task.strategy_configs.items()
-                for v in STRATEGIES[name].variants(cfg)]
-        parts = [f"{task.kind}", f"model {task.model_ref.name} ({task.model_ref.source})",
-                 f"{len(data.train)} train / {len(data.test)} test", f"metric {task.metric}"]
+        runs = [
+            f"{v.strategy} {v.name}"
+            for name, cfg in task.strategy_configs.items()
+            for v in STRATEGIES[name].variants(cfg)
+        ]
+        parts = [
+            f"{task.kind}",
+            f"model {task.model_ref.name} ({task.model_ref.source})",
+            f"{len(data.train)} train / {len(data.test)} test",
+            f"metric {task.metric}",
+        ]
         if data.labels:
             parts.append(f"{len(data.labels)} labels")
         if task.knowledge_path:

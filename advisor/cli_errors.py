@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -43,13 +44,16 @@ def user_errors(fn: F) -> F:
 class OneLineUsageErrors(click.Command):
     """A bad option value is one line on stderr and exit code 2, like every other user mistake."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as err:
-            click.echo(f"advisor: error: {info_name}: {err.format_message().rstrip('.')}; "
-                       f"see 'advisor {info_name} --help'", err=True)
+            click.echo(
+                f"advisor: error: {info_name}: {err.format_message().rstrip('.')}; see 'advisor {info_name} --help'",
+                err=True,
+            )
             sys.exit(2)
 
 

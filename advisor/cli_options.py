@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -40,8 +41,12 @@ def _option_type(tp: Any, meta: dict[str, Any]) -> Any:
     if meta.get("choices"):
         return click.Choice(list(meta["choices"]))
     if meta.get("path"):
-        return click.Path(file_okay=meta["path"] == "file", dir_okay=meta["path"] == "dir",
-                          exists=meta["path"] == "file", path_type=Path)
+        return click.Path(
+            file_okay=meta["path"] == "file",
+            dir_okay=meta["path"] == "dir",
+            exists=meta["path"] == "file",
+            path_type=Path,
+        )
     if typing.get_origin(tp) is list:
         return CommaList()
     if tp is int:
@@ -71,8 +76,14 @@ def dataclass_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[[F],
                 else:
                     fn = click.option(flag, f.name, default=default, show_default=True, help=meta["doc"])(fn)
                 continue
-            fn = click.option(flag, f.name, type=_option_type(tp, meta), default=default,
-                              show_default=default is not None, help=meta["doc"])(fn)
+            fn = click.option(
+                flag,
+                f.name,
+                type=_option_type(tp, meta),
+                default=default,
+                show_default=default is not None,
+                help=meta["doc"],
+            )(fn)
         return fn
 
     return decorate

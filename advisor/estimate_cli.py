@@ -9,20 +9,32 @@ from typing import Any
 
 import click
 
+from advisor.cli_errors import OneLineUsageErrors, user_errors
+from advisor.cli_options import dataclass_options
+from advisor.costs import (
+    DataCostConfig,
+    RequestShape,
+    data_cost,
+    default_utilisation,
+    estimate_serving,
+    estimate_training,
+    param_counts,
+)
+from advisor.costs.memory import (
+    ADAPTER_BYTES_PER_PARAM,
+    LOSS_FP32_COPIES,
+    NF4_BYTES_PER_PARAM,
+    PRECISIONS,
+    default_precision,
+    usable_memory,
+)
+from advisor.costs.serving import HOURS_PER_MONTH
+from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
 from harness import catalog
 from harness.strategies import STRATEGIES, traits
 from harness.strategies.base import LabelledExamples
 from harness.strategies.lora import DEFAULT_TARGET_MODULES
 from harness.units import GIB
-
-from advisor.cli_errors import OneLineUsageErrors, user_errors
-from advisor.cli_options import dataclass_options
-from advisor.costs import (DataCostConfig, RequestShape, data_cost, default_utilisation, estimate_serving,
-                           estimate_training, param_counts)
-from advisor.costs.memory import (ADAPTER_BYTES_PER_PARAM, LOSS_FP32_COPIES, NF4_BYTES_PER_PARAM, PRECISIONS,
-                                  default_precision, usable_memory)
-from advisor.costs.serving import HOURS_PER_MONTH
-from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
 
 NOT_APPLICABLE = "-"
 
@@ -61,11 +73,24 @@ def examples_needed(strategy: str, plan: Plan) -> int:
 def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
     """One strategy's training, serving and data estimates, and its headline figures."""
     t = traits(strategy)
-    training = (estimate_training(plan.shape, t.memory_method, plan.gpu, plan.examples, plan.seq_len, plan.epochs,
-                                  plan.batch_size, plan.rank, precision=plan.precision, lora_targets=plan.lora_targets,
-                                  gradient_checkpointing=plan.gradient_checkpointing,
-                                  utilisation=default_utilisation("training", t.utilisation_key))
-                if t.memory_method and t.utilisation_key else None)
+    training = (
+        estimate_training(
+            plan.shape,
+            t.memory_method,
+            plan.gpu,
+            plan.examples,
+            plan.seq_len,
+            plan.epochs,
+            plan.batch_size,
+            plan.rank,
+            precision=plan.precision,
+            lora_targets=plan.lora_targets,
+            gradient_checkpointing=plan.gradient_checkpointing,
+            utilisation=default_utilisation("training", t.utilisation_key),
+        )
+        if t.memory_method and t.utilisation_key
+        else None
+    )
     serving = estimate_serving(plan.shape, t.serving_method, plan.gpu, plan.monthly_requests, request=plan.request)
     data = data_cost(examples_needed(strategy, plan), plan.data_config)
     train_usd = training.usd if training else 0.0
@@ -87,6 +112,7 @@ def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
 
 # ---- the table ------------------------------------------------------------------------------------------------
 
+
 def _count(n: float) -> str:
     for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= size:
@@ -104,6 +130,7 @@ def _gib(x: float) -> str:
 
 def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
     """(label, one cell per method); fine-tuning methods show their training peak, prompt and rag a serving replica."""
+
     def col(fn):
         return [fn(r) for r in results.values()]
 
@@ -186,13 +213,17 @@ def _assumptions(plan: Plan, results: dict, usable_gib: float, device: dict) -> 
         "activations: what Hugging Face transformers' decoder layers keep with SDPA attention (no seq x seq scores, "
         f"fp32 RMSNorm inputs); logits and loss (bytes per activation + {4 * LOSS_FP32_COPIES}) x vocab per token; "
         "gradient checkpointing keeps each layer's input and rebuilds one layer at a time",
-        f"fits: predicted peak of allocated memory <= {usable_gib:.1f} GiB, the usable share of {device['memory_gib']} GiB "
+        f"fits: predicted peak of allocated memory <= {usable_gib:.1f} GiB, the usable share of "
+        f"{device['memory_gib']} GiB "
         f"(CUDA context, allocator fragmentation)",
         "training FLOPs per token: 2N forward + 2N input gradients + 2 x trained parameters for weight gradients "
         "(+ 2N recompute with checkpointing); time = FLOPs / (peak x utilisation)",
     ]
-    lines += [f"utilisation {method}: {figure(r['training']['utilisation'])}"
-              for method, r in results.items() if r["training"]]
+    lines += [
+        f"utilisation {method}: {figure(r['training']['utilisation'])}"
+        for method, r in results.items()
+        if r["training"]
+    ]
     lines += [
         f"request tokens: template {request.template_tokens}, instruction {request.instruction_tokens}, "
         f"{request.shots} shots x {request.shot_tokens}, {request.rag_chunks} RAG chunks x {request.chunk_tokens}, "
@@ -214,8 +245,9 @@ def render_text(plan: Plan, results: dict) -> str:
     usable_gib = usable_memory(device) / GIB
     rows = _rows(results, usable_gib)
     label_width = max(len(label) for label, _ in rows) + 2
-    widths = [max([len(method)] + [len(cells[i]) for _, cells in rows if cells]) + 2
-              for i, method in enumerate(results)]
+    widths = [
+        max([len(method)] + [len(cells[i]) for _, cells in rows if cells]) + 2 for i, method in enumerate(results)
+    ]
     lines = [
         f"{plan.shape.name} ({_count(param_counts(plan.shape).total)} params) on {plan.gpu}: {device['display_name']}, "
         f"{device['memory_gib']} GiB, {device['peak_tflops_bf16_dense']} TFLOPS bf16, "
@@ -225,53 +257,112 @@ def render_text(plan: Plan, results: dict) -> str:
         f"{'on' if plan.gradient_checkpointing else 'off'}; LoRA rank {plan.rank} on {','.join(plan.lora_targets)}",
         f"serving: {plan.monthly_requests:,} requests/month",
         "",
-        " " * label_width + "".join(method.rjust(w) for method, w in zip(results, widths)),
+        " " * label_width + "".join(method.rjust(w) for method, w in zip(results, widths, strict=True)),
     ]
-    lines += [label.ljust(label_width) + "".join(c.rjust(w) for c, w in zip(cells, widths)) for label, cells in rows]
+    # a section header has no cells
+    lines += [
+        label.ljust(label_width) + "".join(c.rjust(w) for c, w in zip(cells, widths, strict=False))
+        for label, cells in rows
+    ]
     lines += ["", "Assumptions:"] + [f"  - {line}" for line in _assumptions(plan, results, usable_gib, device)]
-    notes = [f"  - {method}: {note}" for method, r in results.items()
-             for note in (r["training"]["notes"] if r["training"] else []) + r["serving"]["notes"]]
+    notes = [
+        f"  - {method}: {note}"
+        for method, r in results.items()
+        for note in (r["training"]["notes"] if r["training"] else []) + r["serving"]["notes"]
+    ]
     return "\n".join(lines + (["", "Notes:"] + notes if notes else []))
 
 
 @click.command(cls=OneLineUsageErrors)
 @click.option("--model", required=True, help="A model name from data/catalog/models.yaml (or its Hugging Face id).")
-@click.option("--method", type=click.Choice(list(STRATEGIES)), default=None,
-              help="One approach (a strategy); default: all side by side.")
+@click.option(
+    "--method",
+    type=click.Choice(list(STRATEGIES)),
+    default=None,
+    help="One approach (a strategy); default: all side by side.",
+)
 @click.option("--gpu", required=True, help="A device name from data/catalog/gpus.yaml.")
 @click.option("--examples", type=click.IntRange(min=1), default=1000, show_default=True, help="Training examples.")
-@click.option("--seq-len", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Tokens per training example (the longest batch's padded length, for memory).")
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Tokens per training example (the longest batch's padded length, for memory).",
+)
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Examples per step per device.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Examples per step per device."
+)
 @click.option("--rank", type=click.IntRange(min=1), default=8, show_default=True, help="LoRA rank.")
-@click.option("--lora-targets", default=",".join(DEFAULT_TARGET_MODULES), show_default=True,
-              help=f"Comma-separated modules that get adapters: {', '.join(LINEAR_MODULES)} or all-linear.")
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default=None,
-              help="Training precision regime (default: mixed on GPUs, fp32 on CPUs; the harness uses bf16 on GPUs).")
+@click.option(
+    "--lora-targets",
+    default=",".join(DEFAULT_TARGET_MODULES),
+    show_default=True,
+    help=f"Comma-separated modules that get adapters: {', '.join(LINEAR_MODULES)} or all-linear.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(list(PRECISIONS)),
+    default=None,
+    help="Training precision regime (default: mixed on GPUs, fp32 on CPUs; the harness uses bf16 on GPUs).",
+)
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in the backward pass.")
 @click.option("--monthly-requests", type=click.IntRange(min=0), default=1_000_000, show_default=True)
-@click.option("--input-tokens", type=click.IntRange(min=1), default=RequestShape.input_tokens, show_default=True,
-              help="Tokens of the user's input per request.")
-@click.option("--output-tokens", type=click.IntRange(min=1), default=RequestShape.output_tokens, show_default=True,
-              help="Tokens generated per request.")
+@click.option(
+    "--input-tokens",
+    type=click.IntRange(min=1),
+    default=RequestShape.input_tokens,
+    show_default=True,
+    help="Tokens of the user's input per request.",
+)
+@click.option(
+    "--output-tokens",
+    type=click.IntRange(min=1),
+    default=RequestShape.output_tokens,
+    show_default=True,
+    help="Tokens generated per request.",
+)
 @dataclass_options(DataCostConfig)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @user_errors
-def estimate(model: str, method: str | None, gpu: str, examples: int, seq_len: int, epochs: float, batch_size: int,
-             rank: int, lora_targets: str, precision: str | None, gradient_checkpointing: bool, monthly_requests: int,
-             input_tokens: int, output_tokens: int, as_json: bool, **data_fields: Any) -> None:
+def estimate(
+    model: str,
+    method: str | None,
+    gpu: str,
+    examples: int,
+    seq_len: int,
+    epochs: float,
+    batch_size: int,
+    rank: int,
+    lora_targets: str,
+    precision: str | None,
+    gradient_checkpointing: bool,
+    monthly_requests: int,
+    input_tokens: int,
+    output_tokens: int,
+    as_json: bool,
+    **data_fields: Any,
+) -> None:
     """Estimate memory, training, serving and data costs of each approach for a model on a device, before any run."""
     device = catalog.check_gpu(gpu, where="--gpu")
-    plan = Plan(shape=ModelShape.from_catalog(model, where="--model"), gpu=gpu, examples=examples, seq_len=seq_len,
-                epochs=epochs, batch_size=batch_size, rank=rank,
-                lora_targets=check_lora_targets([t.strip() for t in lora_targets.split(",") if t.strip()],
-                                                where="--lora-targets"),
-                precision=precision or default_precision(device), gradient_checkpointing=gradient_checkpointing,
-                monthly_requests=monthly_requests,
-                request=RequestShape(input_tokens=input_tokens, output_tokens=output_tokens),
-                data_config=DataCostConfig(**data_fields))
+    plan = Plan(
+        shape=ModelShape.from_catalog(model, where="--model"),
+        gpu=gpu,
+        examples=examples,
+        seq_len=seq_len,
+        epochs=epochs,
+        batch_size=batch_size,
+        rank=rank,
+        lora_targets=check_lora_targets(
+            [t.strip() for t in lora_targets.split(",") if t.strip()], where="--lora-targets"
+        ),
+        precision=precision or default_precision(device),
+        gradient_checkpointing=gradient_checkpointing,
+        monthly_requests=monthly_requests,
+        request=RequestShape(input_tokens=input_tokens, output_tokens=output_tokens),
+        data_config=DataCostConfig(**data_fields),
+    )
     results = {m: estimate_method(plan, m) for m in ((method,) if method else STRATEGIES)}
     if as_json:
         click.echo(json.dumps({**plan.as_dict(), **(results[method] if method else {"methods": results})}))

@@ -20,22 +20,22 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from harness.record import RunStatus
-from harness.runstore import RunRow
+from numpy.typing import ArrayLike
 
 from advisor.costs import DataCostConfig, data_cost
 from advisor.wording import count, strategy_name, usd
+from harness.record import RunStatus
+from harness.runstore import RunRow
 
 EXPONENT_GRID = np.geomspace(0.02, 3.0, 300)  # c, in steps of 1.7 %
 REFINE_STEPS = np.geomspace(EXPONENT_GRID[0] / EXPONENT_GRID[1], EXPONENT_GRID[1] / EXPONENT_GRID[0], 41)
 QUALITY_CEILING = 1.0
 BOOTSTRAP_SAMPLES = 400
-BAND_PERCENTILES = (5.0, 95.0)                # a 90 % interval
-MIN_POINTS = 3                                # a, b and c need three training-set sizes
-MAX_EXTRAPOLATION = 10.0                      # beyond 10x the largest measured set, say it is a guess
-MAX_INTERVAL_RATIO = 10.0                     # an interval wider than 10x is no estimate
-UNREACHABLE_SHARE = 0.10                      # more than 10 % of samples never reach the goal: say so
+BAND_PERCENTILES = (5.0, 95.0)  # a 90 % interval
+MIN_POINTS = 3  # a, b and c need three training-set sizes
+MAX_EXTRAPOLATION = 10.0  # beyond 10x the largest measured set, say it is a guess
+MAX_INTERVAL_RATIO = 10.0  # an interval wider than 10x is no estimate
+UNREACHABLE_SHARE = 0.10  # more than 10 % of samples never reach the goal: say so
 Z_95 = 1.96
 
 # "r8-25pct" and "r8" are the same arm on 25 % and 100 % of train: strip the data-fraction suffix
@@ -44,15 +44,15 @@ FRACTION_SUFFIX = re.compile(r"-\d+(?:\.\d+)?pct$")
 
 @dataclass(frozen=True)
 class CurvePoint:
-    examples: int     # training examples the run was trained on
+    examples: int  # training examples the run was trained on
     quality: float
-    n_test: int       # test examples behind the quality
+    n_test: int  # test examples behind the quality
     variant: str
 
 
 @dataclass(frozen=True)
 class PowerLaw:
-    a: float          # the ceiling the curve approaches
+    a: float  # the ceiling the curve approaches
     b: float
     c: float
 
@@ -69,14 +69,14 @@ class PowerLaw:
 def _least_squares(n: np.ndarray, q: np.ndarray, exponents: np.ndarray, ceiling: float):
     """For each curve (rows of q, shape (s, k)) and each of its exponents (s, g): the best (a, b) and the
     squared error. Linear least squares in (a, b), with b >= 0 and a <= ceiling."""
-    x = np.power(n[None, None, :], -exponents[:, :, None])                       # (s, g, k)
+    x = np.power(n[None, None, :], -exponents[:, :, None])  # (s, g, k)
     x_centered = x - x.mean(axis=2, keepdims=True)
     q_mean = q.mean(axis=1)
     covariance = np.einsum("sgk,sk->sg", x_centered, q - q_mean[:, None])
-    b = np.maximum(-covariance / (x_centered ** 2).sum(axis=2), 0.0)             # b < 0 would mean data hurts
+    b = np.maximum(-covariance / (x_centered**2).sum(axis=2), 0.0)  # b < 0 would mean data hurts
     a = q_mean[:, None] + b * x.mean(axis=2)
     # above the ceiling, refit b with a pinned at it: min sum (ceiling - b x - q)^2
-    b_pinned = np.einsum("sgk,sk->sg", x, ceiling - q) / (x ** 2).sum(axis=2)
+    b_pinned = np.einsum("sgk,sk->sg", x, ceiling - q) / (x**2).sum(axis=2)
     over = a > ceiling
     a = np.where(over, ceiling, a)
     b = np.where(over, np.maximum(b_pinned, 0.0), b)
@@ -102,11 +102,11 @@ def fit_power_law(examples, qualities, ceiling: float = QUALITY_CEILING):
 @dataclass
 class LearningCurve:
     strategy: str
-    variant: str                          # the arm, without its data-fraction suffix
+    variant: str  # the arm, without its data-fraction suffix
     points: list[CurvePoint]
     goal: float | None
     fit: PowerLaw | None = None
-    samples: tuple | None = None          # bootstrap (a, b, c) arrays
+    samples: tuple | None = None  # bootstrap (a, b, c) arrays
     examples_for_goal: float | None = None
     goal_interval: tuple[float, float] | None = None
     unreachable_share: float | None = None
@@ -120,8 +120,10 @@ class LearningCurve:
     def max_examples(self) -> int:
         return max(p.examples for p in self.points)
 
-    def band(self, examples) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, examples: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """The 90 % bootstrap band of the fitted curve at ``examples``."""
+        if self.samples is None:
+            raise ValueError(f"{self.strategy} {self.variant}: no fit, so no band")
         a, b, c = self.samples
         n = np.asarray(examples, dtype=float)
         curves = a[:, None] - b[:, None] * np.power(n[None, :], -c[:, None])
@@ -134,26 +136,38 @@ class LearningCurve:
         label = f"{strategy_name(self.strategy)} {self.variant}"
         sizes = f"{len(self.points)} runs, {self.points[0].examples:,}–{self.max_examples:,} examples"
         caveat = f" Unreliable: {'; '.join(self.warnings)}." if self.warnings else ""
-        if self.fit is None or self.goal is None:
+        if self.fit is None or self.goal is None or self.examples_for_goal is None or self.goal_interval is None:
             return f"{label} ({sizes}): no estimate.{caveat}"
         if not math.isfinite(self.examples_for_goal):
-            return (f"{label} ({sizes}): the fitted curve levels off at {self.fit.a:.3f}, short of the {self.goal:.3f} "
-                    f"goal: more examples of this kind are not predicted to reach it.{caveat}")
+            return (
+                f"{label} ({sizes}): the fitted curve levels off at {self.fit.a:.3f}, short of the {self.goal:.3f} "
+                f"goal: more examples of this kind are not predicted to reach it.{caveat}"
+            )
         needed = self.examples_for_goal
         low, high = self.goal_interval
         extra = max(0, round(needed) - have)
         data = data_cost(extra, config)
-        more = (f"{count(extra)} more than the {count(have)} you have, ≈ {usd(data.total_usd)} of data "
-                f"({data.human_hours:,.0f} person-hours)" if extra else f"within the {count(have)} examples you have")
+        more = (
+            f"{count(extra)} more than the {count(have)} you have, ≈ {usd(data.total_usd)} of data "
+            f"({data.human_hours:,.0f} person-hours)"
+            if extra
+            else f"within the {count(have)} examples you have"
+        )
         # same epochs: training tokens, and so FLOPs and dollars, grow with the examples
-        training = (f" and ≈ {usd(largest_run_train_usd * needed / self.max_examples)} of training"
-                    if largest_run_train_usd is not None else "")
-        return (f"{label} ({sizes}): the fitted curve reaches {self.goal:.2f} at ≈ {count(needed)} examples "
-                f"(90% interval {count(low)}–{count(high) if math.isfinite(high) else 'never'}): {more}{training}.{caveat}")
+        training = (
+            f" and ≈ {usd(largest_run_train_usd * needed / self.max_examples)} of training"
+            if largest_run_train_usd is not None
+            else ""
+        )
+        return (
+            f"{label} ({sizes}): the fitted curve reaches {self.goal:.2f} at ≈ {count(needed)} examples "
+            f"(90% interval {count(low)}–{count(high) if math.isfinite(high) else 'never'}): {more}{training}.{caveat}"
+        )
 
     def as_dict(self) -> dict:
         return {
-            "strategy": self.strategy, "variant": self.variant,
+            "strategy": self.strategy,
+            "variant": self.variant,
             "points": [vars(p) for p in self.points],
             "fit": vars(self.fit) if self.fit else None,
             "goal": self.goal,
@@ -180,8 +194,14 @@ def curve_points(rows: list[RunRow]) -> dict[tuple[str, str], list[CurvePoint]]:
         if row.status is not RunStatus.OK or row.quality is None or not row.train_examples:
             continue
         key = (row.strategy, base_variant(row.variant))
-        groups.setdefault(key, []).append(CurvePoint(examples=int(row.train_examples), quality=row.quality,
-                                                     n_test=int(row.n_examples or 0), variant=row.variant))
+        groups.setdefault(key, []).append(
+            CurvePoint(
+                examples=int(row.train_examples),
+                quality=row.quality,
+                n_test=int(row.n_examples or 0),
+                variant=row.variant,
+            )
+        )
     return {key: sorted(points, key=lambda p: p.examples) for key, points in groups.items()}
 
 
@@ -190,8 +210,8 @@ def quality_interval(quality: float, n: int) -> tuple[float, float]:
     the binomial variance is an upper bound, so the interval is conservative)."""
     if not n:
         return quality, quality
-    centre = (quality + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
-    half = Z_95 * math.sqrt(quality * (1 - quality) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
+    centre = (quality + Z_95**2 / (2 * n)) / (1 + Z_95**2 / n)
+    half = Z_95 * math.sqrt(quality * (1 - quality) / n + Z_95**2 / (4 * n * n)) / (1 + Z_95**2 / n)
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
@@ -199,13 +219,16 @@ def _standard_error(point: CurvePoint) -> float:
     return math.sqrt(max(point.quality * (1 - point.quality), 1e-9) / max(point.n_test, 1))
 
 
-def fit_learning_curve(strategy: str, variant: str, points: list[CurvePoint], goal: float | None,
-                       seed: int = 0) -> LearningCurve:
+def fit_learning_curve(
+    strategy: str, variant: str, points: list[CurvePoint], goal: float | None, seed: int = 0
+) -> LearningCurve:
     curve = LearningCurve(strategy=strategy, variant=variant, points=points, goal=goal)
     sizes = sorted({p.examples for p in points})
     if len(sizes) < MIN_POINTS:
-        curve.warnings.append(f"too few points: {len(sizes)} training-set size(s) measured, a saturating curve "
-                              f"needs at least {MIN_POINTS} (set the arm's data_fractions, e.g. [0.25, 0.5, 1.0])")
+        curve.warnings.append(
+            f"too few points: {len(sizes)} training-set size(s) measured, a saturating curve "
+            f"needs at least {MIN_POINTS} (set the arm's data_fractions, e.g. [0.25, 0.5, 1.0])"
+        )
         return curve
     n = np.array([p.examples for p in points], dtype=float)
     q = np.array([p.quality for p in points])
@@ -221,13 +244,16 @@ def fit_learning_curve(strategy: str, variant: str, points: list[CurvePoint], go
     if largest.quality - smallest.quality < noise:
         curve.warnings.append(
             f"flat curve: {smallest.quality:.3f} at {smallest.examples:,} examples, {largest.quality:.3f} at "
-            f"{largest.examples:,}, a change within test-set noise (±{noise:.3f}); more data is not shown to help")
+            f"{largest.examples:,}, a change within test-set noise (±{noise:.3f}); more data is not shown to help"
+        )
     if goal is not None:
         _estimate_goal(curve, goal)
     return curve
 
 
 def _estimate_goal(curve: LearningCurve, goal: float) -> None:
+    if curve.samples is None or curve.fit is None:
+        raise ValueError("fit the curve before estimating the goal")
     a, b, c = curve.samples
     with np.errstate(divide="ignore", invalid="ignore"):
         needed = np.where((b > 0) & (a > goal), np.power(b / (a - goal), 1 / c), np.inf)
@@ -243,8 +269,9 @@ def _estimate_goal(curve: LearningCurve, goal: float) -> None:
         return
     beyond = curve.examples_for_goal / curve.max_examples
     if beyond > MAX_EXTRAPOLATION:
-        curve.warnings.append(f"the goal lies {beyond:,.0f}x beyond the largest measured training set "
-                              f"({curve.max_examples:,} examples)")
+        curve.warnings.append(
+            f"the goal lies {beyond:,.0f}x beyond the largest measured training set ({curve.max_examples:,} examples)"
+        )
     if curve.unreachable_share > UNREACHABLE_SHARE:
         curve.warnings.append(f"{curve.unreachable_share:.0%} of bootstrap fits never reach the goal")
     elif high / max(low, 1.0) > MAX_INTERVAL_RATIO:
@@ -253,6 +280,8 @@ def _estimate_goal(curve: LearningCurve, goal: float) -> None:
 
 def learning_curves(rows: list[RunRow], goal: float | None) -> list[LearningCurve]:
     """One fitted curve per fine-tuning arm measured at two or more training-set sizes."""
-    return [fit_learning_curve(strategy, variant, points, goal)
-            for (strategy, variant), points in curve_points(rows).items()
-            if len({p.examples for p in points}) >= 2]
+    return [
+        fit_learning_curve(strategy, variant, points, goal)
+        for (strategy, variant), points in curve_points(rows).items()
+        if len({p.examples for p in points}) >= 2
+    ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from advisor.costs.memory import TrainingMemory, training_memory
+from advisor.costs.training import sharded_gpus, sharded_peak
 from harness import catalog
 from harness.compare import Preflight, ShardingPlanner
 from harness.record import Hardware
@@ -19,12 +21,10 @@ from harness.strategies import STRATEGIES, TrainingConfig, Variant, traits
 from harness.strategies.base import training_config, unavailable_reason
 from harness.units import GIB
 
-from advisor.costs.memory import TrainingMemory, training_memory
-from advisor.costs.training import sharded_gpus, sharded_peak
 
-
-def _memory(shape: ModelShape, strategy: str, params: dict[str, Any], precision: str,
-            **overrides: object) -> TrainingMemory | None:
+def _memory(
+    shape: ModelShape, strategy: str, params: dict[str, Any], precision: str, **overrides: object
+) -> TrainingMemory | None:
     """The memory model's prediction for ``strategy`` with ``params`` (a variant's, possibly another strategy's);
     None for a strategy that trains nothing."""
     config_type = STRATEGIES[strategy].config_type
@@ -35,32 +35,43 @@ def _memory(shape: ModelShape, strategy: str, params: dict[str, Any], precision:
     return training_memory(shape, method, precision=precision, **{**config.memory_settings(), **overrides})
 
 
-def _predict(shape: ModelShape, strategy: str, params: dict[str, Any], precision: str, shards: int = 1,
-             **overrides: object) -> float:
+def _predict(
+    shape: ModelShape, strategy: str, params: dict[str, Any], precision: str, shards: int = 1, **overrides: object
+) -> float:
     """One device's predicted peak in bytes; ``shards`` > 1: FSDP shards the model states over that many."""
     memory = _memory(shape, strategy, params, precision, **overrides)
     return sharded_peak(memory, shards) if memory else 0.0
 
 
-def _what_would_fit(shape: ModelShape, variant: Variant, precision: str, available: float, device: str,
-                    gpus: int = 0) -> list[str]:
+def _what_would_fit(
+    shape: ModelShape, variant: Variant, precision: str, available: float, device: str, gpus: int = 0
+) -> list[str]:
     """Settings that would fit; ``gpus``: the GPUs here (0 on a CPU machine), for FSDP over several."""
     strategy, params = variant.strategy, variant.params
     options = []
     memory = _memory(shape, strategy, params, precision)
     if traits(strategy).shardable and gpus and memory:
         n = sharded_gpus(memory, available)
-        if n and 1 < n:
-            options.append(f"--num-processes {n} (FSDP over {n} GPUs like this one)"
-                           + ("" if n <= gpus else f"; this machine has {gpus}"))
+        if n and n > 1:
+            options.append(
+                f"--num-processes {n} (FSDP over {n} GPUs like this one)"
+                + ("" if n <= gpus else f"; this machine has {gpus}")
+            )
     # another fine-tuning strategy, with this variant's shared settings, that fits and can run here
-    lighter = [name for name, s in STRATEGIES.items() if name != strategy and s.traits.trains
-               and unavailable_reason(name, s.traits, device) is None
-               and _predict(shape, name, params, precision) <= available]
+    lighter = [
+        name
+        for name, s in STRATEGIES.items()
+        if name != strategy
+        and s.traits.trains
+        and unavailable_reason(name, s.traits, device) is None
+        and _predict(shape, name, params, precision) <= available
+    ]
     if lighter:
         options.append(f"strategies.{lighter[0]} instead of {strategy}")
-    if not params.get("gradient_checkpointing") and \
-            _predict(shape, strategy, params, precision, gradient_checkpointing=True) <= available:
+    if (
+        not params.get("gradient_checkpointing")
+        and _predict(shape, strategy, params, precision, gradient_checkpointing=True) <= available
+    ):
         options.append("gradient_checkpointing: true")
     batch_size = int(params.get("batch_size", 8))
     for batch in (4, 2, 1):
@@ -68,8 +79,11 @@ def _what_would_fit(shape: ModelShape, variant: Variant, precision: str, availab
             options.append(f"batch_size: {batch} (with gradient_accumulation to keep the global batch)")
             break
     need = _predict(shape, strategy, params, "mixed" if precision == "fp32" else precision) / GIB
-    bigger = sorted((g["memory_gib"], name) for name, g in catalog.gpus().items()
-                    if g.get("kind") == "gpu" and g["memory_gib"] * 0.9 >= need)
+    bigger = sorted(
+        (g["memory_gib"], name)
+        for name, g in catalog.gpus().items()
+        if g.get("kind") == "gpu" and g["memory_gib"] * 0.9 >= need
+    )
     if bigger:
         options.append(f"a GPU with {bigger[0][0]:g} GiB or more ({bigger[0][1]})")
     return options
@@ -97,14 +111,17 @@ def memory_preflight(task: Task) -> Preflight:
         peak = _predict(shape, variant.strategy, variant.params, precision, shards)
         if peak <= available:
             return None
-        fits = _what_would_fit(shape, variant, precision, available, device.device,
-                               (device.gpu_count or 0) if device.on_cuda else 0)
+        fits = _what_would_fit(
+            shape, variant, precision, available, device.device, (device.gpu_count or 0) if device.on_cuda else 0
+        )
         where = device.gpu or "this machine"
         per = f" per device with {shards}-way FSDP" if shards > 1 else ""
-        return (f"out of memory (predicted before training): {variant.strategy} of {shape.name} needs about "
-                f"{peak / GIB:.1f} GiB{per} at batch {variant.params.get('batch_size')} x "
-                f"{variant.params.get('max_seq_len')} tokens, {where} has {available / GIB:.1f} GiB; would fit: "
-                f"{'; '.join(fits) or 'a smaller model'}")
+        return (
+            f"out of memory (predicted before training): {variant.strategy} of {shape.name} needs about "
+            f"{peak / GIB:.1f} GiB{per} at batch {variant.params.get('batch_size')} x "
+            f"{variant.params.get('max_seq_len')} tokens, {where} has {available / GIB:.1f} GiB; would fit: "
+            f"{'; '.join(fits) or 'a smaller model'}"
+        )
 
     return check
 

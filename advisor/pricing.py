@@ -13,17 +13,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from advisor.costs import (
+    RequestShape,
+    Utilisation,
+    calibrate_utilisation,
+    data_cost,
+    default_utilisation,
+    estimate_serving,
+    gpu_hours,
+    gpu_hours_usd,
+    measured_training,
+)
+from advisor.costs.compute import catalog_gpu_for
+from advisor.costs.data_cost import DataCostConfig
 from harness import catalog
 from harness.record import RunRecord
 from harness.runstore import Comparison, RunRow, StoredRun
 from harness.shapes import ModelShape
 from harness.strategies import StrategyTraits, traits
 from harness.strategies.base import LabelledExamples
-
-from advisor.costs import (RequestShape, Utilisation, calibrate_utilisation, data_cost, default_utilisation,
-                           estimate_serving, gpu_hours, gpu_hours_usd, measured_training)
-from advisor.costs.compute import catalog_gpu_for
-from advisor.costs.data_cost import DataCostConfig
 
 SERVING_UTILISATION_KEYS = ("prefill_mfu", "decode_bandwidth_utilisation", "load_factor")
 
@@ -101,8 +109,7 @@ def model_shape(comparison: Comparison) -> ModelShape | None:
     """The base model's shape: its catalog entry, else what a run recorded when it loaded the model."""
     if comparison.task.model.catalog_name:
         return ModelShape.from_catalog(comparison.task.model.catalog_name)
-    return next((run.record.run_info.model_shape for run in comparison.runs if run.record.run_info.model_shape),
-                None)
+    return next((run.record.run_info.model_shape for run in comparison.runs if run.record.run_info.model_shape), None)
 
 
 def unpriced(comparison: Comparison) -> Pricing:
@@ -136,8 +143,9 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
             costs.train_flops = measured.flops
             here = catalog_gpu_for(record.meta_info.hardware) if record.meta_info else None
             if here:
-                costs.train_usd_measured_hardware = gpu_hours_usd(measured.device_seconds / 3600,
-                                                                  catalog.gpus()[here]["usd_per_hour"])
+                costs.train_usd_measured_hardware = gpu_hours_usd(
+                    measured.device_seconds / 3600, catalog.gpus()[here]["usd_per_hour"]
+                )
         if shape is not None and record.eval_info:
             request = RequestShape.measured(record.eval_info.prompt_tokens_mean, record.eval_info.output_tokens_mean)
             serving = estimate_serving(shape, run.traits.serving_method, gpu_name, monthly, request=request)
@@ -146,11 +154,16 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
         costs.labelled_examples = labelled_examples_needed(record, task.n_train)
         costs.data_usd = data_cost(costs.labelled_examples, config).total_usd
     priced.assumptions = PricingAssumptions(
-        gpu=gpu_name, gpu_display_name=gpu.get("display_name", gpu_name), usd_per_hour=gpu["usd_per_hour"],
-        price_source=gpu.get("price_source"), price_date=str(gpu.get("date")), monthly_requests=monthly,
+        gpu=gpu_name,
+        gpu_display_name=gpu.get("display_name", gpu_name),
+        usd_per_hour=gpu["usd_per_hour"],
+        price_source=gpu.get("price_source"),
+        price_date=str(gpu.get("date")),
+        monthly_requests=monthly,
         training_utilisation=utilisations,
         serving_utilisation={key: default_utilisation("serving", key) for key in SERVING_UTILISATION_KEYS},
-        data_cost=config, model_shape=shape,
+        data_cost=config,
+        model_shape=shape,
         notes=[
             "train_usd: the run's FLOPs (2N forward + 2N input gradients + 2 x trainable weight gradients per "
             "token; the LM head's share only at the positions whose logits were computed, the answer windows) "
@@ -159,5 +172,6 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
             "serve_usd_per_1k: replica-hours per 1,000 requests with each run's measured prompt and output tokens, "
             f"16-bit weights on {gpu_name}",
             "data_usd: labelled examples the arm consumes x the task's data_cost settings",
-        ])
+        ],
+    )
     return priced

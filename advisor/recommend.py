@@ -23,17 +23,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import catalog
-from harness.spec import Goals
-from harness.strategies import StrategyTraits
-from harness.strategies.base import Rung
-
 from advisor.breakeven import ArmEconomics, BreakEven, break_even, dedicated_gpu_caveat
 from advisor.costs import ModelShape, RequestShape, estimate_serving, param_counts
 from advisor.costs.compute import catalog_gpu_for
 from advisor.learning_curve import LearningCurve, learning_curves, quality_interval
 from advisor.pricing import PricedRun, Pricing
 from advisor.wording import hardware_name, strategy_name, usd
+from harness import catalog
+from harness.spec import Goals
+from harness.strategies import StrategyTraits
+from harness.strategies.base import Rung
 
 NEAR_TIE = 0.05
 
@@ -167,29 +166,35 @@ def latency_basis(pricing: Pricing) -> tuple[bool, str]:
     deployment = task.deployment.gpu
     hardware = hardware_name(device)
     if deployment and catalog_gpu_for(device) == deployment:
-        return True, (f"Latency was measured on {hardware}, the deployment hardware ({deployment}): "
-                      f"the p95 goal is checked as is.")
+        return True, (
+            f"Latency was measured on {hardware}, the deployment hardware ({deployment}): "
+            f"the p95 goal is checked as is."
+        )
     goal = task.goals.p95_latency_ms
     held = f"the {goal:,.0f} ms p95 goal is not applied" if goal else "there is no p95 goal"
-    return False, (f"Latency was measured on {hardware}, not on the deployment "
-                   f"{deployment or 'hardware'}: {held}, and arms are compared with each other. Differences show "
-                   f"the direction (long prompts and retrieval cost time anywhere), not the size on a GPU.")
+    return False, (
+        f"Latency was measured on {hardware}, not on the deployment "
+        f"{deployment or 'hardware'}: {held}, and arms are compared with each other. Differences show "
+        f"the direction (long prompts and retrieval cost time anywhere), not the size on a GPU."
+    )
 
 
 def _check(arm: Arm, goals: Goals, latency_gated: bool) -> dict[str, str]:
     shortfalls = {}
     if goals.quality is not None and arm.quality < goals.quality:
         low, high = arm.interval
-        noise = (f", though within the test set's sampling error (95% interval {low:.2f}–{high:.2f})"
-                 if high >= goals.quality else "")
+        noise = (
+            f", though within the test set's sampling error (95% interval {low:.2f}–{high:.2f})"
+            if high >= goals.quality
+            else ""
+        )
         shortfalls["quality"] = f"{arm.quality:.3f} is below the {goals.quality:.2f} goal{noise}"
     budget = goals.training_budget_usd
     if budget is not None and (arm.train_usd or 0) > budget:
         shortfalls["budget"] = f"its training costs {usd(arm.train_usd)} against a {usd(budget)} budget"
     goal_p95 = goals.p95_latency_ms
     if latency_gated and goal_p95 and (arm.latency_ms_p95 or 0) > goal_p95:
-        shortfalls["latency"] = (f"its p95 latency of {arm.latency_ms_p95:,.0f} ms exceeds the "
-                                 f"{goal_p95:,.0f} ms goal")
+        shortfalls["latency"] = f"its p95 latency of {arm.latency_ms_p95:,.0f} ms exceeds the {goal_p95:,.0f} ms goal"
     return shortfalls
 
 
@@ -220,8 +225,9 @@ def _break_evens(chosen: Arm, best: dict[str, Arm], months: float) -> tuple[list
     strategy that trains nothing (prompting, RAG)."""
     tuned = chosen if chosen.traits.trains else _best_tuned(best)
     baselines = sorted((arm for arm in best.values() if not arm.traits.trains), key=lambda a: a.traits.ladder_rank)
-    economics = {a.label: ArmEconomics.of(a.run.costs, a.strategy, a.label) for a in [tuned, *baselines]
-                 if a is not None}
+    economics = {
+        a.label: ArmEconomics.of(a.run.costs, a.strategy, a.label) for a in [tuned, *baselines] if a is not None
+    }
     priced = {label: e for label, e in economics.items() if e is not None}
     if tuned is None or tuned.label not in priced:
         return [], list(priced.values())
@@ -234,8 +240,9 @@ def curve_sentence(curve: LearningCurve, pricing: Pricing, arms: list[Arm]) -> s
     variant = max(curve.points, key=lambda p: p.examples).variant
     largest = next((a for a in arms if a.strategy == curve.strategy and a.variant == variant), None)
     config = pricing.assumptions.data_cost if pricing.assumptions else None
-    return curve.sentence(pricing.comparison.task.n_train or curve.max_examples, config,
-                          largest.train_usd if largest else None)
+    return curve.sentence(
+        pricing.comparison.task.n_train or curve.max_examples, config, largest.train_usd if largest else None
+    )
 
 
 def bigger_model_sentence(pricing: Pricing, arm: Arm) -> str | None:
@@ -247,8 +254,11 @@ def bigger_model_sentence(pricing: Pricing, arm: Arm) -> str | None:
     current = assumptions.model_shape
     n_current = param_counts(current).total
     family = current.name.split("-")[0]
-    larger = sorted((not name.startswith(family), param_counts(ModelShape.from_catalog(name)).total, name)
-                    for name in catalog.models() if name != current.name)
+    larger = sorted(
+        (not name.startswith(family), param_counts(ModelShape.from_catalog(name)).total, name)
+        for name in catalog.models()
+        if name != current.name
+    )
     larger = [entry for entry in larger if entry[1] >= 2 * n_current]
     if not larger:
         return None
@@ -256,14 +266,21 @@ def bigger_model_sentence(pricing: Pricing, arm: Arm) -> str | None:
     ratio = n_big / n_current
     # the measured tokens per request, as advisor.pricing prices each run (same family: same tokenizer)
     request = RequestShape.measured(arm.prompt_tokens_mean, arm.run.row.output_tokens_mean)
-    serving = estimate_serving(name, arm.traits.serving_method, assumptions.gpu,
-                               pricing.comparison.task.goals.monthly_requests or 0, request=request)
+    serving = estimate_serving(
+        name,
+        arm.traits.serving_method,
+        assumptions.gpu,
+        pricing.comparison.task.goals.monthly_requests or 0,
+        request=request,
+    )
     training = f" ≈ {usd(arm.train_usd * ratio)} of training and" if arm.train_usd else ""
-    return (f"A bigger base model (the ladder's answer when the task needs a capability the model lacks): {name} "
-            f"has {ratio:.1f}x the parameters of {current.name}; as {strategy_name(arm.strategy)} "
-            f"it would cost{training} ≈ {usd(serving.usd_per_month)}/month to serve on {assumptions.gpu} "
-            f"({usd(serving.usd_per_1k_requests)} per 1k requests). Its quality is not measured: run advisor compare "
-            f"with model: {name}.")
+    return (
+        f"A bigger base model (the ladder's answer when the task needs a capability the model lacks): {name} "
+        f"has {ratio:.1f}x the parameters of {current.name}; as {strategy_name(arm.strategy)} "
+        f"it would cost{training} ≈ {usd(serving.usd_per_month)}/month to serve on {assumptions.gpu} "
+        f"({usd(serving.usd_per_1k_requests)} per 1k requests). Its quality is not measured: run advisor compare "
+        f"with model: {name}."
+    )
 
 
 def _best_on_rung(best: dict[str, Arm], rung: Rung) -> Arm | None:
@@ -278,21 +295,33 @@ def ladder_sentences(pricing: Pricing, best: dict[str, Arm]) -> list[str]:
     sentences = []
     if task.knowledge and retrieved:
         against = f" against {tuned.quality:.3f} for {tuned.label}" if tuned else ""
-        sentences.append(f"The task brings a knowledge corpus (private facts), where the ladder points to RAG "
-                         f"(retrieval keeps facts fresh without retraining); measured, {retrieved.label} "
-                         f"reaches {retrieved.quality:.3f} {task.metric}{against}.")
+        sentences.append(
+            f"The task brings a knowledge corpus (private facts), where the ladder points to RAG "
+            f"(retrieval keeps facts fresh without retraining); measured, {retrieved.label} "
+            f"reaches {retrieved.quality:.3f} {task.metric}{against}."
+        )
     elif task.kind in ("classification", "extraction") and tuned and prompted:
-        sentences.append(f"{task.kind.capitalize()} is format and behaviour, where the ladder expects "
-                         f"fine-tuning to help; measured, {tuned.label} reaches {tuned.quality:.3f} {task.metric} "
-                         f"against {prompted.quality:.3f} for {prompted.label}.")
-    longest = max((a for a in best.values() if not a.traits.trains), key=lambda a: a.prompt_tokens_mean or 0,
-                  default=None)
-    if tuned and longest and tuned.prompt_tokens_mean and longest.prompt_tokens_mean \
-            and tuned.prompt_tokens_mean < 0.7 * longest.prompt_tokens_mean:
+        sentences.append(
+            f"{task.kind.capitalize()} is format and behaviour, where the ladder expects "
+            f"fine-tuning to help; measured, {tuned.label} reaches {tuned.quality:.3f} {task.metric} "
+            f"against {prompted.quality:.3f} for {prompted.label}."
+        )
+    longest = max(
+        (a for a in best.values() if not a.traits.trains), key=lambda a: a.prompt_tokens_mean or 0, default=None
+    )
+    if (
+        tuned
+        and longest
+        and tuned.prompt_tokens_mean
+        and longest.prompt_tokens_mean
+        and tuned.prompt_tokens_mean < 0.7 * longest.prompt_tokens_mean
+    ):
         cut = 1 - tuned.prompt_tokens_mean / longest.prompt_tokens_mean
-        sentences.append(f"Fine-tuning carries the instruction and examples in its weights: {tuned.label} sends "
-                         f"{tuned.prompt_tokens_mean:,.0f} prompt tokens per request against "
-                         f"{longest.prompt_tokens_mean:,.0f} for {longest.label} ({cut:.0%} fewer).")
+        sentences.append(
+            f"Fine-tuning carries the instruction and examples in its weights: {tuned.label} sends "
+            f"{tuned.prompt_tokens_mean:,.0f} prompt tokens per request against "
+            f"{longest.prompt_tokens_mean:,.0f} for {longest.label} ({cut:.0%} fewer)."
+        )
     return sentences
 
 
@@ -304,26 +333,33 @@ def _latency_sentence(chosen: Arm, arms: list[Arm], pricing: Pricing) -> str | N
     where = hardware_name(pricing.comparison.device)
     if fastest is chosen:
         return f"On {where}, {chosen.label} is the fastest arm measured: p95 {chosen.latency_ms_p95:,.0f} ms."
-    return (f"On {where}, {chosen.label} answers at p95 {chosen.latency_ms_p95:,.0f} ms, "
-            f"{chosen.latency_ms_p95 / (fastest.latency_ms_p95 or 1.0):.1f}x the fastest arm ({fastest.label}, "
-            f"{fastest.latency_ms_p95:,.0f} ms).")
+    return (
+        f"On {where}, {chosen.label} answers at p95 {chosen.latency_ms_p95:,.0f} ms, "
+        f"{chosen.latency_ms_p95 / (fastest.latency_ms_p95 or 1.0):.1f}x the fastest arm ({fastest.label}, "
+        f"{fastest.latency_ms_p95:,.0f} ms)."
+    )
 
 
-def _what_would(pricing: Pricing, arms: list[Arm], curves: list[LearningCurve], closest: Arm,
-                best: dict[str, Arm]) -> list[str]:
+def _what_would(
+    pricing: Pricing, arms: list[Arm], curves: list[LearningCurve], closest: Arm, best: dict[str, Arm]
+) -> list[str]:
     """Estimates of what would meet the goals, when nothing measured does."""
     sentences = ["More examples — " + curve_sentence(curve, pricing, arms) for curve in curves]
     tuned_strategies = [s for s, arm in best.items() if arm.traits.trains]
     if not curves and tuned_strategies:
         keys = " or ".join(f"strategies.{s}.data_fractions" for s in tuned_strategies)
-        sentences.append(f"More examples: no learning curve was measured (each fine-tuning arm ran on one "
-                         f"training-set size); set {keys}, e.g. [0.25, 0.5, 1.0], to estimate how many would do.")
+        sentences.append(
+            f"More examples: no learning curve was measured (each fine-tuning arm ran on one "
+            f"training-set size); set {keys}, e.g. [0.25, 0.5, 1.0], to estimate how many would do."
+        )
     within = [a for a in arms if set(a.shortfalls) == {"latency"}]
     if within:
         arm = min(within, key=lambda a: a.latency_ms_p95 or 0.0)
         p95 = arm.latency_ms_p95 or 0.0
-        sentences.append(f"A relaxed latency goal: {arm.label} meets everything else at p95 "
-                         f"{p95:,.0f} ms; a goal of {math.ceil(p95):,} ms would let it through.")
+        sentences.append(
+            f"A relaxed latency goal: {arm.label} meets everything else at p95 "
+            f"{p95:,.0f} ms; a goal of {math.ceil(p95):,} ms would let it through."
+        )
     within = [a for a in arms if set(a.shortfalls) == {"budget"}]
     if within:
         arm = min(within, key=lambda a: a.train_usd or 0.0)
@@ -335,8 +371,11 @@ def _what_would(pricing: Pricing, arms: list[Arm], curves: list[LearningCurve], 
 
 
 def _cautions(pricing: Pricing, latency_gated: bool, latency_note: str) -> list[str]:
-    cautions = [f"{strategy_name(run.row.strategy)} {run.row.variant} failed and was not considered: "
-                f"{run.row.error}" for run in pricing.runs if not run.record.ok]
+    cautions = [
+        f"{strategy_name(run.row.strategy)} {run.row.variant} failed and was not considered: {run.row.error}"
+        for run in pricing.runs
+        if not run.record.ok
+    ]
     if not latency_gated:
         cautions.append(latency_note)
     if pricing.assumptions is None:
@@ -347,25 +386,38 @@ def _cautions(pricing: Pricing, latency_gated: bool, latency_note: str) -> list[
     return cautions
 
 
-def _adequate_reasons(chosen: Arm, near_tie: bool, adequate: list[Arm], goals: Goals, metric: str,
-                      cautions: list[str]) -> tuple[list[str], Arm | None]:
+def _adequate_reasons(
+    chosen: Arm, near_tie: bool, adequate: list[Arm], goals: Goals, metric: str, cautions: list[str]
+) -> tuple[list[str], Arm | None]:
     """Why the chosen arm, and the next cheapest that also meets the goals (returned: the reasons name it)."""
     low, high = chosen.interval
     goal = goals.quality
-    reasons = [f"{chosen.label} reaches {chosen.quality:.3f} {metric}"
-               + (f" ≥ the {goal:.2f} goal" if goal is not None else "")
-               + f" (95% interval {low:.2f}–{high:.2f} on {chosen.n_examples} test examples) at "
-                 f"{chosen.cost_sentence()}."]
-    runner_up = min((a for a in adequate if a is not chosen and a.total_usd is not None),
-                    key=lambda a: a.total_usd or 0.0, default=None)
+    reasons = [
+        f"{chosen.label} reaches {chosen.quality:.3f} {metric}"
+        + (f" ≥ the {goal:.2f} goal" if goal is not None else "")
+        + f" (95% interval {low:.2f}–{high:.2f} on {chosen.n_examples} test examples) at "
+        f"{chosen.cost_sentence()}."
+    ]
+    runner_up = min(
+        (a for a in adequate if a is not chosen and a.total_usd is not None),
+        key=lambda a: a.total_usd or 0.0,
+        default=None,
+    )
     if runner_up is not None and runner_up.total_usd is not None and chosen.total_usd is not None:
-        tie = (f" — within {NEAR_TIE:.0%} of each other, so the simpler arm wins"
-               if near_tie and runner_up.total_usd < chosen.total_usd else "")
-        reasons.append(f"{runner_up.label} also meets the goals ({runner_up.quality:.3f}) at "
-                       f"{usd(runner_up.total_usd)} over {chosen.months:g} months{tie}.")
+        tie = (
+            f" — within {NEAR_TIE:.0%} of each other, so the simpler arm wins"
+            if near_tie and runner_up.total_usd < chosen.total_usd
+            else ""
+        )
+        reasons.append(
+            f"{runner_up.label} also meets the goals ({runner_up.quality:.3f}) at "
+            f"{usd(runner_up.total_usd)} over {chosen.months:g} months{tie}."
+        )
     if goal is not None and low < goal:
-        cautions.append(f"{chosen.quality:.3f} is within the test set's sampling error of the {goal:.2f} goal "
-                        f"(95% interval {low:.2f}–{high:.2f}): confirm on more test data before relying on it.")
+        cautions.append(
+            f"{chosen.quality:.3f} is within the test set's sampling error of the {goal:.2f} goal "
+            f"(95% interval {low:.2f}–{high:.2f}): confirm on more test data before relying on it."
+        )
     return reasons, runner_up
 
 
@@ -381,10 +433,21 @@ def analyse(pricing: Pricing) -> Analysis:
     curves = learning_curves([run.row for run in pricing.runs], goals.quality)
     cautions = _cautions(pricing, latency_gated, latency_note)
     recommendation = Recommendation(
-        strategy=None, variant=None, label=None, meets_goals=False, horizon_months=months,
-        verdict="No run finished: nothing to recommend.", reasons=[], cautions=cautions, what_would_meet_goals=[],
-        latency_goal_applied=latency_gated, arms=[], break_even=[], break_even_basis=None,
-        learning_curves=[c.as_dict() for c in curves])
+        strategy=None,
+        variant=None,
+        label=None,
+        meets_goals=False,
+        horizon_months=months,
+        verdict="No run finished: nothing to recommend.",
+        reasons=[],
+        cautions=cautions,
+        what_would_meet_goals=[],
+        latency_goal_applied=latency_gated,
+        arms=[],
+        break_even=[],
+        break_even_basis=None,
+        learning_curves=[c.as_dict() for c in curves],
+    )
     if not arms:
         return Analysis(pricing, recommendation, [], None, curves, [], [], latency_gated)
 
@@ -398,30 +461,48 @@ def analyse(pricing: Pricing) -> Analysis:
     else:
         # the closest: the best quality among arms that miss nothing but quality
         chosen = max([a for a in arms if set(a.shortfalls) <= {"quality"}] or arms, key=lambda a: a.quality)
-        verdict = (f"No measured run meets the goals. Closest: {chosen.label} at {chosen.quality:.3f} {metric}"
-                   + (f" against a {goals.quality:.2f} goal." if goals.quality is not None else "."))
+        verdict = f"No measured run meets the goals. Closest: {chosen.label} at {chosen.quality:.3f} {metric}" + (
+            f" against a {goals.quality:.2f} goal." if goals.quality is not None else "."
+        )
         reasons, runner_up = [], None
         what_would = _what_would(pricing, arms, curves, chosen, best)
     top = max(arms, key=lambda a: a.quality)
-    if top not in (chosen, runner_up) and top.quality > chosen.quality and top.total_usd is not None \
-            and chosen.total_usd is not None:
-        reasons.append(f"The highest {metric}, {top.quality:.3f}, is {top.label}'s, at {usd(top.total_usd)} over "
-                       f"{months:g} months ({usd(top.total_usd - chosen.total_usd)} more).")
-    reasons += [f"{arm.label} (best {strategy_name(strategy)} run) falls short: {'; '.join(arm.shortfalls.values())}."
-                for strategy, arm in best.items() if arm.shortfalls and arm is not chosen]
+    if (
+        top not in (chosen, runner_up)
+        and top.quality > chosen.quality
+        and top.total_usd is not None
+        and chosen.total_usd is not None
+    ):
+        reasons.append(
+            f"The highest {metric}, {top.quality:.3f}, is {top.label}'s, at {usd(top.total_usd)} over "
+            f"{months:g} months ({usd(top.total_usd - chosen.total_usd)} more)."
+        )
+    reasons += [
+        f"{arm.label} (best {strategy_name(strategy)} run) falls short: {'; '.join(arm.shortfalls.values())}."
+        for strategy, arm in best.items()
+        if arm.shortfalls and arm is not chosen
+    ]
     pairs, economics = _break_evens(chosen, best, months)
     reasons += [p.sentence(goals.monthly_requests) for p in pairs]
     reasons += ladder_sentences(pricing, best)
     reasons += [s for s in [_latency_sentence(chosen, arms, pricing)] if s]
     if adequate and chosen.traits.trains:
         reasons += [curve_sentence(c, pricing, arms) for c in curves if c.strategy == chosen.strategy]
-    recommendation.strategy, recommendation.variant, recommendation.label = chosen.strategy, chosen.variant, chosen.label
+    recommendation.strategy, recommendation.variant, recommendation.label = (
+        chosen.strategy,
+        chosen.variant,
+        chosen.label,
+    )
     recommendation.meets_goals, recommendation.verdict = bool(adequate), verdict
     recommendation.reasons, recommendation.what_would_meet_goals = reasons, what_would
-    recommendation.arms = [ArmVerdict(a.strategy, a.variant, a.total_usd, a.interval, list(a.shortfalls),
-                                      list(a.shortfalls.values())) for a in arms]
+    recommendation.arms = [
+        ArmVerdict(a.strategy, a.variant, a.total_usd, a.interval, list(a.shortfalls), list(a.shortfalls.values()))
+        for a in arms
+    ]
     recommendation.break_even = [p.as_dict(goals.monthly_requests) for p in pairs]
-    recommendation.break_even_basis = (dedicated_gpu_caveat(pairs[0].tuned, pricing.assumptions.gpu
-                                                            if pricing.assumptions else None) if pairs else None)
+    recommendation.break_even_basis = (
+        dedicated_gpu_caveat(pairs[0].tuned, pricing.assumptions.gpu if pricing.assumptions else None)
+        if pairs
+        else None
+    )
     return Analysis(pricing, recommendation, arms, chosen, curves, pairs, economics, latency_gated)
-

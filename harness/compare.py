@@ -16,9 +16,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from harness import distributed
 from harness.errors import UserError
@@ -26,8 +26,18 @@ from harness.io import atomic_write_json
 from harness.job import Job
 from harness.meters import hardware
 from harness.record import Hardware, RunInfo, RunRecord
-from harness.runstore import (CompareSettings, Comparison, StoredRun, TaskSummary, config_hash, load_record,
-                              record_path, reusable, run_id, write_results)
+from harness.runstore import (
+    CompareSettings,
+    Comparison,
+    StoredRun,
+    TaskSummary,
+    config_hash,
+    load_record,
+    record_path,
+    reusable,
+    run_id,
+    write_results,
+)
 from harness.schema import doc
 from harness.spec import Task
 from harness.strategies import STRATEGIES, Variant, check_device, traits
@@ -58,25 +68,38 @@ def cli(text: str, **checks: object) -> dict[str, object]:
 class CompareOptions:
     """How ``advisor compare`` runs a task: each field is one command-line option (its doc is the help)."""
 
-    out_dir: Path | None = field(default=None, metadata=cli(
-        "Output folder (default: reports/<task name>/).", flag="--out", path="dir"))
+    out_dir: Path | None = field(
+        default=None, metadata=cli("Output folder (default: reports/<task name>/).", flag="--out", path="dir")
+    )
     device: str = field(default="auto", metadata=cli("auto | cpu | cuda (or cuda:N)."))
-    only: list[str] | None = field(default=None, metadata=cli(
-        "Comma-separated strategies to run, e.g. prompt,rag."))
-    skip: list[str] | None = field(default=None, metadata=cli(
-        "Comma-separated strategies to leave out, e.g. qlora on a CPU machine."))
-    limit: int | None = field(default=None, metadata=cli(
-        "Quick look: at most N test and 5*N training examples; learning-curve runs are skipped.", min=1))
+    only: list[str] | None = field(default=None, metadata=cli("Comma-separated strategies to run, e.g. prompt,rag."))
+    skip: list[str] | None = field(
+        default=None, metadata=cli("Comma-separated strategies to leave out, e.g. qlora on a CPU machine.")
+    )
+    limit: int | None = field(
+        default=None,
+        metadata=cli("Quick look: at most N test and 5*N training examples; learning-curve runs are skipped.", min=1),
+    )
     seed: int | None = field(default=None, metadata=cli("Override the task's seed.", min=0))
     fresh: bool = field(default=False, metadata=cli("Recompute runs even when a finished record matches."))
     progress: bool = field(default=True, metadata=cli("Show progress bars.", flag="--progress/--no-progress"))
-    num_processes: int = field(default=1, metadata=cli(
-        "Processes per fine-tuning run (one GPU each), started by accelerate launch.", min=1))
-    sharding: str = field(default="auto", metadata=cli(
-        "With several processes: data parallel, FSDP (full fine-tuning on GPUs), or auto = FSDP only when the "
-        "memory model says one GPU cannot hold a replica.", choices=distributed.SHARDING_CHOICES))
-    accelerate_config: Path | None = field(default=None, metadata=cli(
-        "An `accelerate config` file for the launcher (multi-node, custom FSDP/DeepSpeed plan).", path="file"))
+    num_processes: int = field(
+        default=1, metadata=cli("Processes per fine-tuning run (one GPU each), started by accelerate launch.", min=1)
+    )
+    sharding: str = field(
+        default="auto",
+        metadata=cli(
+            "With several processes: data parallel, FSDP (full fine-tuning on GPUs), or auto = FSDP only when the "
+            "memory model says one GPU cannot hold a replica.",
+            choices=distributed.SHARDING_CHOICES,
+        ),
+    )
+    accelerate_config: Path | None = field(
+        default=None,
+        metadata=cli(
+            "An `accelerate config` file for the launcher (multi-node, custom FSDP/DeepSpeed plan).", path="file"
+        ),
+    )
 
 
 def resolve_device(device: str) -> str:
@@ -85,7 +108,9 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here (torch reports none); use --device cpu or auto")
+        raise UserError(
+            "--device cuda: no CUDA device is available here (torch reports none); use --device cpu or auto"
+        )
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise UserError(f"--device {device}: unknown device; use auto, cpu or cuda")
     return device
@@ -109,8 +134,10 @@ def _planned(task: Task, only: list[str] | None) -> list[Variant]:
             if name not in STRATEGIES:
                 raise UserError(f"--only: unknown strategy '{name}'; choose from: {', '.join(STRATEGIES)}")
             if name not in names:
-                raise UserError(f"--only: strategy '{name}' is not in {task.path.name} (strategies: {', '.join(names)}); "
-                                f"add it under strategies: or drop it from --only")
+                raise UserError(
+                    f"--only: strategy '{name}' is not in {task.path.name} (strategies: {', '.join(names)}); "
+                    f"add it under strategies: or drop it from --only"
+                )
         names = [n for n in names if n in only]
     return [v for n in names for v in STRATEGIES[n].variants(task.strategy_configs[n])]
 
@@ -163,17 +190,25 @@ def _store(job: Job, record: RunRecord) -> RunRecord:
     return record
 
 
-def run_compare(task: Task, options: CompareOptions, *, preflight: Preflight | None = None,
-                plan_sharding: ShardingPlanner | None = None, isolate: bool = True,
-                log: Callable[[str], None] = print) -> Comparison:
+def run_compare(
+    task: Task,
+    options: CompareOptions,
+    *,
+    preflight: Preflight | None = None,
+    plan_sharding: ShardingPlanner | None = None,
+    isolate: bool = True,
+    log: Callable[[str], None] = print,
+) -> Comparison:
     """Run every planned variant of ``task`` (one worker process each; ``isolate=False``: in this process, for
     tests) and return what was measured. ``results.json`` is written after each run, without costs: the advisor
     adds them at the end."""
     if distributed.world_size() > 1:
-        raise UserError(f"compare: started as one of {distributed.world_size()} processes (under accelerate launch or "
-                        f"torchrun); run advisor compare as a plain command with --num-processes "
-                        f"{distributed.world_size()}: it launches each fine-tuning run itself, and prompting and "
-                        f"RAG need one process")
+        raise UserError(
+            f"compare: started as one of {distributed.world_size()} processes (under accelerate launch or "
+            f"torchrun); run advisor compare as a plain command with --num-processes "
+            f"{distributed.world_size()}: it launches each fine-tuning run itself, and prompting and "
+            f"RAG need one process"
+        )
     data = load_examples(task)  # validate the data before anything runs
     seed = task.spec.seed if options.seed is None else options.seed
     device = resolve_device(options.device)
@@ -187,14 +222,30 @@ def run_compare(task: Task, options: CompareOptions, *, preflight: Preflight | N
     train, test = data.limited(options.limit, seed)
     machine = hardware(device)
     comparison = Comparison(
-        task=TaskSummary(name=task.name, kind=task.kind, path=str(task.path), metric=task.metric,
-                         model=task.model_ref, labels=data.labels, n_train=len(train), n_test=len(test),
-                         goals=task.spec.goals, deployment=task.spec.deployment,
-                         knowledge=str(task.knowledge_path) if task.knowledge_path else None,
-                         data_cost=dict(task.spec.data_cost)),
+        task=TaskSummary(
+            name=task.name,
+            kind=task.kind,
+            path=str(task.path),
+            metric=task.metric,
+            model=task.model_ref,
+            labels=data.labels,
+            n_train=len(train),
+            n_test=len(test),
+            goals=task.spec.goals,
+            deployment=task.spec.deployment,
+            knowledge=str(task.knowledge_path) if task.knowledge_path else None,
+            data_cost=dict(task.spec.data_cost),
+        ),
         device=machine,
-        options=CompareSettings(limit=options.limit, seed=seed, only=options.only, skip=options.skip,
-                                num_processes=options.num_processes, sharding=options.sharding))
+        options=CompareSettings(
+            limit=options.limit,
+            seed=seed,
+            only=options.only,
+            skip=options.skip,
+            num_processes=options.num_processes,
+            sharding=options.sharding,
+        ),
+    )
     done: dict[str, StoredRun] = {}
 
     def save_results() -> None:
@@ -205,8 +256,18 @@ def run_compare(task: Task, options: CompareOptions, *, preflight: Preflight | N
         return options.num_processes if traits(v.strategy).trains else 1
 
     fingerprint = task.fingerprint()
-    digests = {run_id(v): config_hash(fingerprint, v, seed=seed, limit=options.limit, device=device,
-                                      model=task.model_ref, num_processes=processes(v)) for v in variants}
+    digests = {
+        run_id(v): config_hash(
+            fingerprint,
+            v,
+            seed=seed,
+            limit=options.limit,
+            device=device,
+            model=task.model_ref,
+            num_processes=processes(v),
+        )
+        for v in variants
+    }
     try:
         for i, variant in enumerate(variants, start=1):
             path = record_path(out_dir, variant)
@@ -218,12 +279,29 @@ def run_compare(task: Task, options: CompareOptions, *, preflight: Preflight | N
                 n = processes(variant)
                 sharding = _sharding(variant, options.sharding, machine, n, plan_sharding) if n > 1 else "none"
                 log(f"{label}: running on {device}" + (f" x {n} processes ({sharding})" if n > 1 else "") + " ...")
-                run_info = RunInfo(task=task.name, strategy=variant.strategy, variant=variant.name,
-                                   params=variant.params, config_hash=digests[run_id(variant)], seed=seed,
-                                   limit=options.limit, device=device, model=task.model_ref, num_processes=n,
-                                   sharding=sharding)
-                job = Job(task=task, data=data, train=train, test=test, variant=variant, run_info=run_info,
-                          record_path=path, progress=options.progress)
+                run_info = RunInfo(
+                    task=task.name,
+                    strategy=variant.strategy,
+                    variant=variant.name,
+                    params=variant.params,
+                    config_hash=digests[run_id(variant)],
+                    seed=seed,
+                    limit=options.limit,
+                    device=device,
+                    model=task.model_ref,
+                    num_processes=n,
+                    sharding=sharding,
+                )
+                job = Job(
+                    task=task,
+                    data=data,
+                    train=train,
+                    test=test,
+                    variant=variant,
+                    run_info=run_info,
+                    record_path=path,
+                    progress=options.progress,
+                )
                 reason = preflight(variant, machine, n, sharding) if preflight else None
                 if reason:
                     record = _store(job, RunRecord.failed(run_info, reason))
@@ -248,8 +326,9 @@ def run_compare(task: Task, options: CompareOptions, *, preflight: Preflight | N
     return comparison
 
 
-def _sharding(variant: Variant, asked: str, machine: Hardware, processes: int,
-              plan_sharding: ShardingPlanner | None) -> str:
+def _sharding(
+    variant: Variant, asked: str, machine: Hardware, processes: int, plan_sharding: ShardingPlanner | None
+) -> str:
     """DDP or FSDP for one multi-process run. FSDP is for shardable strategies (full fine-tuning) on GPUs only:
     LoRA's trained state is small (sharding frozen weights is not worth FSDP's gathers) and Accelerate has no
     FSDP on CPU. For a shardable run on GPUs: what was asked, and for auto the planner's choice (without one,

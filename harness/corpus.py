@@ -33,7 +33,9 @@ def read_corpus(path: Path) -> list[Document]:
     else:
         raise UserError(f"{path}: knowledge must be a folder of .md/.txt files or a .jsonl file with a 'text' field")
     if not docs:
-        raise UserError(f"{path}: knowledge: no non-empty .md/.txt documents found; add documents or remove the knowledge key")
+        raise UserError(
+            f"{path}: knowledge: no non-empty .md/.txt documents found; add documents or remove the knowledge key"
+        )
     return docs
 
 
@@ -50,16 +52,17 @@ def chunk_document(doc: Document, chunk_words: int, overlap_words: int) -> list[
     """
     title_match = re.match(r"\s*#+\s*(.+)", doc.text)
     title = title_match.group(1).strip() if title_match else ""
-    body = doc.text[title_match.end():] if title_match else doc.text  # the title prefixes every chunk instead
+    body = doc.text[title_match.end() :] if title_match else doc.text  # the title prefixes every chunk instead
     words_per_piece: list[list[str]] = []
     for para in _paragraphs(body):
         words = para.split()
         step = max(1, chunk_words - overlap_words)
         for start in range(0, max(1, len(words)), step):
-            words_per_piece.append(words[start:start + chunk_words])
+            words_per_piece.append(words[start : start + chunk_words])
             if start + chunk_words >= len(words):
                 break
-    chunks, current = [], []
+    chunks: list[list[str]] = []
+    current: list[str] = []
     for piece in words_per_piece:
         if current and len(current) + len(piece) > chunk_words:
             chunks.append(current)

@@ -12,6 +12,7 @@ The rank and world size come from the environment ``torchrun`` (inside ``acceler
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -62,10 +63,8 @@ def gather_objects(obj: Any) -> list[Any]:
 def die_with_parent() -> None:
     """Linux: get SIGTERM when the parent dies (even by kill -9), so no orphan keeps training. Every worker and
     launcher process asks for it."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to ask for
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def error_path(record_path: str | Path, process_rank: int) -> Path:
@@ -84,13 +83,17 @@ def check_processes(num_processes: int, device: str, sharding: str) -> None:
         import torch
 
         if ":" in device and num_processes > 1:
-            raise UserError(f"--device {device} with --num-processes {num_processes}: processes take one GPU each "
-                            f"(cuda:0 .. cuda:{num_processes - 1}); use --device cuda, and CUDA_VISIBLE_DEVICES to "
-                            f"choose the GPUs")
+            raise UserError(
+                f"--device {device} with --num-processes {num_processes}: processes take one GPU each "
+                f"(cuda:0 .. cuda:{num_processes - 1}); use --device cuda, and CUDA_VISIBLE_DEVICES to "
+                f"choose the GPUs"
+            )
         available = torch.cuda.device_count()
         if num_processes > available:
-            raise UserError(f"--num-processes {num_processes}: only {available} CUDA device(s) here, one per process; "
-                            f"use --num-processes {available} or fewer")
+            raise UserError(
+                f"--num-processes {num_processes}: only {available} CUDA device(s) here, one per process; "
+                f"use --num-processes {available} or fewer"
+            )
     elif sharding == "fsdp":
         raise UserError("--sharding fsdp: Accelerate runs FSDP on GPUs only; on CPU use --sharding ddp (or auto)")
 
@@ -102,8 +105,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_command(job_path: str | Path, num_processes: int, device: str,
-                   config_file: str | Path | None = None) -> list[str]:
+def launch_command(
+    job_path: str | Path, num_processes: int, device: str, config_file: str | Path | None = None
+) -> list[str]:
     """``accelerate launch`` of the worker for one run, as ``harness.launch`` runs it.
 
     With a user's accelerate config file (multi-node, a custom FSDP or DeepSpeed plan) its settings
@@ -115,8 +119,19 @@ def launch_command(job_path: str | Path, num_processes: int, device: str,
     if config_file:
         cmd += ["--config_file", str(config_file), "--num_processes", str(num_processes)]
     else:
-        cmd += ["--multi_gpu", "--num_processes", str(num_processes), "--num_machines", "1",
-                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+        cmd += [
+            "--multi_gpu",
+            "--num_processes",
+            str(num_processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(free_port()),
+        ]
         if not device.startswith("cuda"):
             cmd += ["--num_cpu_threads_per_process", str(max(1, (os.cpu_count() or 1) // num_processes))]
     return cmd + ["-m", "harness.worker", str(job_path)]

@@ -38,8 +38,13 @@ class Generator:
         self.model, self.tokenizer, self.device = model, tokenizer, device
         tokenizer.padding_side = "left"
         self.stops = stop_token_ids(tokenizer)
-        self.config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                       eos_token_id=self.stops, pad_token_id=tokenizer.pad_token_id)
+        self.config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=self.stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )
 
     def __call__(self, prompts_text: list[str]) -> list[tuple[str, int, int]]:
         """(output text, prompt tokens, output tokens) per prompt."""
@@ -48,17 +53,18 @@ class Generator:
         enc = self.tokenizer(prompts_text, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         with torch.inference_mode():
             out = self.model.generate(**enc, generation_config=self.config)
-        new = out[:, enc["input_ids"].shape[1]:].tolist()
+        new = out[:, enc["input_ids"].shape[1] :].tolist()
         results = []
-        for row, mask in zip(new, enc["attention_mask"].tolist()):
+        for row, mask in zip(new, enc["attention_mask"].tolist(), strict=True):
             n = next((i + 1 for i, t in enumerate(row) if t in self.stops), len(row))
             text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
             results.append((text, int(sum(mask)), n))
         return results
 
 
-def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Example], *,
-             device: str, progress: bool = True) -> tuple[EvalInfo, list[Prediction]]:
+def evaluate(
+    prepared: Prepared, task: Task, data: Datasets, examples: list[Example], *, device: str, progress: bool = True
+) -> tuple[EvalInfo, list[Prediction]]:
     """(eval info, per-example predictions) for one prepared predictor.
 
     The first ``latency_requests`` examples are served one at a time, end to end (retrieval,
@@ -91,8 +97,8 @@ def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Exam
         texts = {i: render_prompt(prepared.tokenizer, prepared.build_messages(examples[i])) for i in rest}
         rest.sort(key=lambda i: len(texts[i]), reverse=True)
         for b in range(0, len(rest), spec.batch_size):
-            idx = rest[b:b + spec.batch_size]
-            for i, result in zip(idx, generate([texts[i] for i in idx])):
+            idx = rest[b : b + spec.batch_size]
+            for i, result in zip(idx, generate([texts[i] for i in idx]), strict=True):
                 outputs[i] = result
             bar.update(len(idx))
         synchronize(device)
@@ -100,10 +106,20 @@ def evaluate(prepared: Prepared, task: Task, data: Datasets, examples: list[Exam
     bar.close()
 
     predictions = []
-    for ex, (text, n_prompt, n_out) in zip(examples, outputs):
+    for ex, (text, n_prompt, n_out) in zip(examples, outputs, strict=True):
         pred = prompts.parse_output(task, data, text)
-        predictions.append(Prediction(id=ex.id, input=ex.input, target=ex.target, prediction=pred, output=text,
-                                      score=score(pred, ex.target), prompt_tokens=n_prompt, output_tokens=n_out))
+        predictions.append(
+            Prediction(
+                id=ex.id,
+                input=ex.input,
+                target=ex.target,
+                prediction=pred,
+                output=text,
+                score=score(pred, ex.target),
+                prompt_tokens=n_prompt,
+                output_tokens=n_out,
+            )
+        )
     n = len(predictions)
     if rest:  # throughput of the batched part; with no batched part, of the one-at-a-time requests
         throughput, throughput_batch = len(rest) / batched_seconds, spec.batch_size

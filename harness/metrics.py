@@ -6,7 +6,8 @@ import json
 import re
 import string
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -65,4 +66,8 @@ def json_match(prediction: Any, target: Any) -> float:
 
 
 METRICS: dict[str, Callable[[Any, Any], float]] = {
-    "accuracy": accuracy, "exact_match": exact_match, "token_f1": token_f1, "json_match": json_match}
+    "accuracy": accuracy,
+    "exact_match": exact_match,
+    "token_f1": token_f1,
+    "json_match": json_match,
+}

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from harness.catalog import ModelRef
 from harness.errors import UserError
@@ -24,6 +25,7 @@ def cache_root() -> Path:
 
 
 def _gguf_cache_dir(ref: ModelRef) -> Path:
+    assert ref.gguf_file is not None  # only packaged and local GGUF models are converted
     gguf = Path(ref.location) / ref.gguf_file
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
@@ -78,8 +80,10 @@ def load_tokenizer(ref: ModelRef):
     try:
         tokenizer = AutoTokenizer.from_pretrained(local_dir(ref))
     except OSError as err:
-        raise UserError(f"model: cannot load tokenizer of '{ref.name}' ({str(err).splitlines()[0]}); "
-                        f"check the model name, or download it to a local folder on a machine with internet")
+        raise UserError(
+            f"model: cannot load tokenizer of '{ref.name}' ({str(err).splitlines()[0]}); "
+            f"check the model name, or download it to a local folder on a machine with internet"
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:
@@ -96,14 +100,16 @@ def load_model(ref: ModelRef, device: str, place_on: str | None = None, quantiza
     """
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"dtype": torch_dtype(device)}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(device)}
     if quantization is not None:
         kwargs.update(quantization_config=quantization, device_map={"": _device_index(device)})
     try:
-        model = AutoModelForCausalLM.from_pretrained(local_dir(ref), **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(local_dir(ref), **kwargs)
     except OSError as err:
-        raise UserError(f"model: cannot load '{ref.name}' ({str(err).splitlines()[0]}); "
-                        f"check the model name, or download it to a local folder on a machine with internet")
+        raise UserError(
+            f"model: cannot load '{ref.name}' ({str(err).splitlines()[0]}); "
+            f"check the model name, or download it to a local folder on a machine with internet"
+        ) from None
     if quantization is None:
         model.to(place_on or device)
     model.eval()

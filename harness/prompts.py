@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,13 @@ _JINJA = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
 def render_instruction(task: Task, data: Datasets) -> str:
     template = task.spec.instruction or DEFAULT_INSTRUCTION[task.kind]
     try:
-        return _JINJA.from_string(template).render(
-            labels=data.labels or [], fields=data.fields or [], name=task.name, kind=task.kind).strip()
+        return (
+            _JINJA.from_string(template)
+            .render(labels=data.labels or [], fields=data.fields or [], name=task.name, kind=task.kind)
+            .strip()
+        )
     except TemplateError as err:
-        raise UserError(f"{task.path}: instruction: template error ({err}); fix the jinja2 template")
+        raise UserError(f"{task.path}: instruction: template error ({err}); fix the jinja2 template") from None
 
 
 def format_answer(task: Task, target: Any) -> str:
@@ -50,8 +54,13 @@ def user_content(text: str, passages: list[Passage] | None = None) -> str:
     return f"Context:\n{context}\n\nQuestion: {text}"
 
 
-def messages(instruction: str | None, example: Example, *, shots: list[tuple[Example, str]] = (),
-             passages: list[Passage] | None = None) -> list[dict]:
+def messages(
+    instruction: str | None,
+    example: Example,
+    *,
+    shots: Sequence[tuple[Example, str]] = (),
+    passages: list[Passage] | None = None,
+) -> list[dict[str, str]]:
     """system instruction (if any), k example turns (input -> answer), then the input (with context, for RAG)."""
     out = [{"role": "system", "content": instruction}] if instruction else []
     for shot, answer in shots:
@@ -98,7 +107,7 @@ def parse_json_object(output: str) -> dict | None:
                 depth -= 1
                 if depth == 0:
                     try:
-                        obj = json.loads(output[start:end + 1])
+                        obj = json.loads(output[start : end + 1])
                         return obj if isinstance(obj, dict) else None
                     except json.JSONDecodeError:
                         break

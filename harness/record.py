@@ -19,7 +19,7 @@ Units follow ``harness.units``: memory in MiB, with peaks and growths named apar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from harness.catalog import ModelRef
@@ -29,12 +29,12 @@ from harness.typedjson import from_jsonable, to_jsonable
 RECORD_SCHEMA = 2
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
 
 
-class MemoryKind(str, Enum):
+class MemoryKind(StrEnum):
     CUDA_MAX_ALLOCATED = "cuda_max_allocated"  # torch.cuda.max_memory_allocated: tensors the run allocated
     CPU_RSS = "cpu_rss"  # resident memory of the run's own process (each run gets a fresh one)
 
@@ -189,8 +189,9 @@ class RunRecord:
     schema: int = RECORD_SCHEMA
 
     @classmethod
-    def failed(cls, run_info: RunInfo, error: str, *, traceback: str | None = None,
-               meta_info: MetaInfo | None = None) -> RunRecord:
+    def failed(
+        cls, run_info: RunInfo, error: str, *, traceback: str | None = None, meta_info: MetaInfo | None = None
+    ) -> RunRecord:
         """The record of a run that did not finish: what ran, and why it stopped (one line)."""
         return cls(run_info=run_info, status=RunStatus.FAILED, error=error, traceback=traceback, meta_info=meta_info)
 
@@ -215,9 +216,12 @@ def _memory_v1(info: dict[str, Any] | None, prefix: str = "") -> dict[str, Any] 
         return None
     growth = info[f"{prefix}peak_memory_mb"]
     kind = info.get(f"{prefix}peak_memory_kind")
-    return {"kind": "cpu_rss" if kind == "cpu_rss_growth" else kind,
-            "peak_mib": round(growth + (info.get(f"{prefix}baseline_memory_mb") or 0.0), 1), "growth_mib": growth,
-            "reserved_peak_mib": info.get(f"{prefix}reserved_memory_mb")}
+    return {
+        "kind": "cpu_rss" if kind == "cpu_rss_growth" else kind,
+        "peak_mib": round(growth + (info.get(f"{prefix}baseline_memory_mb") or 0.0), 1),
+        "growth_mib": growth,
+        "reserved_peak_mib": info.get(f"{prefix}reserved_memory_mb"),
+    }
 
 
 def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,8 @@ class Retriever:
         vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype="float32")
 
-    def search(self, query: str, k: int, *, exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, *, exclude: frozenset[int] = frozenset()) -> list[tuple[int, float]]:
         """(row, cosine similarity) of the k nearest texts, best first."""
         scores, rows = self.index.search(self.embed([query]), min(self.size, k + len(exclude)))
-        hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and int(r) not in exclude]
+        hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0 and int(r) not in exclude]
         return hits[:k]

@@ -60,8 +60,12 @@ class RunContext:
         """The base model; ``quantization`` (a transformers BitsAndBytesConfig) loads it quantised (qlora)."""
         # FSDP shards the model from host memory onto the GPUs; a whole copy on each GPU first would
         # defeat it for exactly the models that need it
-        model = models.load_model(self.task.model_ref, self.device,
-                                  place_on="cpu" if self.sharding == "fsdp" else None, quantization=quantization)
+        model = models.load_model(
+            self.task.model_ref,
+            self.device,
+            place_on="cpu" if self.sharding == "fsdp" else None,
+            quantization=quantization,
+        )
         self.model_shape = ModelShape.from_hf_config(self.task.model_ref.name, model.config.to_dict())
         return model
 
@@ -75,7 +79,7 @@ def seed_everything(seed: int) -> None:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def first_line(err: BaseException) -> str:
@@ -96,11 +100,19 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
             prepared = STRATEGIES[variant.strategy].prepare(ctx, variant)
             if not distributed.is_main_process():
                 return None
-            eval_info, predictions = evaluate(prepared, ctx.task, ctx.data, ctx.test, device=ctx.device,
-                                              progress=ctx.progress)
+            eval_info, predictions = evaluate(
+                prepared, ctx.task, ctx.data, ctx.test, device=ctx.device, progress=ctx.progress
+            )
         run_info.memory, run_info.model_shape = memory.use(), ctx.model_shape
-        record = RunRecord(run_info=run_info, status=RunStatus.OK, train_info=prepared.train_info,
-                           eval_info=eval_info, strategy_info=prepared.info, meta_info=meta, predictions=predictions)
+        record = RunRecord(
+            run_info=run_info,
+            status=RunStatus.OK,
+            train_info=prepared.train_info,
+            eval_info=eval_info,
+            strategy_info=prepared.info,
+            meta_info=meta,
+            predictions=predictions,
+        )
     except KeyboardInterrupt:
         raise
     except Exception as err:  # one failing arm must not sink the comparison: record it
@@ -109,11 +121,16 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
         if isinstance(err, UserError):  # a user's mistake: its one line says it all
             record = RunRecord.failed(run_info, str(err), meta_info=meta)
         elif isinstance(err, (torch.OutOfMemoryError, MemoryError)):
-            record = RunRecord.failed(run_info, f"out of memory: {type(err).__name__}: {first_line(err)}",
-                                      meta_info=meta)
+            record = RunRecord.failed(
+                run_info, f"out of memory: {type(err).__name__}: {first_line(err)}", meta_info=meta
+            )
         else:
-            record = RunRecord.failed(run_info, f"{type(err).__name__}: {first_line(err)}",
-                                      traceback=traceback.format_exc(limit=8), meta_info=meta)
+            record = RunRecord.failed(
+                run_info,
+                f"{type(err).__name__}: {first_line(err)}",
+                traceback=traceback.format_exc(limit=8),
+                meta_info=meta,
+            )
     record.run_info.ended_at = now()
     record.run_info.wall_seconds = round(time.perf_counter() - start, 2)
     return record
@@ -124,9 +141,16 @@ def execute(job: Job) -> RunRecord | None:
     device = distributed.process_device(job.run_info.device)
     if device.startswith("cuda:"):
         torch.cuda.set_device(device)  # this process's GPU: its memory counters, its NCCL device
-    ctx = RunContext(task=job.task, data=job.data, train=job.train, test=job.test, device=device,
-                     seed=job.run_info.seed, progress=job.progress and distributed.is_main_process(),
-                     sharding=job.run_info.sharding)
+    ctx = RunContext(
+        task=job.task,
+        data=job.data,
+        train=job.train,
+        test=job.test,
+        device=device,
+        seed=job.run_info.seed,
+        progress=job.progress and distributed.is_main_process(),
+        sharding=job.run_info.sharding,
+    )
     record = run_variant(ctx, job.variant, job.run_info)
     if record is not None:
         atomic_write_json(job.record_path, record.to_json())

@@ -113,23 +113,39 @@ class RunRow:
     def of(cls, run: StoredRun) -> RunRow:
         record = run.record
         info, ev, tr = record.run_info, record.eval_info, record.train_info
-        row = cls(strategy=info.strategy, variant=info.variant, status=record.status, record=run.path,
-                  error=record.error, wall_seconds=info.wall_seconds, config_hash=info.config_hash)
+        row = cls(
+            strategy=info.strategy,
+            variant=info.variant,
+            status=record.status,
+            record=run.path,
+            error=record.error,
+            wall_seconds=info.wall_seconds,
+            config_hash=info.config_hash,
+        )
         if info.memory:
             row.memory_kind, row.memory_peak_mib = info.memory.kind, info.memory.peak_mib
             row.memory_growth_mib = info.memory.growth_mib
         if ev:
             row.metric, row.quality, row.n_examples = ev.metric, ev.quality, ev.n_examples
-            row.latency_ms_p50, row.latency_ms_p95, row.latency_batch_size = (ev.latency_ms_p50, ev.latency_ms_p95,
-                                                                              ev.latency_batch_size)
+            row.latency_ms_p50, row.latency_ms_p95, row.latency_batch_size = (
+                ev.latency_ms_p50,
+                ev.latency_ms_p95,
+                ev.latency_batch_size,
+            )
             row.throughput_examples_per_s, row.eval_batch_size = ev.throughput_examples_per_s, ev.eval_batch_size
             row.prompt_tokens_mean, row.output_tokens_mean = ev.prompt_tokens_mean, ev.output_tokens_mean
         if tr:
             row.train_seconds, row.num_processes, row.sharding = tr.train_seconds, tr.num_processes, tr.sharding
-            row.tokens_trained, row.trainable_params, row.final_loss = (tr.tokens_trained, tr.trainable_params,
-                                                                        tr.final_loss)
-            row.train_examples, row.examples_labelled, row.data_fraction = (tr.examples, tr.examples_labelled,
-                                                                            tr.data_fraction)
+            row.tokens_trained, row.trainable_params, row.final_loss = (
+                tr.tokens_trained,
+                tr.trainable_params,
+                tr.final_loss,
+            )
+            row.train_examples, row.examples_labelled, row.data_fraction = (
+                tr.examples,
+                tr.examples_labelled,
+                tr.data_fraction,
+            )
         return row
 
 
@@ -141,13 +157,29 @@ def record_path(out_dir: Path, variant: Variant) -> Path:
     return out_dir / "runs" / f"{run_id(variant)}.json"
 
 
-def config_hash(fingerprint: dict[str, Any], variant: Variant, *, seed: int, limit: int | None, device: str,
-                model: ModelRef, num_processes: int = 1) -> str:
+def config_hash(
+    fingerprint: dict[str, Any],
+    variant: Variant,
+    *,
+    seed: int,
+    limit: int | None,
+    device: str,
+    model: ModelRef,
+    num_processes: int = 1,
+) -> str:
     """Everything that determines a run's result; equal hash = same run, safe to reuse. The number of training
     processes counts (it multiplies the global batch) only when there are several, so one-process records
     keep their hash; DDP or FSDP does not (the same arithmetic, sharded differently)."""
-    payload = {"task": fingerprint, "strategy": variant.strategy, "variant": variant.name, "params": variant.params,
-               "seed": seed, "limit": limit, "device": device, "model": to_jsonable(model)}
+    payload = {
+        "task": fingerprint,
+        "strategy": variant.strategy,
+        "variant": variant.name,
+        "params": variant.params,
+        "seed": seed,
+        "limit": limit,
+        "device": device,
+        "model": to_jsonable(model),
+    }
     if num_processes > 1:
         payload["num_processes"] = num_processes
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -170,16 +202,31 @@ def reusable(path: Path, digest: str) -> RunRecord | None:
     return record if record and record.ok and record.run_info.config_hash == digest else None
 
 
-def write_results(out_dir: Path, comparison: Comparison, *, row_costs: list[dict[str, Any]] | None = None,
-                  costs: Any = None, recommendation: Any = None) -> Path:
+def write_results(
+    out_dir: Path,
+    comparison: Comparison,
+    *,
+    row_costs: list[dict[str, Any]] | None = None,
+    costs: Any = None,
+    recommendation: Any = None,
+) -> Path:
     """results.json for ``comparison``; the advisor adds each row's costs, the assumptions and the recommendation."""
     rows = [to_jsonable(RunRow.of(run)) for run in comparison.runs]
-    for row, extra in zip(rows, row_costs or []):
+    for row, extra in zip(rows, row_costs, strict=True) if row_costs is not None else ():
         row.update(extra)
     path = Path(out_dir) / "results.json"
-    atomic_write_json(path, {"schema": RESULTS_SCHEMA, "task": to_jsonable(comparison.task),
-                             "device": to_jsonable(comparison.device), "options": to_jsonable(comparison.options),
-                             "runs": rows, "costs": to_jsonable(costs), "recommendation": to_jsonable(recommendation)})
+    atomic_write_json(
+        path,
+        {
+            "schema": RESULTS_SCHEMA,
+            "task": to_jsonable(comparison.task),
+            "device": to_jsonable(comparison.device),
+            "options": to_jsonable(comparison.options),
+            "runs": rows,
+            "costs": to_jsonable(costs),
+            "recommendation": to_jsonable(recommendation),
+        },
+    )
     return path
 
 
@@ -193,19 +240,26 @@ def load_comparison(out_dir: Path) -> Comparison:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); re-run advisor compare to rewrite it") \
-            from None
+        raise UserError(
+            f"{path}:{err.lineno}: not valid JSON ({err.msg}); re-run advisor compare to rewrite it"
+        ) from None
     if data.get("schema", 1) == 1:
         data = _upgrade_results_v1(data)
     runs = []
     for i, row in enumerate(data.get("runs") or []):
         record = load_record(out_dir / row["record"])
         if record is None:
-            raise UserError(f"{path}: runs[{i}]: its record {out_dir / row['record']} is missing or unreadable; "
-                            f"run the same advisor compare again to redo it")
+            raise UserError(
+                f"{path}: runs[{i}]: its record {out_dir / row['record']} is missing or unreadable; "
+                f"run the same advisor compare again to redo it"
+            )
         runs.append(StoredRun(record, row["record"]))
-    return Comparison(task=from_jsonable(TaskSummary, data["task"]), device=from_jsonable(Hardware, data["device"]),
-                      options=from_jsonable(CompareSettings, data.get("options") or {}), runs=runs)
+    return Comparison(
+        task=from_jsonable(TaskSummary, data["task"]),
+        device=from_jsonable(Hardware, data["device"]),
+        options=from_jsonable(CompareSettings, data.get("options") or {}),
+        runs=runs,
+    )
 
 
 def _upgrade_results_v1(data: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,14 @@ from harness.errors import UserError
 MISSING = dataclasses.MISSING
 
 
-def doc(text: str, *, min: float | None = None, max: float | None = None,
-        choices: tuple[str, ...] | None = None, gt: float | None = None) -> dict:
+def doc(
+    text: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    gt: float | None = None,
+) -> dict:
     """Field metadata: its documentation and the checks ``build`` applies.
 
     ``min``/``max`` are inclusive bounds, ``gt`` an exclusive lower bound, ``choices`` the allowed
@@ -49,7 +55,8 @@ def _type_name(tp: Any) -> str:
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 def _convert(tp: Any, value: Any, key: str, file: str) -> Any:
@@ -65,8 +72,7 @@ def _convert(tp: Any, value: Any, key: str, file: str) -> Any:
                 return _convert(arg, value, key, file)
             except UserError as err:
                 errors.append(err)
-        raise errors[0] if len(errors) == 1 else UserError(
-            f"{file}: {key}: expected {_type_name(tp)}, got {value!r}")
+        raise errors[0] if len(errors) == 1 else UserError(f"{file}: {key}: expected {_type_name(tp)}, got {value!r}")
     if origin is list:
         (item_type,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -78,7 +84,7 @@ def _convert(tp: Any, value: Any, key: str, file: str) -> Any:
         if not isinstance(value, dict):
             raise UserError(f"{file}: {key}: expected a mapping, got {value!r}")
         return dict(value)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return build(tp, value, file=file, prefix=key)
     if tp is Any:
         return value
@@ -107,8 +113,10 @@ def _check_range(meta: dict, value: Any, key: str, file: str) -> None:
         if v is None:
             continue
         if meta.get("choices") and v not in meta["choices"]:
-            raise UserError(f"{file}: {key}: unknown value {v!r}{closest(str(v), meta['choices'])}; "
-                            f"choose one of: {', '.join(meta['choices'])}")
+            raise UserError(
+                f"{file}: {key}: unknown value {v!r}{closest(str(v), meta['choices'])}; "
+                f"choose one of: {', '.join(meta['choices'])}"
+            )
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if meta.get("min") is not None and v < meta["min"]:
                 raise UserError(f"{file}: {key}: {v} is below the minimum {meta['min']}; use a value >= {meta['min']}")
@@ -130,8 +138,9 @@ def build(cls: type, raw: Any, *, file: str, prefix: str = "") -> Any:
     for key in raw:
         if key not in fields:
             dotted = f"{prefix}.{key}" if prefix else str(key)
-            raise UserError(f"{file}: {dotted}: unknown key{closest(str(key), fields)}; "
-                            f"allowed keys here: {', '.join(fields)}")
+            raise UserError(
+                f"{file}: {dotted}: unknown key{closest(str(key), fields)}; allowed keys here: {', '.join(fields)}"
+            )
     kwargs = {}
     for name, f in fields.items():
         dotted = f"{prefix}.{name}" if prefix else name
@@ -140,10 +149,9 @@ def build(cls: type, raw: Any, *, file: str, prefix: str = "") -> Any:
                 raise UserError(f"{file}: {dotted}: required key is missing; add it ({f.metadata.get('doc', '')})")
             continue
         value = _convert(hints[name], raw[name], dotted, file)
-        _check_range(f.metadata, value, dotted, file)
+        _check_range(dict(f.metadata), value, dotted, file)
         kwargs[name] = value
     return cls(**kwargs)
-
 
 
 def schema_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
@@ -158,7 +166,8 @@ def schema_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
         inner = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
         if dataclasses.is_dataclass(tp) or inner:
             rows.append((key, "mapping", "", f.metadata.get("doc", "")))
-            rows.extend(schema_rows(tp if dataclasses.is_dataclass(tp) else inner[0], key + "."))
+            nested: Any = tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else inner[0]
+            rows.extend(schema_rows(nested, key + "."))
             continue
         if f.default is not MISSING:
             default = repr(f.default) if f.default is not None else "—"

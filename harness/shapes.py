@@ -45,8 +45,15 @@ class ModelShape:
     def linear_dims(self) -> dict[str, tuple[int, int]]:
         """(d_in, d_out) of each linear layer in one block."""
         h, kv, i = self.hidden_size, self.kv_dim, self.intermediate_size
-        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
-                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+        return {
+            "q_proj": (h, h),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (h, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
 
     @classmethod
     def from_catalog(cls, name: str, *, where: str = "model") -> ModelShape:
@@ -58,11 +65,17 @@ class ModelShape:
     def from_hf_config(cls, name: str, config: dict[str, Any]) -> ModelShape:
         """From a Hugging Face config: ``model.config.to_dict()`` or a config.json."""
         heads = config["num_attention_heads"]
-        return cls(name=name, num_layers=config["num_hidden_layers"], hidden_size=config["hidden_size"],
-                   intermediate_size=config["intermediate_size"], num_attention_heads=heads,
-                   num_key_value_heads=config.get("num_key_value_heads") or heads, vocab_size=config["vocab_size"],
-                   tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-                   attention_bias=bool(config.get("attention_bias", False)))
+        return cls(
+            name=name,
+            num_layers=config["num_hidden_layers"],
+            hidden_size=config["hidden_size"],
+            intermediate_size=config["intermediate_size"],
+            num_attention_heads=heads,
+            num_key_value_heads=config.get("num_key_value_heads") or heads,
+            vocab_size=config["vocab_size"],
+            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            attention_bias=bool(config.get("attention_bias", False)),
+        )
 
     @classmethod
     def of_model(cls, ref: catalog.ModelRef) -> ModelShape | None:
@@ -76,5 +89,7 @@ class ModelShape:
         try:
             return cls.from_hf_config(ref.name, json.loads(config_path.read_text(encoding="utf-8")))
         except (KeyError, json.JSONDecodeError) as err:
-            raise UserError(f"{config_path}: not a decoder config the cost models know ({err}); "
-                            f"use a Llama-, Qwen2- or Mistral-style model") from None
+            raise UserError(
+                f"{config_path}: not a decoder config the cost models know ({err}); "
+                f"use a Llama-, Qwen2- or Mistral-style model"
+            ) from None

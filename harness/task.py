@@ -17,10 +17,13 @@ from harness.schema import build, closest
 from harness.spec import DEFAULT_METRIC, NAME_PATTERN, Datasets, Example, Task, TaskSpec
 from harness.strategies import STRATEGIES
 
+
 def _resolve(base: Path, rel: str, key: str, file: Path, *, want_dir: bool | None = None) -> Path:
     path = (base / rel).resolve()
     if not path.exists():
-        raise UserError(f"{file}: {key}: path '{rel}' does not exist (looked for {path}); fix the path, relative to the task file")
+        raise UserError(
+            f"{file}: {key}: path '{rel}' does not exist (looked for {path}); fix the path, relative to the task file"
+        )
     if want_dir is False and not path.is_file():
         raise UserError(f"{file}: {key}: '{rel}' is not a file; point it at a JSONL file")
     return path
@@ -31,10 +34,14 @@ def load_task(path: str | Path) -> Task:
     path = Path(path)
     raw = read_yaml(path)
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: top level: expected a mapping of keys (name, kind, data, ...), got {type(raw).__name__}")
+        raise UserError(
+            f"{path}: top level: expected a mapping of keys (name, kind, data, ...), got {type(raw).__name__}"
+        )
     spec: TaskSpec = build(TaskSpec, raw, file=str(path))
     if not NAME_PATTERN.match(spec.name):
-        raise UserError(f"{path}: name: {spec.name!r} is not a safe name for output paths; use letters, digits, '.', '_' and '-'")
+        raise UserError(
+            f"{path}: name: {spec.name!r} is not a safe name for output paths; use letters, digits, '.', '_' and '-'"
+        )
 
     base = path.resolve().parent
     train_path = _resolve(base, spec.data.train, "data.train", path, want_dir=False)
@@ -53,14 +60,24 @@ def load_task(path: str | Path) -> Task:
     configs = {}
     for name, overrides in strategies_raw.items():
         if name not in STRATEGIES:
-            raise UserError(f"{path}: strategies.{name}: unknown strategy{closest(str(name), STRATEGIES)}; "
-                            f"choose from: {', '.join(STRATEGIES)}")
+            raise UserError(
+                f"{path}: strategies.{name}: unknown strategy{closest(str(name), STRATEGIES)}; "
+                f"choose from: {', '.join(STRATEGIES)}"
+            )
         configs[name] = build(STRATEGIES[name].config_type, overrides, file=str(path), prefix=f"strategies.{name}")
 
     model_ref = catalog.resolve_model(spec.model, base_dir=base, where=f"{path}: model")
     catalog.check_gpu(spec.deployment.gpu, where=f"{path}: deployment.gpu")
-    return Task(spec=spec, path=path, train_path=train_path, test_path=test_path, knowledge_path=knowledge_path,
-                metric=metric, strategy_configs=configs, model_ref=model_ref)
+    return Task(
+        spec=spec,
+        path=path,
+        train_path=train_path,
+        test_path=test_path,
+        knowledge_path=knowledge_path,
+        metric=metric,
+        strategy_configs=configs,
+        model_ref=model_ref,
+    )
 
 
 def _examples_from(path: Path, spec: TaskSpec, split: str, task_file: Path) -> list[Example]:
@@ -68,14 +85,18 @@ def _examples_from(path: Path, spec: TaskSpec, split: str, task_file: Path) -> l
     for number, obj in read_jsonl(path, f"{split} dataset"):
         for key, field_name in (("data.input", spec.data.input), ("data.target", spec.data.target)):
             if field_name not in obj:
-                raise UserError(f"{path}:{number}: field '{field_name}' (set by {key} in {task_file.name}) is missing; "
-                                f"fields here: {', '.join(obj) or 'none'}")
+                raise UserError(
+                    f"{path}:{number}: field '{field_name}' (set by {key} in {task_file.name}) is missing; "
+                    f"fields here: {', '.join(obj) or 'none'}"
+                )
         value, target = obj[spec.data.input], obj[spec.data.target]
         if not isinstance(value, str) or not value.strip():
             raise UserError(f"{path}:{number}: field '{spec.data.input}' must be a non-empty string")
         if spec.kind == "extraction":
             if not isinstance(target, dict):
-                raise UserError(f"{path}:{number}: field '{spec.data.target}' must be a JSON object for an extraction task")
+                raise UserError(
+                    f"{path}:{number}: field '{spec.data.target}' must be a JSON object for an extraction task"
+                )
         elif not isinstance(target, (str, int, float)) or isinstance(target, bool) or not str(target).strip():
             raise UserError(f"{path}:{number}: field '{spec.data.target}' must be a non-empty string")
         else:
@@ -95,8 +116,11 @@ def load_examples(task: Task) -> Datasets:
         for examples, path in ((train, task.train_path), (test, task.test_path)):
             for ex in examples:
                 if ex.target not in labels:
-                    raise UserError(f"{path}: example {ex.id}: label {ex.target!r} is not in labels "
-                                    f"({', '.join(labels)}){closest(ex.target, labels)}; fix the label or add it to labels in {task.path.name}")
+                    raise UserError(
+                        f"{path}: example {ex.id}: label {ex.target!r} is not in labels "
+                        f"({', '.join(labels)}){closest(ex.target, labels)}; fix the label or add it to labels in "
+                        f"{task.path.name}"
+                    )
     if spec.kind == "extraction":
         fields = sorted({key for ex in train for key in ex.target})
     if task.knowledge_path:

@@ -44,10 +44,10 @@ def answer_item(tokenizer, messages: list[dict], answer: str, max_len: int) -> T
     """prompt + answer tokens, loss on the answer (and the end-of-turn tokens) only."""
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=False)
-    suffix = full[len(prompt):] if full.startswith(prompt) else answer + (tokenizer.eos_token or "")
+    suffix = full[len(prompt) :] if full.startswith(prompt) else answer + (tokenizer.eos_token or "")
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    a_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"][:max_len // 2]
-    p_ids = p_ids[-(max_len - len(a_ids)):]  # cut long prompts from the left; keep the answer
+    a_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"][: max_len // 2]
+    p_ids = p_ids[-(max_len - len(a_ids)) :]  # cut long prompts from the left; keep the answer
     return TrainItem(input_ids=p_ids + a_ids, labels=[-100] * len(p_ids) + a_ids)
 
 
@@ -57,7 +57,7 @@ def text_items(tokenizer, texts: list[str], max_len: int) -> list[TrainItem]:
     for text in texts:
         ids = tokenizer(text + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]
         for start in range(0, len(ids), max_len):
-            window = ids[start:start + max_len]
+            window = ids[start : start + max_len]
             if len(window) > 1:
                 items.append(TrainItem(input_ids=window, labels=list(window)))
     return items
@@ -98,8 +98,13 @@ class AnswerWindowCollator:
             first = next((i for i, x in enumerate(r["labels"]) if x != -100), len(r["labels"]))
             window = max(window, len(r["labels"]) - first)
         mask_t = torch.tensor(mask)
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": mask_t,
-                "position_ids": (mask_t.cumsum(-1) - 1).clamp(min=0), "window": window}
+        return {
+            "input_ids": torch.tensor(ids),
+            "labels": torch.tensor(labels),
+            "attention_mask": mask_t,
+            "position_ids": (mask_t.cumsum(-1) - 1).clamp(min=0),
+            "window": window,
+        }
 
 
 def logit_window(batch: dict) -> int:
@@ -114,7 +119,7 @@ def answer_window_loss(model, batch: dict, num_items: int | torch.Tensor | None 
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "window")}
     width, keep = labels.shape[1], logit_window(batch)
     logits = model(**inputs, logits_to_keep=keep).logits[:, :-1].float()
-    targets = labels[:, width - keep + 1:]
+    targets = labels[:, width - keep + 1 :]
     flat = (logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
     if num_items is None:
         return torch.nn.functional.cross_entropy(*flat, ignore_index=-100)
@@ -141,11 +146,14 @@ class _AnswerWindowTrainer(Trainer):
         """Batches of similar length (less padding), grouped per *global* batch and shuffled by the data seed:
         the examples of each optimizer step then do not depend on how the step is split into micro-batches
         and processes (transformers' own grouping uses the per-process batch and the global torch RNG)."""
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        dataset: Any = train_dataset if train_dataset is not None else self.train_dataset
         args = self.args
         global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-        return LengthGroupedSampler(global_batch, lengths=[len(it.input_ids) for it in dataset.items],
-                                    generator=torch.Generator().manual_seed(args.data_seed))
+        return LengthGroupedSampler(
+            global_batch,
+            lengths=[len(it.input_ids) for it in dataset.items],
+            generator=torch.Generator().manual_seed(args.data_seed if args.data_seed is not None else args.seed),
+        )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = answer_window_loss(model, inputs, num_items_in_batch)
@@ -159,7 +167,8 @@ class _StepTimes(TrainerCallback):
     """Wall time of every optimizer step, GPU work included (step time is what the compute model predicts)."""
 
     def __init__(self, device: str):
-        self.device, self.seconds, self._start = device, [], None
+        self.device, self._start = device, 0.0
+        self.seconds: list[float] = []
 
     def on_step_begin(self, args, state, control, **kwargs):
         synchronize(self.device)
@@ -178,8 +187,17 @@ class _QuietProgress(ProgressCallback):
             self.training_bar.set_postfix(loss=logs["loss"], refresh=False)
 
 
-def finetune(model: Any, tokenizer: Any, items: list[TrainItem], cfg: TrainingConfig, *, device: str, seed: int,
-             progress: bool = True, sharding: str = "none") -> tuple[TrainInfo, Any]:
+def finetune(
+    model: Any,
+    tokenizer: Any,
+    items: list[TrainItem],
+    cfg: TrainingConfig,
+    *,
+    device: str,
+    seed: int,
+    progress: bool = True,
+    sharding: str = "none",
+) -> tuple[TrainInfo, Any]:
     """Train ``model`` on ``items``; returns (train info: time, tokens, memory, losses; the trained model).
 
     The trained model is ``model`` itself, except under FSDP, where each process holds a shard: the
@@ -209,9 +227,15 @@ def finetune(model: Any, tokenizer: Any, items: list[TrainItem], cfg: TrainingCo
             bf16=use_bf16,
             # under FSDP, FSDP's own activation checkpointing (the Trainer's would add an all-gather)
             gradient_checkpointing=cfg.gradient_checkpointing and not fsdp,
-            fsdp=fsdp,
-            fsdp_config={"version": 2, "reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT",
-                         "activation_checkpointing": cfg.gradient_checkpointing} if fsdp else None,
+            fsdp=fsdp,  # type: ignore[arg-type]  # transformers 5 documents fsdp=True; its annotation says str
+            fsdp_config={
+                "version": 2,
+                "reshard_after_forward": True,
+                "state_dict_type": "FULL_STATE_DICT",
+                "activation_checkpointing": cfg.gradient_checkpointing,
+            }
+            if fsdp
+            else None,
             average_tokens_across_devices=True,  # loss = mean over the global batch's answer tokens
             ddp_find_unused_parameters=False,  # every trained weight takes part in each step: skip DDP's graph walk
             remove_unused_columns=False,
@@ -220,8 +244,12 @@ def finetune(model: Any, tokenizer: Any, items: list[TrainItem], cfg: TrainingCo
         )
         if cfg.gradient_checkpointing and not fsdp and hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()  # needed when the embeddings are frozen (LoRA)
-        trainer = _AnswerWindowTrainer(model=model, args=args, train_dataset=_Dataset(items),
-                                       data_collator=AnswerWindowCollator(tokenizer.pad_token_id))
+        trainer = _AnswerWindowTrainer(
+            model=model,
+            args=args,
+            train_dataset=_Dataset(items),
+            data_collator=AnswerWindowCollator(tokenizer.pad_token_id),
+        )
         step_times = _StepTimes(device)
         trainer.add_callback(step_times)
         # losses go to the record: no per-step dump of the log dict, with or without a progress bar
@@ -238,14 +266,15 @@ def finetune(model: Any, tokenizer: Any, items: list[TrainItem], cfg: TrainingCo
         losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
         processes = trainer.accelerator.num_processes
         # a collective: every process calls it
-        per_process: list[tuple[MemoryUse, int]] = distributed.gather_objects(
-            (memory.use(), trainer.lm_head_positions))
+        per_process: list[tuple[MemoryUse, int]] = distributed.gather_objects((memory.use(), trainer.lm_head_positions))
         trained = _unsharded(trainer, model, device) if fsdp else model
     if trained is not None:
         trained.eval()
     if not losses or any(math.isnan(x) or math.isinf(x) for x in losses):
-        raise RuntimeError(f"training diverged: loss became {losses[-1] if losses else 'undefined'}; "
-                           f"lower learning_rate (now {cfg.learning_rate})")
+        raise RuntimeError(
+            f"training diverged: loss became {losses[-1] if losses else 'undefined'}; "
+            f"lower learning_rate (now {cfg.learning_rate})"
+        )
     tokens_per_epoch = sum(len(it.input_ids) for it in items)
     loss_tokens_per_epoch = sum(sum(1 for x in it.labels if x != -100) for it in items)
     memories = [use for use, _ in per_process]
@@ -291,8 +320,9 @@ def _unsharded(trainer, model, device: str):
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
     if missing or unexpected:
-        raise RuntimeError(f"FSDP: gathered weights do not match the model: missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}")
+        raise RuntimeError(
+            f"FSDP: gathered weights do not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     fresh.generation_config = model.generation_config
     return fresh.to(device)
 
@@ -305,25 +335,30 @@ def training_subset(train: list, fraction: float, seed: int) -> list:
     return [train[i] for i in keep]
 
 
-def build_items(ctx: RunContext, instruction: str | None, cfg: TrainingConfig,
-                fraction: float = 1.0) -> tuple[list[TrainItem], int]:
+def build_items(
+    ctx: RunContext, instruction: str | None, cfg: TrainingConfig, fraction: float = 1.0
+) -> tuple[list[TrainItem], int]:
     """Answer examples from (a fraction of) train, + knowledge chunks for qa tasks with a corpus; and how many of
     them are labelled examples."""
     tok = ctx.tokenizer
     examples = training_subset(ctx.train, fraction, ctx.seed) if fraction < 1 else ctx.train
-    items = [answer_item(tok, prompts.messages(instruction, ex), prompts.format_answer(ctx.task, ex.target), cfg.max_seq_len)
-             for ex in examples]
+    items = [
+        answer_item(tok, prompts.messages(instruction, ex), prompts.format_answer(ctx.task, ex.target), cfg.max_seq_len)
+        for ex in examples
+    ]
     if ctx.task.kind == "qa" and ctx.task.knowledge_path:
         items += text_items(tok, [doc.text for doc in read_corpus(ctx.task.knowledge_path)], cfg.max_seq_len)
     return items, len(examples)
 
 
-def train_on_task(ctx: RunContext, model: Any, cfg: TrainingConfig, fraction: float,
-                  instruction: str | None) -> tuple[TrainInfo, Any]:
+def train_on_task(
+    ctx: RunContext, model: Any, cfg: TrainingConfig, fraction: float, instruction: str | None
+) -> tuple[TrainInfo, Any]:
     """Fine-tune ``model`` on the task (the strategies differ only in what is trainable): (train info, trained
     model; see ``finetune``)."""
     items, labelled = build_items(ctx, instruction, cfg, fraction)
-    info, trained = finetune(model, ctx.tokenizer, items, cfg, device=ctx.device, seed=ctx.seed,
-                             progress=ctx.progress, sharding=ctx.sharding)
+    info, trained = finetune(
+        model, ctx.tokenizer, items, cfg, device=ctx.device, seed=ctx.seed, progress=ctx.progress, sharding=ctx.sharding
+    )
     info.examples_labelled, info.data_fraction = labelled, fraction
     return info, trained

@@ -34,9 +34,11 @@ def to_jsonable(value: Any) -> Any:
 def from_jsonable(cls: type[T], data: dict[str, Any]) -> T:
     """An instance of dataclass ``cls`` from its JSON form."""
     hints = typing.get_type_hints(cls)
-    kwargs = {f.name: _convert(hints[f.name], data[f.name])
-              for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-              if f.init and f.name in data}
+    kwargs = {
+        f.name: _convert(hints[f.name], data[f.name])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.init and f.name in data
+    }
     return cls(**kwargs)
 
 
@@ -53,7 +55,7 @@ def _convert(tp: Any, value: Any) -> Any:
         return tuple(converted) if origin is tuple else converted
     if origin is dict:
         return dict(value)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_jsonable(tp, value)
     if isinstance(tp, type) and issubclass(tp, Enum):
         return tp(value)

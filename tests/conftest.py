@@ -41,10 +41,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir(tmp_path_factory.mktemp("tokenizer")))
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model = LlamaForCausalLM(config)
     out = tmp_path_factory.mktemp("tiny-llama")
     model.save_pretrained(out)
@@ -58,17 +67,26 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 CLASSIFICATION_TRAIN = [
-    ("I was charged twice this month", "billing"), ("why is my invoice higher than usual", "billing"),
-    ("update my credit card please", "billing"), ("can I get a receipt for March", "billing"),
-    ("I want my money back", "refund"), ("please refund the last payment", "refund"),
-    ("refund me, the app never worked", "refund"), ("return my 20 dollars", "refund"),
-    ("I cannot log in", "account_access"), ("password reset email never arrives", "account_access"),
-    ("locked out after 2FA phone was lost", "account_access"), ("my login keeps failing", "account_access"),
+    ("I was charged twice this month", "billing"),
+    ("why is my invoice higher than usual", "billing"),
+    ("update my credit card please", "billing"),
+    ("can I get a receipt for March", "billing"),
+    ("I want my money back", "refund"),
+    ("please refund the last payment", "refund"),
+    ("refund me, the app never worked", "refund"),
+    ("return my 20 dollars", "refund"),
+    ("I cannot log in", "account_access"),
+    ("password reset email never arrives", "account_access"),
+    ("locked out after 2FA phone was lost", "account_access"),
+    ("my login keeps failing", "account_access"),
 ]
 CLASSIFICATION_TEST = [
-    ("the charge on my statement looks wrong", "billing"), ("give me a refund now", "refund"),
-    ("can't sign in to my account", "account_access"), ("where is my invoice", "billing"),
-    ("money back please", "refund"), ("forgot my password", "account_access"),
+    ("the charge on my statement looks wrong", "billing"),
+    ("give me a refund now", "refund"),
+    ("can't sign in to my account", "account_access"),
+    ("where is my invoice", "billing"),
+    ("money back please", "refund"),
+    ("forgot my password", "account_access"),
 ]
 
 
@@ -80,9 +98,11 @@ def write_task(folder: Path, body: str, name: str = "task.yaml") -> Path:
 
 @pytest.fixture
 def classification_task(tmp_path, tiny_model_dir) -> Path:
-    write_jsonl(tmp_path / "data/train.jsonl", [{"text": t, "label": l} for t, l in CLASSIFICATION_TRAIN])
-    write_jsonl(tmp_path / "data/test.jsonl", [{"text": t, "label": l} for t, l in CLASSIFICATION_TEST])
-    return write_task(tmp_path, f"""
+    write_jsonl(tmp_path / "data/train.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TRAIN])
+    write_jsonl(tmp_path / "data/test.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TEST])
+    return write_task(
+        tmp_path,
+        f"""
 name: tiny-intents
 kind: classification
 model: {tiny_model_dir}
@@ -95,12 +115,13 @@ strategies:
   full: {{epochs: 1, batch_size: 4}}
 evaluation: {{batch_size: 4, latency_requests: 2, max_new_tokens: 4}}
 deployment: {{gpu: a10g}}
-""")
+""",
+    )
 
 
 HANDBOOK = {
     "leave.md": "# Leave\n\nEvery employee gets 27 days of annual leave. Leave requests go through the Tally tool.\n\n"
-                "Carry-over is capped at 5 days and expires on 31 March.",
+    "Carry-over is capped at 5 days and expires on 31 March.",
     "badges.md": "# Badges\n\nLost badges are replaced in room B-114, called The Kiln. A replacement costs 15 euros.",
     "history.md": "# History\n\nThe first robot, QR-1 Heron, shipped in 2011 to Brackwell Cold Storage.",
 }
@@ -111,12 +132,24 @@ def qa_task(tmp_path, tiny_model_dir) -> Path:
     for name, text in HANDBOOK.items():
         (tmp_path / "kb").mkdir(exist_ok=True)
         (tmp_path / "kb" / name).write_text(text, encoding="utf-8")
-    write_jsonl(tmp_path / "train.jsonl", [
-        {"q": "How many days of annual leave?", "a": "27 days"}, {"q": "Where are badges replaced?", "a": "B-114"},
-        {"q": "When did QR-1 ship?", "a": "2011"}])
-    write_jsonl(tmp_path / "test.jsonl", [
-        {"q": "What does a badge replacement cost?", "a": "15 euros"}, {"q": "What was the first robot called?", "a": "Heron"}])
-    return write_task(tmp_path, f"""
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"q": "How many days of annual leave?", "a": "27 days"},
+            {"q": "Where are badges replaced?", "a": "B-114"},
+            {"q": "When did QR-1 ship?", "a": "2011"},
+        ],
+    )
+    write_jsonl(
+        tmp_path / "test.jsonl",
+        [
+            {"q": "What does a badge replacement cost?", "a": "15 euros"},
+            {"q": "What was the first robot called?", "a": "Heron"},
+        ],
+    )
+    return write_task(
+        tmp_path,
+        f"""
 name: tiny-handbook
 kind: qa
 model: {tiny_model_dir}
@@ -126,24 +159,34 @@ strategies:
   rag: {{top_k: 1, chunk_words: 30}}
   lora: {{rank: 2, epochs: 1, batch_size: 2, max_seq_len: 64}}
 evaluation: {{batch_size: 2, latency_requests: 1, max_new_tokens: 4}}
-""")
+""",
+    )
 
 
 @pytest.fixture
 def extraction_task(tmp_path, tiny_model_dir) -> Path:
-    write_jsonl(tmp_path / "train.jsonl", [
-        {"text": "Order 1234 from Ana, 3 items", "fields": {"order": "1234", "name": "Ana", "items": 3}},
-        {"text": "Bo ordered 2 items, order 99", "fields": {"order": "99", "name": "Bo", "items": 2}}])
-    write_jsonl(tmp_path / "test.jsonl", [
-        {"text": "Order 7 by Cy with 1 item", "fields": {"order": "7", "name": "Cy", "items": 1}}])
-    return write_task(tmp_path, f"""
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"text": "Order 1234 from Ana, 3 items", "fields": {"order": "1234", "name": "Ana", "items": 3}},
+            {"text": "Bo ordered 2 items, order 99", "fields": {"order": "99", "name": "Bo", "items": 2}},
+        ],
+    )
+    write_jsonl(
+        tmp_path / "test.jsonl",
+        [{"text": "Order 7 by Cy with 1 item", "fields": {"order": "7", "name": "Cy", "items": 1}}],
+    )
+    return write_task(
+        tmp_path,
+        f"""
 name: tiny-extract
 kind: extraction
 model: {tiny_model_dir}
 data: {{train: train.jsonl, test: test.jsonl, target: fields}}
 strategies: {{prompt: {{shots: [1]}}, full: {{epochs: 1, batch_size: 2}}}}
 evaluation: {{batch_size: 2, latency_requests: 1, max_new_tokens: 6}}
-""")
+""",
+    )
 
 
 def compare_in_process(task_path: Path, out: Path, **options) -> tuple[dict, list[str]]:
@@ -152,8 +195,9 @@ def compare_in_process(task_path: Path, out: Path, **options) -> tuple[dict, lis
     from harness.task import load_task
 
     lines: list[str] = []
-    run_compare(load_task(task_path), CompareOptions(out_dir=out, progress=False, **options), isolate=False,
-                log=lines.append)
+    run_compare(
+        load_task(task_path), CompareOptions(out_dir=out, progress=False, **options), isolate=False, log=lines.append
+    )
     return json.loads((out / "results.json").read_text()), lines
 
 
@@ -161,5 +205,14 @@ def run_info(task, variant, *, device: str = "cpu", seed: int = 0):
     """What compare would record as having run ``variant`` of ``task``."""
     from harness.record import RunInfo
 
-    return RunInfo(task=task.name, strategy=variant.strategy, variant=variant.name, params=variant.params,
-                   config_hash="test", seed=seed, limit=None, device=device, model=task.model_ref)
+    return RunInfo(
+        task=task.name,
+        strategy=variant.strategy,
+        variant=variant.name,
+        params=variant.params,
+        config_hash="test",
+        seed=seed,
+        limit=None,
+        device=device,
+        model=task.model_ref,
+    )

@@ -34,7 +34,8 @@ MODULES = {module_name(p): p for package in PACKAGES for p in sorted((ROOT / pac
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports(path: Path) -> list[tuple[str, bool]]:
@@ -51,8 +52,9 @@ def imports(path: Path) -> list[tuple[str, bool]]:
                 found.extend((alias.name, in_function) for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
                 # `from harness import catalog` imports the module harness.catalog
-                submodules = [f"{child.module}.{alias.name}" for alias in child.names
-                              if f"{child.module}.{alias.name}" in MODULES]
+                submodules = [
+                    f"{child.module}.{alias.name}" for alias in child.names if f"{child.module}.{alias.name}" in MODULES
+                ]
                 if len(submodules) < len(child.names):
                     found.append((child.module, in_function))
                 found.extend((module, in_function) for module in submodules)
@@ -145,20 +147,32 @@ def test_the_graph_sees_imports_inside_functions():
 def test_no_import_cycles():
     found = cycles(graph())
     assert not found, "import cycles (move the shared code to where both can import it): " + "; ".join(
-        " <-> ".join(c) for c in found)
+        " <-> ".join(c) for c in found
+    )
 
 
 def test_harness_never_imports_advisor():
-    offenders = [f"{name} imports {target}" for name, path in MODULES.items() if name.startswith("harness")
-                 for target, _ in imports(path) if target.split(".")[0] == "advisor"]
+    offenders = [
+        f"{name} imports {target}"
+        for name, path in MODULES.items()
+        if name.startswith("harness")
+        for target, _ in imports(path)
+        if target.split(".")[0] == "advisor"
+    ]
     assert not offenders, offenders
 
 
 def test_imports_inside_functions_are_only_for_heavy_modules():
     heavy = heavy_modules()
-    offenders = [f"{name}: {target}" for name, path in MODULES.items() for target, in_function in imports(path)
-                 if in_function and target.split(".")[0] not in HEAVY_LIBRARIES and target not in heavy
-                 and not any(parent in heavy for parent in with_parents(target))]
+    offenders = [
+        f"{name}: {target}"
+        for name, path in MODULES.items()
+        for target, in_function in imports(path)
+        if in_function
+        and target.split(".")[0] not in HEAVY_LIBRARIES
+        and target not in heavy
+        and not any(parent in heavy for parent in with_parents(target))
+    ]
     assert not offenders, "import these at the top of the module: " + ", ".join(offenders)
 
 

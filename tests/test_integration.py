@@ -29,10 +29,17 @@ def small_copy(task: Path, folder: Path, strategies: dict) -> Path:
 
 
 def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
-    task = small_copy(INTENTS, tmp_path, {"prompt": {"shots": [0, 4]}, "rag": {"top_k": 4},
-                                          "lora": {"rank": 8, "epochs": 1, "instruction": "none"}})
-    run_compare(load_task(task), CompareOptions(out_dir=tmp_path / "out", only=["prompt", "rag", "lora"], limit=3,
-                                                progress=False), isolate=False, log=lambda _: None)
+    task = small_copy(
+        INTENTS,
+        tmp_path,
+        {"prompt": {"shots": [0, 4]}, "rag": {"top_k": 4}, "lora": {"rank": 8, "epochs": 1, "instruction": "none"}},
+    )
+    run_compare(
+        load_task(task),
+        CompareOptions(out_dir=tmp_path / "out", only=["prompt", "rag", "lora"], limit=3, progress=False),
+        isolate=False,
+        log=lambda _: None,
+    )
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     runs = {(r["strategy"], r["variant"]): r for r in results["runs"]}
     assert set(runs) == {("prompt", "0-shot"), ("prompt", "4-shot"), ("rag", "top-4"), ("lora", "r8")}
@@ -52,14 +59,18 @@ def test_retrieval_finds_the_source_document_for_most_handbook_questions():
     """RAG's premise on the shipped corpus: the top-3 chunks contain the question's source document."""
     from harness.catalog import resolve_embedder
     from harness.corpus import chunk_document, read_corpus
-    from harness.retrieval import Retriever
     from harness.io import read_jsonl
+    from harness.retrieval import Retriever
 
     task = load_task(HANDBOOK)
     config = task.strategy_configs["rag"]
-    chunks = [c for d in read_corpus(task.knowledge_path) for c in chunk_document(d, config.chunk_words, config.chunk_overlap)]
+    chunks = [
+        c for d in read_corpus(task.knowledge_path) for c in chunk_document(d, config.chunk_words, config.chunk_overlap)
+    ]
     retriever = Retriever(resolve_embedder(config.embedder), [c.text for c in chunks])
     rows = [obj for _, obj in read_jsonl(task.test_path, "test")]
-    hits = sum(any(chunks[i].source == row["source"] for i, _ in retriever.search(row["question"], config.top_k))
-               for row in rows)
+    hits = sum(
+        any(chunks[i].source == row["source"] for i, _ in retriever.search(row["question"], config.top_k))
+        for row in rows
+    )
     assert hits / len(rows) >= 0.7, f"retrieval hit rate {hits}/{len(rows)}"

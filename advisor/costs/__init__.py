@@ -10,16 +10,46 @@
 Every result has ``.as_dict()``; its items are in bytes, FLOPs, hours and USD.
 """
 
-from advisor.costs.compute import (MeasuredTraining, Utilisation, calibrate_utilisation, default_utilisation, gpu_hours,
-                                   gpu_hours_usd, measured_training, training_flops)
+from advisor.costs.compute import (
+    MeasuredTraining,
+    Utilisation,
+    calibrate_utilisation,
+    default_utilisation,
+    gpu_hours,
+    gpu_hours_usd,
+    measured_training,
+    training_flops,
+)
 from advisor.costs.data_cost import DataCost, DataCostConfig, data_cost, data_cost_config
 from advisor.costs.memory import MEMORY_METHODS, PRECISIONS, inference_memory, training_memory
 from advisor.costs.serving import SERVING_METHODS, RequestShape, ServingEstimate, estimate_serving
 from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from advisor.costs.training import TrainingEstimate, estimate_training
 
-__all__ = ["MEMORY_METHODS", "PRECISIONS", "SERVING_METHODS", "DataCost", "DataCostConfig", "MeasuredTraining", "ModelShape", "RequestShape",
-           "ServingEstimate", "TrainingEstimate", "Utilisation", "calibrate_utilisation", "data_cost",
-           "data_cost_config", "default_utilisation", "estimate_serving", "estimate_training", "gpu_hours", "gpu_hours_usd",
-           "inference_memory", "lora_trainable_params", "measured_training", "param_counts", "training_flops",
-           "training_memory"]
+__all__ = [
+    "MEMORY_METHODS",
+    "PRECISIONS",
+    "SERVING_METHODS",
+    "DataCost",
+    "DataCostConfig",
+    "MeasuredTraining",
+    "ModelShape",
+    "RequestShape",
+    "ServingEstimate",
+    "TrainingEstimate",
+    "Utilisation",
+    "calibrate_utilisation",
+    "data_cost",
+    "data_cost_config",
+    "default_utilisation",
+    "estimate_serving",
+    "estimate_training",
+    "gpu_hours",
+    "gpu_hours_usd",
+    "inference_memory",
+    "lora_trainable_params",
+    "measured_training",
+    "param_counts",
+    "training_flops",
+    "training_memory",
+]

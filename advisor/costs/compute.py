@@ -20,8 +20,9 @@ fp32 rate for fp32 training (the harness on CPU).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from harness import catalog
 from harness.record import Hardware, RunRecord
@@ -45,9 +46,16 @@ class TrainingFlops:
         return {**asdict(self), "total": self.total}
 
 
-def training_flops(total_params: int, trainable_params: int, tokens: float, *,
-                   gradient_checkpointing: bool = False, lm_head_params: int = 0, lm_head_tokens: float | None = None,
-                   lm_head_trained: bool = False) -> TrainingFlops:
+def training_flops(
+    total_params: int,
+    trainable_params: int,
+    tokens: float,
+    *,
+    gradient_checkpointing: bool = False,
+    lm_head_params: int = 0,
+    lm_head_tokens: float | None = None,
+    lm_head_trained: bool = False,
+) -> TrainingFlops:
     """FLOPs of training on ``tokens`` tokens (module docstring).
 
     ``lm_head_tokens``: positions whose logits were computed, when fewer than ``tokens``. The harness runs the
@@ -134,14 +142,24 @@ def measured_training(record: RunRecord) -> MeasuredTraining | None:
     shape = info.model_shape
     head = shape.vocab_size * shape.hidden_size if shape else 0
     all_weights = traits(info.strategy).memory_method == "full"  # the LM head trains too
-    flops = training_flops(train.total_params, train.trainable_params or train.total_params, train.tokens_trained,
-                           gradient_checkpointing=bool(info.params.get("gradient_checkpointing", False)),
-                           lm_head_params=head, lm_head_tokens=train.lm_head_positions if head else None,
-                           lm_head_trained=all_weights).total
+    flops = training_flops(
+        train.total_params,
+        train.trainable_params or train.total_params,
+        train.tokens_trained,
+        gradient_checkpointing=bool(info.params.get("gradient_checkpointing", False)),
+        lm_head_params=head,
+        lm_head_tokens=train.lm_head_positions if head else None,
+        lm_head_trained=all_weights,
+    ).total
     hardware = record.meta_info.hardware if record.meta_info else Hardware(device=info.device)
-    return MeasuredTraining(utilisation_key=key, flops=flops, seconds=train.train_seconds,
-                            precision=train.precision or ("bf16" if hardware.on_cuda else "fp32"),
-                            gpu=catalog_gpu_for(hardware), devices=train.num_processes if hardware.on_cuda else 1)
+    return MeasuredTraining(
+        utilisation_key=key,
+        flops=flops,
+        seconds=train.train_seconds,
+        precision=train.precision or ("bf16" if hardware.on_cuda else "fp32"),
+        gpu=catalog_gpu_for(hardware),
+        devices=train.num_processes if hardware.on_cuda else 1,
+    )
 
 
 def calibrate_utilisation(records: Iterable[RunRecord], gpu: str) -> dict[str, Utilisation]:
@@ -167,5 +185,6 @@ def pool_utilisation(runs: Iterable[MeasuredTraining], gpu: str) -> dict[str, Ut
         result[key] = Utilisation(
             value=achieved / peak,
             source=f"calibrated: {len(runs)} measured {key} run(s) on {gpu}, {achieved / 1e12:.3g} TFLOP/s "
-                   f"achieved of {peak / 1e12:.3g} peak ({runs[0].precision})")
+            f"achieved of {peak / 1e12:.3g} peak ({runs[0].precision})",
+        )
     return result

@@ -27,25 +27,50 @@ from harness.schema import build, doc
 class DataCostConfig:
     """How a task's training examples are made, and what that costs."""
 
-    minutes_per_example: float = field(default=5.0, metadata=doc(
-        "Minutes a person spends writing or labelling one example. Default 5: the worked example in Learnixo, "
-        "'What Is Fine-Tuning?' (2026-05-15); measure your own.", min=0))
-    hourly_rate_usd: float = field(default=30.0, metadata=doc(
-        "Cost of one hour of that person's time, USD. Default 30: the same worked example.", min=0))
-    llm_generated_fraction: float = field(default=0.0, metadata=doc(
-        "Share of the examples an LLM generates instead of a person (0..1).", min=0, max=1))
-    llm_tokens_per_example: int = field(default=200, metadata=doc(
-        "Tokens the LLM generates per example. Default 200: the same worked example.", min=0))
-    llm_usd_per_million_tokens: float = field(default=10.0, metadata=doc(
-        "Price of a million generated (output) tokens, USD. Default 10: GPT-4o output tokens, OpenAI API price "
-        "list as quoted by chatgptpricing.com/api (2025-03; $2.50 per million input tokens). The worked example's "
-        "$5 is GPT-4o's launch input price, not its output price.", min=0))
-    review_fraction: float = field(default=1.0, metadata=doc(
-        "Share of the LLM-generated examples a person reviews (0..1). Default 1: read everything a model wrote "
-        "before training on it.", min=0, max=1))
-    review_minutes_per_example: float = field(default=1.0, metadata=doc(
-        "Minutes to review one generated example. Default 1: an assumption (reading and fixing a short example "
-        "takes a fraction of writing it); measure your own.", min=0))
+    minutes_per_example: float = field(
+        default=5.0,
+        metadata=doc(
+            "Minutes a person spends writing or labelling one example. Default 5: the worked example in Learnixo, "
+            "'What Is Fine-Tuning?' (2026-05-15); measure your own.",
+            min=0,
+        ),
+    )
+    hourly_rate_usd: float = field(
+        default=30.0,
+        metadata=doc("Cost of one hour of that person's time, USD. Default 30: the same worked example.", min=0),
+    )
+    llm_generated_fraction: float = field(
+        default=0.0, metadata=doc("Share of the examples an LLM generates instead of a person (0..1).", min=0, max=1)
+    )
+    llm_tokens_per_example: int = field(
+        default=200, metadata=doc("Tokens the LLM generates per example. Default 200: the same worked example.", min=0)
+    )
+    llm_usd_per_million_tokens: float = field(
+        default=10.0,
+        metadata=doc(
+            "Price of a million generated (output) tokens, USD. Default 10: GPT-4o output tokens, OpenAI API price "
+            "list as quoted by chatgptpricing.com/api (2025-03; $2.50 per million input tokens). The worked example's "
+            "$5 is GPT-4o's launch input price, not its output price.",
+            min=0,
+        ),
+    )
+    review_fraction: float = field(
+        default=1.0,
+        metadata=doc(
+            "Share of the LLM-generated examples a person reviews (0..1). Default 1: read everything a model wrote "
+            "before training on it.",
+            min=0,
+            max=1,
+        ),
+    )
+    review_minutes_per_example: float = field(
+        default=1.0,
+        metadata=doc(
+            "Minutes to review one generated example. Default 1: an assumption (reading and fixing a short example "
+            "takes a fraction of writing it); measure your own.",
+            min=0,
+        ),
+    )
 
 
 def data_cost_config(raw: dict[str, Any] | None, *, file: str) -> DataCostConfig:
@@ -60,7 +85,7 @@ class DataCost:
     examples: int
     human_examples: int
     llm_examples: int
-    human_hours: float     # writing and reviewing
+    human_hours: float  # writing and reviewing
     human_writing_usd: float
     llm_generation_usd: float
     review_usd: float

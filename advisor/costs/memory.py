@@ -18,8 +18,8 @@ GQA block without dropout in ``layer_activation_bytes``, and checked against wha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-
 from typing import Any
 
 from advisor.costs.compute import default_utilisation
@@ -39,13 +39,13 @@ class Precision:
     """Bytes per parameter and per activation element of one precision regime."""
 
     name: str
-    frozen_weight: float   # a parameter that is not trained
-    weight: float          # a trained parameter's working copy
+    frozen_weight: float  # a parameter that is not trained
+    weight: float  # a trained parameter's working copy
     gradient: float
-    master_weight: float   # fp32 copy the optimizer updates (mixed precision only)
-    optimizer: float       # Adam's momentum + variance
-    activation: float      # one saved activation element
-    dropout_mask: float    # what dropout keeps per element for its backward
+    master_weight: float  # fp32 copy the optimizer updates (mixed precision only)
+    optimizer: float  # Adam's momentum + variance
+    activation: float  # one saved activation element
+    dropout_mask: float  # what dropout keeps per element for its backward
 
     @property
     def trained_param(self) -> float:
@@ -55,17 +55,20 @@ class Precision:
 PRECISIONS = {
     # ZeRO (Rajbhandari et al. 2020, sec. 3.1): mixed-precision Adam keeps 16-bit weights (2) and gradients
     # (2) plus fp32 master weights (4), momentum (4) and variance (4) = 16 bytes per trained parameter.
-    "mixed": Precision("mixed", frozen_weight=2, weight=2, gradient=2, master_weight=4, optimizer=8, activation=2,
-                       dropout_mask=1),
+    "mixed": Precision(
+        "mixed", frozen_weight=2, weight=2, gradient=2, master_weight=4, optimizer=8, activation=2, dropout_mask=1
+    ),
     # All bf16, Adam states included: the harness on CUDA (weights loaded in bf16, Trainer bf16=True; torch's
     # AdamW keeps m and v in the parameter's dtype), LitGPT's bf16-true: 2 + 2 + 4 = 8 bytes per trained parameter.
-    "bf16": Precision("bf16", frozen_weight=2, weight=2, gradient=2, master_weight=0, optimizer=4, activation=2,
-                      dropout_mask=1),
+    "bf16": Precision(
+        "bf16", frozen_weight=2, weight=2, gradient=2, master_weight=0, optimizer=4, activation=2, dropout_mask=1
+    ),
     # All fp32: the harness on CPU. 4 + 4 + 8 = 16 bytes per trained parameter, 4-byte activations. Dropout on
     # CUDA is a fused kernel that keeps a 1-byte bool mask; on the CPU torch multiplies by a noise tensor of the
     # input's dtype and keeps that (4 bytes).
-    "fp32": Precision("fp32", frozen_weight=4, weight=4, gradient=4, master_weight=0, optimizer=8, activation=4,
-                      dropout_mask=4),
+    "fp32": Precision(
+        "fp32", frozen_weight=4, weight=4, gradient=4, master_weight=0, optimizer=8, activation=4, dropout_mask=4
+    ),
 }
 
 # peft keeps LoRA adapters in fp32 whatever the base dtype (autocast_adapter_dtype=True) and trains them with
@@ -107,8 +110,9 @@ def check_precision(name: str) -> Precision:
     return PRECISIONS[name]
 
 
-def layer_activation_bytes(shape: ModelShape, precision: Precision, *, norms_trained: bool,
-                           linear_inputs: bool) -> float:
+def layer_activation_bytes(
+    shape: ModelShape, precision: Precision, *, norms_trained: bool, linear_inputs: bool
+) -> float:
     """Bytes one decoder layer keeps for the backward pass, per token.
 
     Autograd keeps a tensor only for a gradient that is needed: an RMSNorm keeps its normalised value only when
@@ -131,8 +135,9 @@ def layer_activation_bytes(shape: ModelShape, precision: Precision, *, norms_tra
     return norms + attention + mlp
 
 
-def lora_activation_bytes(shape: ModelShape, precision: Precision, targets: tuple[str, ...], rank: int,
-                          dropout: float) -> float:
+def lora_activation_bytes(
+    shape: ModelShape, precision: Precision, targets: tuple[str, ...], rank: int, dropout: float
+) -> float:
     """Bytes the adapters of one layer keep per token. peft's adapters are fp32: each adapted module casts its
     input to fp32 for lora_A, which keeps that copy (4*d_in; none when the input already is fp32 and no dropout
     makes a new tensor; under autocast the copy is 16-bit, so this is the upper bound), dropout keeps its mask
@@ -152,11 +157,11 @@ class TrainingMemory:
     gradients: float
     master_weights: float
     optimizer_states: float
-    lora_adapters: float           # LoRA weights, gradients and Adam states
+    lora_adapters: float  # LoRA weights, gradients and Adam states
     activations: float
     logits_and_loss: float
-    lm_head_gradient: float        # full fine-tuning: the first weight gradient of the backward pass
-    dequantisation_buffer: float   # QLoRA: the largest 4-bit matrix dequantised to 16 bits for its matmul
+    lm_head_gradient: float  # full fine-tuning: the first weight gradient of the backward pass
+    dequantisation_buffer: float  # QLoRA: the largest 4-bit matrix dequantised to 16 bits for its matmul
     optimizer_step_temporaries: float
     gradients_during_forward: bool  # gradient accumulation keeps them across micro-batches
 
@@ -166,8 +171,12 @@ class TrainingMemory:
 
     @property
     def forward_backward(self) -> float:
-        return (self.activations + self.logits_and_loss + self.dequantisation_buffer
-                + (self.gradients if self.gradients_during_forward else self.lm_head_gradient))
+        return (
+            self.activations
+            + self.logits_and_loss
+            + self.dequantisation_buffer
+            + (self.gradients if self.gradients_during_forward else self.lm_head_gradient)
+        )
 
     @property
     def optimizer_step(self) -> float:
@@ -185,10 +194,22 @@ class TrainingMemory:
         return {**asdict(self), "model_states": self.model_states, "peak": self.peak, "peak_phase": self.peak_phase}
 
 
-def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len: int, precision: str = "mixed",
-                    rank: int = 8, lora_targets: tuple[str, ...] = DEFAULT_TARGET_MODULES, lora_dropout: float = 0.05,
-                    quantization: str = "nf4", gradient_checkpointing: bool = False, gradient_accumulation: int = 1,
-                    loss_tokens_per_sequence: int | None = None, fused_adamw: bool = False) -> TrainingMemory:
+def training_memory(
+    shape: ModelShape,
+    method: str,
+    *,
+    batch_size: int,
+    seq_len: int,
+    precision: str = "mixed",
+    rank: int = 8,
+    lora_targets: Sequence[str] = DEFAULT_TARGET_MODULES,
+    lora_dropout: float = 0.05,
+    quantization: str = "nf4",
+    gradient_checkpointing: bool = False,
+    gradient_accumulation: int = 1,
+    loss_tokens_per_sequence: int | None = None,
+    fused_adamw: bool = False,
+) -> TrainingMemory:
     """Peak memory of one fine-tuning job on one device; ``seq_len`` is the padded length of the longest batch.
 
     ``loss_tokens_per_sequence``: positions per sequence whose logits are computed; None = every token (plain
@@ -212,8 +233,10 @@ def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len:
     if full:
         weights = counts.total * p.weight
     elif method == "qlora":
-        weights = (counts.block_linear * NF4_BYTES_PER_PARAM[quantization]
-                   + (counts.total - counts.block_linear) * p.frozen_weight)
+        weights = (
+            counts.block_linear * NF4_BYTES_PER_PARAM[quantization]
+            + (counts.total - counts.block_linear) * p.frozen_weight
+        )
     else:
         weights = counts.total * p.frozen_weight
 
@@ -237,12 +260,21 @@ def training_memory(shape: ModelShape, method: str, *, batch_size: int, seq_len:
         optimizer_states=counts.total * p.optimizer if full else 0,
         lora_adapters=adapter_params * ADAPTER_BYTES_PER_PARAM,
         activations=activations,
-        logits_and_loss=(batch_size * min(loss_tokens_per_sequence or seq_len, seq_len) * shape.vocab_size
-                         * (p.activation + 4 * LOSS_FP32_COPIES)),
+        logits_and_loss=(
+            batch_size
+            * min(loss_tokens_per_sequence or seq_len, seq_len)
+            * shape.vocab_size
+            * (p.activation + 4 * LOSS_FP32_COPIES)
+        ),
         dequantisation_buffer=largest_matrix * 2 if method == "qlora" else 0,
         lm_head_gradient=shape.vocab_size * shape.hidden_size * p.gradient if full else 0,
-        optimizer_step_temporaries=(counts.total * step_temporary_bytes if full
-                                    else 0 if fused_adamw else adapter_params * ADAPTER_ELEMENT_BYTES),
+        optimizer_step_temporaries=(
+            counts.total * step_temporary_bytes
+            if full
+            else 0
+            if fused_adamw
+            else adapter_params * ADAPTER_ELEMENT_BYTES
+        ),
         gradients_during_forward=full and gradient_accumulation > 1,
     )
 
@@ -254,7 +286,7 @@ class InferenceMemory:
     weights: float
     kv_cache: float
     prefill_activations: float  # one prompt through one layer: prefill is scheduled a few requests at a time
-    logits: float               # fp32 last-position logits of every running request
+    logits: float  # fp32 last-position logits of every running request
 
     @property
     def total(self) -> float:
@@ -269,8 +301,9 @@ def kv_cache_bytes_per_token(shape: ModelShape, precision: str = "bf16") -> floa
     return shape.num_layers * 2 * shape.kv_dim * check_precision(precision).activation
 
 
-def inference_memory(shape: ModelShape, *, batch_size: int, prompt_tokens: int, output_tokens: int,
-                     precision: str = "bf16") -> InferenceMemory:
+def inference_memory(
+    shape: ModelShape, *, batch_size: int, prompt_tokens: int, output_tokens: int, precision: str = "bf16"
+) -> InferenceMemory:
     """A model (LoRA/QLoRA adapters merged into it) serving ``batch_size`` requests at once; 16-bit on GPUs."""
     p = check_precision(precision)
     return InferenceMemory(

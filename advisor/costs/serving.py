@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-
 from typing import Any
 
 from advisor.costs.compute import Utilisation, default_utilisation, peak_flops
-from advisor.costs.memory import (InferenceMemory, inference_memory, kv_cache_bytes_per_token, serving_precision,
-                                  usable_memory)
+from advisor.costs.memory import (
+    InferenceMemory,
+    inference_memory,
+    kv_cache_bytes_per_token,
+    serving_precision,
+    usable_memory,
+)
 from advisor.costs.shapes import ModelShape, param_counts
 from harness import catalog
 from harness.errors import UserError
@@ -50,17 +54,25 @@ class RequestShape:
     chunk_tokens: int = 139
 
     @classmethod
-    def measured(cls, prompt_tokens: float | None, output_tokens: float | None) -> "RequestShape":
+    def measured(cls, prompt_tokens: float | None, output_tokens: float | None) -> RequestShape:
         """A request as a run measured it: the whole prompt as sent (instruction, shots, retrieved context
         included) and the generated tokens."""
-        return cls(input_tokens=max(1, round(prompt_tokens or 1)), output_tokens=max(1, round(output_tokens or 1)),
-                   template_tokens=0, instruction_tokens=0, shots=0, rag_chunks=0)
+        return cls(
+            input_tokens=max(1, round(prompt_tokens or 1)),
+            output_tokens=max(1, round(output_tokens or 1)),
+            template_tokens=0,
+            instruction_tokens=0,
+            shots=0,
+            rag_chunks=0,
+        )
 
     def prompt_tokens(self, method: str) -> int:
         """Prompting pays the instruction and the worked examples on every call, RAG the retrieved chunks;
         a fine-tuned model has learned the task and gets the message alone (the instruction: none setting)."""
-        context = {"prompt": self.instruction_tokens + self.shots * self.shot_tokens,
-                   "rag": self.instruction_tokens + self.rag_chunks * self.chunk_tokens}.get(method, 0)
+        context = {
+            "prompt": self.instruction_tokens + self.shots * self.shot_tokens,
+            "rag": self.instruction_tokens + self.rag_chunks * self.chunk_tokens,
+        }.get(method, 0)
         return self.template_tokens + context + self.input_tokens
 
 
@@ -73,17 +85,17 @@ class ServingEstimate:
     prompt_tokens: int
     output_tokens: int
     gpus_per_replica: int
-    batch: int                       # requests decoded together
-    memory: InferenceMemory          # one replica at that batch
-    prefill_flops: float             # per request (query embedding included for RAG)
-    prefill_seconds: float           # replica time per request
-    decode_step_seconds: float       # one step of the whole batch
-    decode_bound: str                # memory bandwidth | compute
+    batch: int  # requests decoded together
+    memory: InferenceMemory  # one replica at that batch
+    prefill_flops: float  # per request (query embedding included for RAG)
+    prefill_seconds: float  # replica time per request
+    decode_step_seconds: float  # one step of the whole batch
+    decode_bound: str  # memory bandwidth | compute
     replica_seconds_per_request: float
     requests_per_replica_hour: float  # at the load factor
     replicas: int
     usd_per_month: float
-    usd_per_1k_requests: float       # marginal: replica-hours actually used per 1,000 requests
+    usd_per_1k_requests: float  # marginal: replica-hours actually used per 1,000 requests
     prefill_mfu: Utilisation
     decode_bandwidth_utilisation: Utilisation
     load_factor: Utilisation
@@ -103,8 +115,14 @@ class ServingEstimate:
         return data
 
 
-def estimate_serving(model_shape: ModelShape | str, method: str, gpu: str, monthly_requests: int, *,
-                     request: RequestShape = RequestShape()) -> ServingEstimate:
+def estimate_serving(
+    model_shape: ModelShape | str,
+    method: str,
+    gpu: str,
+    monthly_requests: int,
+    *,
+    request: RequestShape = RequestShape(),
+) -> ServingEstimate:
     """What serving ``monthly_requests`` requests with ``method`` costs on catalog device ``gpu``."""
     if method not in SERVING_METHODS:
         raise UserError(f"method: unknown '{method}'; choose one of: {', '.join(SERVING_METHODS)}")
@@ -146,15 +164,30 @@ def estimate_serving(model_shape: ModelShape | str, method: str, gpu: str, month
     usd_per_gpu_hour = device["usd_per_hour"]
     notes = []
     if gpus_per_replica > 1:
-        notes.append(f"{shape.name} does not fit on one {gpu} for serving: "
-                     f"{gpus_per_replica} per replica (tensor parallel)")
+        notes.append(
+            f"{shape.name} does not fit on one {gpu} for serving: {gpus_per_replica} per replica (tensor parallel)"
+        )
     return ServingEstimate(
-        model=shape.name, method=method, gpu=gpu, monthly_requests=monthly_requests,
-        prompt_tokens=prompt, output_tokens=output, gpus_per_replica=gpus_per_replica, batch=batch, memory=memory,
-        prefill_flops=prefill_flops, prefill_seconds=prefill_seconds, decode_step_seconds=step_seconds,
+        model=shape.name,
+        method=method,
+        gpu=gpu,
+        monthly_requests=monthly_requests,
+        prompt_tokens=prompt,
+        output_tokens=output,
+        gpus_per_replica=gpus_per_replica,
+        batch=batch,
+        memory=memory,
+        prefill_flops=prefill_flops,
+        prefill_seconds=prefill_seconds,
+        decode_step_seconds=step_seconds,
         decode_bound="memory bandwidth" if memory_seconds >= compute_seconds else "compute",
-        replica_seconds_per_request=replica_seconds, requests_per_replica_hour=per_hour, replicas=replicas,
+        replica_seconds_per_request=replica_seconds,
+        requests_per_replica_hour=per_hour,
+        replicas=replicas,
         usd_per_month=replicas * gpus_per_replica * HOURS_PER_MONTH * usd_per_gpu_hour,
         usd_per_1k_requests=1000 * gpus_per_replica * usd_per_gpu_hour / per_hour,
-        prefill_mfu=prefill_mfu, decode_bandwidth_utilisation=bandwidth_utilisation, load_factor=load,
-        notes=tuple(notes))
+        prefill_mfu=prefill_mfu,
+        decode_bandwidth_utilisation=bandwidth_utilisation,
+        load_factor=load,
+        notes=tuple(notes),
+    )

@@ -3,6 +3,7 @@ LoRA's trainable parameters."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,8 +12,15 @@ from harness.schema import closest
 from harness.shapes import LINEAR_MODULES, ModelShape
 from harness.strategies.lora import DEFAULT_TARGET_MODULES
 
-__all__ = ["LINEAR_MODULES", "ModelShape", "ParamCounts", "check_lora_targets", "lora_params",
-           "lora_trainable_params", "param_counts"]
+__all__ = [
+    "LINEAR_MODULES",
+    "ModelShape",
+    "ParamCounts",
+    "check_lora_targets",
+    "lora_params",
+    "lora_trainable_params",
+    "param_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -20,10 +28,10 @@ class ParamCounts:
     """Parameters by where they sit; ``total`` is what a checkpoint holds."""
 
     embedding: int
-    attention: int      # all layers
-    mlp: int            # all layers
-    norms: int          # all RMSNorm weights, final norm included
-    lm_head: int        # 0 when tied to the embedding
+    attention: int  # all layers
+    mlp: int  # all layers
+    norms: int  # all RMSNorm weights, final norm included
+    lm_head: int  # 0 when tied to the embedding
 
     @property
     def total(self) -> int:
@@ -40,14 +48,14 @@ class ParamCounts:
 
 def param_counts(shape: ModelShape) -> ParamCounts:
     h, kv, i, L, V = shape.hidden_size, shape.kv_dim, shape.intermediate_size, shape.num_layers, shape.vocab_size
-    attention_per_layer = h * h + 2 * h * kv + h * h                  # q, k, v, o weights
+    attention_per_layer = h * h + 2 * h * kv + h * h  # q, k, v, o weights
     if shape.attention_bias:
-        attention_per_layer += h + 2 * kv                             # q, k, v biases (Qwen2); o has none
+        attention_per_layer += h + 2 * kv  # q, k, v biases (Qwen2); o has none
     return ParamCounts(
         embedding=V * h,
         attention=L * attention_per_layer,
-        mlp=L * 3 * h * i,                                            # gate, up (h x i) and down (i x h)
-        norms=L * 2 * h + h,                                          # 2 RMSNorms per layer + the final one
+        mlp=L * 3 * h * i,  # gate, up (h x i) and down (i x h)
+        norms=L * 2 * h + h,  # 2 RMSNorms per layer + the final one
         lm_head=0 if shape.tie_word_embeddings else V * h,
     )
 
@@ -57,20 +65,21 @@ def lora_params(d_in: int, d_out: int, rank: int) -> int:
     return rank * (d_in + d_out)
 
 
-def check_lora_targets(targets: list[str] | tuple[str, ...], *, where: str = "lora target_modules") -> tuple[str, ...]:
+def check_lora_targets(targets: Sequence[str], *, where: str = "lora target_modules") -> tuple[str, ...]:
     """Module names as peft takes them; ['all-linear'] means every linear layer of the blocks."""
     if list(targets) == ["all-linear"]:
         return LINEAR_MODULES
     for name in targets:
         if name not in LINEAR_MODULES:
-            raise UserError(f"{where}: unknown module '{name}'{closest(name, LINEAR_MODULES)}; "
-                            f"choose from: {', '.join(LINEAR_MODULES)} or all-linear")
+            raise UserError(
+                f"{where}: unknown module '{name}'{closest(name, LINEAR_MODULES)}; "
+                f"choose from: {', '.join(LINEAR_MODULES)} or all-linear"
+            )
     if not targets:
         raise UserError(f"{where}: no module listed; name at least one of: {', '.join(LINEAR_MODULES)}")
     return tuple(targets)
 
 
-def lora_trainable_params(shape: ModelShape, rank: int,
-                          targets: list[str] | tuple[str, ...] = DEFAULT_TARGET_MODULES) -> int:
+def lora_trainable_params(shape: ModelShape, rank: int, targets: Sequence[str] = DEFAULT_TARGET_MODULES) -> int:
     dims = shape.linear_dims()
     return shape.num_layers * sum(lora_params(*dims[name], rank) for name in check_lora_targets(targets))

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.costs.compute import (TrainingFlops, Utilisation, default_utilisation, gpu_hours, gpu_hours_usd,
-                                   training_flops)
-from advisor.costs.memory import (MEMORY_METHODS, TrainingMemory, check_precision, default_precision,
-                                  training_memory, usable_memory)
+from advisor.costs.compute import (
+    TrainingFlops,
+    Utilisation,
+    default_utilisation,
+    gpu_hours,
+    gpu_hours_usd,
+    training_flops,
+)
+from advisor.costs.memory import (
+    MEMORY_METHODS,
+    TrainingMemory,
+    check_precision,
+    default_precision,
+    training_memory,
+    usable_memory,
+)
 from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from harness import catalog
 from harness.errors import UserError
@@ -24,12 +37,12 @@ class TrainingEstimate:
     method: str
     gpu: str
     precision: str
-    tokens: float                    # examples x seq_len x epochs
+    tokens: float  # examples x seq_len x epochs
     total_params: int
     trainable_params: int
     memory: TrainingMemory
-    usable_memory: float             # bytes of one device a job can use
-    gpus_needed: int | None          # devices with FSDP / ZeRO-3 sharding; None: activations alone overflow one
+    usable_memory: float  # bytes of one device a job can use
+    gpus_needed: int | None  # devices with FSDP / ZeRO-3 sharding; None: activations alone overflow one
     flops: TrainingFlops
     utilisation: Utilisation
     gpu_hours: float
@@ -41,12 +54,25 @@ class TrainingEstimate:
         return self.memory.peak <= self.usable_memory
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "method": self.method, "gpu": self.gpu, "precision": self.precision,
-                "tokens": self.tokens, "total_params": self.total_params, "trainable_params": self.trainable_params,
-                "memory_bytes": self.memory.as_dict(), "peak_memory_gib": self.memory.peak / GIB,
-                "usable_memory_gib": self.usable_memory / GIB, "fits": self.fits, "gpus_needed": self.gpus_needed,
-                "flops": self.flops.as_dict(), "utilisation": self.utilisation.as_dict(),
-                "train_gpu_hours": self.gpu_hours, "train_usd": self.usd, "notes": list(self.notes)}
+        return {
+            "model": self.model,
+            "method": self.method,
+            "gpu": self.gpu,
+            "precision": self.precision,
+            "tokens": self.tokens,
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "memory_bytes": self.memory.as_dict(),
+            "peak_memory_gib": self.memory.peak / GIB,
+            "usable_memory_gib": self.usable_memory / GIB,
+            "fits": self.fits,
+            "gpus_needed": self.gpus_needed,
+            "flops": self.flops.as_dict(),
+            "utilisation": self.utilisation.as_dict(),
+            "train_gpu_hours": self.gpu_hours,
+            "train_usd": self.usd,
+            "notes": list(self.notes),
+        }
 
 
 def sharded_peak(memory: TrainingMemory, devices: int) -> float:
@@ -64,11 +90,24 @@ def sharded_gpus(memory: TrainingMemory, usable: float) -> int | None:
     return None
 
 
-def estimate_training(model_shape: ModelShape | str, method: str, gpu: str, examples: int, seq_len: int,
-                      epochs: float, batch_size: int, rank: int = 8, *, precision: str | None = None,
-                      lora_targets: tuple[str, ...] = DEFAULT_TARGET_MODULES, lora_dropout: float = 0.05, quantization: str = "nf4",
-                      gradient_checkpointing: bool = False, gradient_accumulation: int = 1,
-                      utilisation: Utilisation | None = None) -> TrainingEstimate:
+def estimate_training(
+    model_shape: ModelShape | str,
+    method: str,
+    gpu: str,
+    examples: int,
+    seq_len: int,
+    epochs: float,
+    batch_size: int,
+    rank: int = 8,
+    *,
+    precision: str | None = None,
+    lora_targets: Sequence[str] = DEFAULT_TARGET_MODULES,
+    lora_dropout: float = 0.05,
+    quantization: str = "nf4",
+    gradient_checkpointing: bool = False,
+    gradient_accumulation: int = 1,
+    utilisation: Utilisation | None = None,
+) -> TrainingEstimate:
     """Plan fine-tuning ``model_shape`` (a ModelShape or a models.yaml name) with memory method ``method`` (full,
     lora, qlora: ``MEMORY_METHODS``) on catalog device ``gpu``: ``examples`` examples of ``seq_len`` tokens
     (padding included) for ``epochs``.
@@ -77,8 +116,14 @@ def estimate_training(model_shape: ModelShape | str, method: str, gpu: str, exam
     utilisation key, or calibrate_utilisation's) defaults to data/catalog/utilisation.yaml's training figure
     under the method's name.
     """
-    for name, value in (("examples", examples), ("seq_len", seq_len), ("epochs", epochs), ("batch_size", batch_size),
-                        ("rank", rank), ("gradient_accumulation", gradient_accumulation)):
+    for name, value in (
+        ("examples", examples),
+        ("seq_len", seq_len),
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("rank", rank),
+        ("gradient_accumulation", gradient_accumulation),
+    ):
         if value <= 0:
             raise UserError(f"{name}: {value} must be positive")
     if method not in MEMORY_METHODS:
@@ -90,29 +135,55 @@ def estimate_training(model_shape: ModelShape | str, method: str, gpu: str, exam
     total = param_counts(shape).total
     full = method == "full"
     adapters = 0 if full else lora_trainable_params(shape, rank, lora_targets)
-    memory = training_memory(shape, method, batch_size=batch_size, seq_len=seq_len, precision=precision, rank=rank,
-                             lora_targets=lora_targets, lora_dropout=lora_dropout, quantization=quantization,
-                             gradient_checkpointing=gradient_checkpointing,
-                             gradient_accumulation=gradient_accumulation)
+    memory = training_memory(
+        shape,
+        method,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        precision=precision,
+        rank=rank,
+        lora_targets=lora_targets,
+        lora_dropout=lora_dropout,
+        quantization=quantization,
+        gradient_checkpointing=gradient_checkpointing,
+        gradient_accumulation=gradient_accumulation,
+    )
     usable = usable_memory(device)
     tokens = examples * seq_len * epochs
     # peft counts the adapters among the model's parameters; they run forward and backward with the rest
-    flops = training_flops(total + adapters, total if full else adapters, tokens,
-                           gradient_checkpointing=gradient_checkpointing)
+    flops = training_flops(
+        total + adapters, total if full else adapters, tokens, gradient_checkpointing=gradient_checkpointing
+    )
     utilisation = utilisation or default_utilisation("training", method)
     hours = gpu_hours(flops.total, device, precision, utilisation.value)
     gpus_needed = 1 if memory.peak <= usable else sharded_gpus(memory, usable)
     notes = []
     if gpus_needed is None:
-        notes.append(f"activations alone overflow one {gpu}: lower the batch size or sequence length, "
-                     f"or turn on gradient checkpointing")
+        notes.append(
+            f"activations alone overflow one {gpu}: lower the batch size or sequence length, "
+            f"or turn on gradient checkpointing"
+        )
     elif gpus_needed > 1:
-        notes.append(f"does not fit one {gpu}: needs {gpus_needed} with FSDP/ZeRO-3 sharding "
-                     f"(same GPU-hours, {hours / gpus_needed:.3g} h wall-clock)")
+        notes.append(
+            f"does not fit one {gpu}: needs {gpus_needed} with FSDP/ZeRO-3 sharding "
+            f"(same GPU-hours, {hours / gpus_needed:.3g} h wall-clock)"
+        )
     if method == "qlora" and device["kind"] == "cpu":
         notes.append("QLoRA's 4-bit kernels (bitsandbytes) need a GPU")
     return TrainingEstimate(
-        model=shape.name, method=method, gpu=gpu, precision=precision, tokens=tokens, total_params=total,
-        trainable_params=total if full else adapters, memory=memory, usable_memory=usable, gpus_needed=gpus_needed,
-        flops=flops, utilisation=utilisation, gpu_hours=hours, usd=gpu_hours_usd(hours, device["usd_per_hour"]),
-        notes=tuple(notes))
+        model=shape.name,
+        method=method,
+        gpu=gpu,
+        precision=precision,
+        tokens=tokens,
+        total_params=total,
+        trainable_params=total if full else adapters,
+        memory=memory,
+        usable_memory=usable,
+        gpus_needed=gpus_needed,
+        flops=flops,
+        utilisation=utilisation,
+        gpu_hours=hours,
+        usd=gpu_hours_usd(hours, device["usd_per_hour"]),
+        notes=tuple(notes),
+    )

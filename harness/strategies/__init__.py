@@ -17,8 +17,9 @@ from harness.strategies.prompting import PromptStrategy
 from harness.strategies.qlora import QloraStrategy
 from harness.strategies.rag import RagStrategy
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (PromptStrategy(), RagStrategy(), LoraStrategy(),
-                                                        QloraStrategy(), FullStrategy())}
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s for s in (PromptStrategy(), RagStrategy(), LoraStrategy(), QloraStrategy(), FullStrategy())
+}
 
 
 def traits(name: str) -> StrategyTraits:
@@ -37,5 +38,13 @@ def check_device(name: str, device: str) -> None:
         raise UserError(reason)
 
 
-__all__ = ["STRATEGIES", "Prepared", "Strategy", "StrategyTraits", "TrainingConfig", "Variant", "check_device",
-           "traits"]
+__all__ = [
+    "STRATEGIES",
+    "Prepared",
+    "Strategy",
+    "StrategyTraits",
+    "TrainingConfig",
+    "Variant",
+    "check_device",
+    "traits",
+]

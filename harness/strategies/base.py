@@ -12,9 +12,10 @@ needs to run).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import Enum, IntEnum
-from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from harness.record import StrategyInfo, TrainInfo
 from harness.schema import doc
@@ -71,8 +72,9 @@ class StrategyTraits:
 
     def __post_init__(self) -> None:
         if self.trains != (self.memory_method is not None) or self.trains != (self.utilisation_key is not None):
-            raise ValueError("a strategy that trains has a memory method and a utilisation key; one that does not, "
-                             "neither")
+            raise ValueError(
+                "a strategy that trains has a memory method and a utilisation key; one that does not, neither"
+            )
 
 
 def unavailable_reason(name: str, traits: StrategyTraits, device: str) -> str | None:
@@ -82,16 +84,20 @@ def unavailable_reason(name: str, traits: StrategyTraits, device: str) -> str | 
     if kind not in traits.devices:
         needs = "a CUDA GPU" if traits.devices == ("cuda",) else " or ".join(traits.devices)
         why = f" ({traits.device_reason})" if traits.device_reason else ""
-        return (f"strategies.{name}: {traits.display_name} needs {needs}{why}; this run is on {device}: run on a GPU "
-                f"machine (--device cuda), or leave {name} out with --skip {name}")
+        return (
+            f"strategies.{name}: {traits.display_name} needs {needs}{why}; this run is on {device}: run on a GPU "
+            f"machine (--device cuda), or leave {name} out with --skip {name}"
+        )
     for package in traits.packages:
-        needs = (f"strategies.{name}: {traits.display_name} needs the {package.module} package: "
-                 f"pip install '{package.pip}' (or pip install -e '.[{package.extra}]')")
+        needs = (
+            f"strategies.{name}: {traits.display_name} needs the {package.module} package: "
+            f"pip install '{package.pip}' (or pip install -e '.[{package.extra}]')"
+        )
         try:
             __import__(package.module)  # as `import bitsandbytes` would: a broken install raises here
         except ModuleNotFoundError:
             return needs
-        except Exception as err:  # noqa: BLE001 -- installed but broken (e.g. finds no CUDA library): say what failed
+        except Exception as err:
             what = str(err).splitlines()[0] if str(err) else type(err).__name__
             return f"{needs}; importing it failed: {what}"
     return None
@@ -118,9 +124,16 @@ class Prepared:
 
 
 class Strategy(Protocol):
-    name: str
-    traits: StrategyTraits
-    config_type: type
+    @property
+    def name(self) -> str:
+        """The key in the registry and in task files (``strategies: {name: ...}``)."""
+
+    @property
+    def traits(self) -> StrategyTraits: ...
+
+    @property
+    def config_type(self) -> type:
+        """The dataclass of its task-file settings (its field docs are the documentation)."""
 
     def variants(self, config: Any) -> list[Variant]:
         """The runs this config asks for (most strategies: exactly one)."""
@@ -134,21 +147,46 @@ class TrainingConfig:
     """Fine-tuning settings shared by the lora, qlora and full strategies."""
 
     epochs: float = field(default=2.0, metadata=doc("Passes over the training examples.", gt=0))
-    learning_rate: float = field(default=1e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0))
-    batch_size: int = field(default=8, metadata=doc("Examples per optimizer step per device (before gradient accumulation).", min=1))
+    learning_rate: float = field(
+        default=1e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0)
+    )
+    batch_size: int = field(
+        default=8, metadata=doc("Examples per optimizer step per device (before gradient accumulation).", min=1)
+    )
     gradient_accumulation: int = field(default=1, metadata=doc("Micro-batches accumulated per optimizer step.", min=1))
-    max_seq_len: int = field(default=384, metadata=doc("Longest training sequence in tokens; longer prompts are cut from the left, the answer is kept.", min=16))
-    warmup_ratio: float = field(default=0.1, metadata=doc("Fraction of steps with linear learning-rate warm-up.", min=0, max=1))
+    max_seq_len: int = field(
+        default=384,
+        metadata=doc(
+            "Longest training sequence in tokens; longer prompts are cut from the left, the answer is kept.", min=16
+        ),
+    )
+    warmup_ratio: float = field(
+        default=0.1, metadata=doc("Fraction of steps with linear learning-rate warm-up.", min=0, max=1)
+    )
     weight_decay: float = field(default=0.0, metadata=doc("AdamW weight decay.", min=0))
-    gradient_checkpointing: bool = field(default=False, metadata=doc("Recompute activations in the backward pass: less memory, ~30% more compute."))
-    instruction: str = field(default="task", metadata=doc(
-        "System prompt the model is trained and served with: 'task' = the task's instruction, as prompting uses it; "
-        "'none' = no instruction (the model learns the task from the examples; shorter prompts make training and "
-        "serving cheaper, and the record shows by how much).", choices=("task", "none")))
+    gradient_checkpointing: bool = field(
+        default=False, metadata=doc("Recompute activations in the backward pass: less memory, ~30% more compute.")
+    )
+    instruction: str = field(
+        default="task",
+        metadata=doc(
+            "System prompt the model is trained and served with: 'task' = the task's instruction, as prompting "
+            "uses it; "
+            "'none' = no instruction (the model learns the task from the examples; shorter prompts make training and "
+            "serving cheaper, and the record shows by how much).",
+            choices=("task", "none"),
+        ),
+    )
 
-    data_fractions: list[float] = field(default_factory=lambda: [1.0], metadata=doc(
-        "Train on nested subsets of train too, one run each (e.g. [0.25, 0.5, 1.0]): the points of the learning "
-        "curve the report fits to estimate how many examples the quality goal needs.", gt=0, max=1))
+    data_fractions: list[float] = field(
+        default_factory=lambda: [1.0],
+        metadata=doc(
+            "Train on nested subsets of train too, one run each (e.g. [0.25, 0.5, 1.0]): the points of the learning "
+            "curve the report fits to estimate how many examples the quality goal needs.",
+            gt=0,
+            max=1,
+        ),
+    )
 
     def system_prompt(self, task_instruction: str) -> str | None:
         return task_instruction if self.instruction == "task" else None
@@ -156,9 +194,12 @@ class TrainingConfig:
     def memory_settings(self) -> dict[str, Any]:
         """The settings that decide this run's memory, as ``advisor.costs.memory.training_memory`` takes them.
         Every batch is taken at ``max_seq_len`` tokens, the longest a batch can be."""
-        return {"batch_size": self.batch_size, "seq_len": self.max_seq_len,
-                "gradient_checkpointing": self.gradient_checkpointing,
-                "gradient_accumulation": self.gradient_accumulation}
+        return {
+            "batch_size": self.batch_size,
+            "seq_len": self.max_seq_len,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "gradient_accumulation": self.gradient_accumulation,
+        }
 
 
 C = TypeVar("C", bound=TrainingConfig)
@@ -168,8 +209,10 @@ def training_variants(strategy: str, name: str, config: TrainingConfig) -> list[
     """One variant per data fraction: ``name`` on all of train, ``name-25pct`` on a quarter of it."""
     params = dict(vars(config))
     fractions = params.pop("data_fractions")
-    return [Variant(strategy, name if f == 1 else f"{name}-{f * 100:g}pct", {**params, "data_fraction": f})
-            for f in sorted(set(fractions))]
+    return [
+        Variant(strategy, name if f == 1 else f"{name}-{f * 100:g}pct", {**params, "data_fraction": f})
+        for f in sorted(set(fractions))
+    ]
 
 
 def training_config(cls: type[C], params: dict[str, Any]) -> tuple[C, float]:

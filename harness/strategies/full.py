@@ -8,8 +8,16 @@ from typing import TYPE_CHECKING
 from harness import prompts
 from harness.schema import doc
 from harness.spec import Example
-from harness.strategies.base import (LabelledExamples, Prepared, Rung, StrategyTraits, TrainingConfig, Variant,
-                                     training_config, training_variants)
+from harness.strategies.base import (
+    LabelledExamples,
+    Prepared,
+    Rung,
+    StrategyTraits,
+    TrainingConfig,
+    Variant,
+    training_config,
+    training_variants,
+)
 
 if TYPE_CHECKING:
     from harness.runner import RunContext
@@ -17,16 +25,25 @@ if TYPE_CHECKING:
 
 @dataclass
 class FullConfig(TrainingConfig):
-    learning_rate: float = field(default=5e-5, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0))
+    learning_rate: float = field(
+        default=5e-5, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0)
+    )
 
 
 class FullStrategy:
     name = "full"
     config_type = FullConfig
     traits = StrategyTraits(
-        display_name="full fine-tuning", ladder_rank=Rung.FULL, colour="#c5221f", trains=True,
-        serving_method="fine-tuned", labelled_examples=LabelledExamples.TRAINING_SET, memory_method="full",
-        utilisation_key="full", shardable=True)
+        display_name="full fine-tuning",
+        ladder_rank=Rung.FULL,
+        colour="#c5221f",
+        trains=True,
+        serving_method="fine-tuned",
+        labelled_examples=LabelledExamples.TRAINING_SET,
+        memory_method="full",
+        utilisation_key="full",
+        shardable=True,
+    )
 
     def variants(self, config: FullConfig) -> list[Variant]:
         return training_variants(self.name, "all-weights", config)

@@ -9,8 +9,16 @@ from harness import prompts
 from harness.record import StrategyInfo
 from harness.schema import doc
 from harness.spec import Example
-from harness.strategies.base import (LabelledExamples, Prepared, Rung, StrategyTraits, TrainingConfig, Variant,
-                                     training_config, training_variants)
+from harness.strategies.base import (
+    LabelledExamples,
+    Prepared,
+    Rung,
+    StrategyTraits,
+    TrainingConfig,
+    Variant,
+    training_config,
+    training_variants,
+)
 
 if TYPE_CHECKING:
     from harness.runner import RunContext
@@ -22,16 +30,29 @@ DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 @dataclass
 class LoraConfig(TrainingConfig):
-    learning_rate: float = field(default=5e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0))
-    rank: int = field(default=8, metadata=doc("LoRA rank r: each adapted d_out x d_in matrix gets r*(d_in+d_out) trainable parameters.", min=1))
-    alpha: float = field(default=16.0, metadata=doc("LoRA scaling numerator: the update is scaled by alpha / rank.", gt=0))
+    learning_rate: float = field(
+        default=5e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0)
+    )
+    rank: int = field(
+        default=8,
+        metadata=doc("LoRA rank r: each adapted d_out x d_in matrix gets r*(d_in+d_out) trainable parameters.", min=1),
+    )
+    alpha: float = field(
+        default=16.0, metadata=doc("LoRA scaling numerator: the update is scaled by alpha / rank.", gt=0)
+    )
     dropout: float = field(default=0.05, metadata=doc("Dropout on the LoRA input.", min=0, max=1))
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES), metadata=doc(
-        "Module names that get adapters (or ['all-linear'])."))
+    target_modules: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TARGET_MODULES),
+        metadata=doc("Module names that get adapters (or ['all-linear'])."),
+    )
 
     def memory_settings(self) -> dict[str, Any]:
-        return {**super().memory_settings(), "rank": self.rank, "lora_targets": tuple(self.target_modules),
-                "lora_dropout": self.dropout}
+        return {
+            **super().memory_settings(),
+            "rank": self.rank,
+            "lora_targets": tuple(self.target_modules),
+            "lora_dropout": self.dropout,
+        }
 
 
 def lora_adapter_config(cfg: LoraConfig) -> Any:
@@ -40,17 +61,27 @@ def lora_adapter_config(cfg: LoraConfig) -> Any:
 
     # peft takes the shorthand 'all-linear' as a string, not as a one-item list
     targets = cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules
-    return peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
-                           target_modules=targets)
+    # lora_alpha: peft annotates an int but uses it as a number (the update is scaled by alpha / r)
+    alpha: Any = cfg.alpha
+    return peft.LoraConfig(
+        r=cfg.rank, lora_alpha=alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM", target_modules=targets
+    )
 
 
 class LoraStrategy:
     name = "lora"
     config_type = LoraConfig
     traits = StrategyTraits(
-        display_name="LoRA", ladder_rank=Rung.ADAPTER, colour="#e8710a", trains=True, serving_method="fine-tuned",
-        labelled_examples=LabelledExamples.TRAINING_SET, memory_method="lora", utilisation_key="lora",
-        shardable=False)
+        display_name="LoRA",
+        ladder_rank=Rung.ADAPTER,
+        colour="#e8710a",
+        trains=True,
+        serving_method="fine-tuned",
+        labelled_examples=LabelledExamples.TRAINING_SET,
+        memory_method="lora",
+        utilisation_key="lora",
+        shardable=False,
+    )
 
     def variants(self, config: LoraConfig) -> list[Variant]:
         return training_variants(self.name, f"r{config.rank}", config)
@@ -71,5 +102,10 @@ class LoraStrategy:
         def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(system, example)
 
-        return Prepared(model=merged, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info,
-                        info=StrategyInfo(merged_for_inference=True))
+        return Prepared(
+            model=merged,
+            tokenizer=ctx.tokenizer,
+            build_messages=build,
+            train_info=train_info,
+            info=StrategyInfo(merged_for_inference=True),
+        )

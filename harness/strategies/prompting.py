@@ -18,9 +18,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class PromptConfig:
-    shots: list[int] = field(default_factory=lambda: [0, 4], metadata=doc(
-        "Numbers of in-context examples to try, one run each; examples are drawn from train with the seed "
-        "and are the same for every test input.", min=0))
+    shots: list[int] = field(
+        default_factory=lambda: [0, 4],
+        metadata=doc(
+            "Numbers of in-context examples to try, one run each; examples are drawn from train with the seed "
+            "and are the same for every test input.",
+            min=0,
+        ),
+    )
 
 
 def pick_shots(train: list[Example], k: int, seed: int) -> list[Example]:
@@ -32,18 +37,32 @@ class PromptStrategy:
     name = "prompt"
     config_type = PromptConfig
     traits = StrategyTraits(
-        display_name="prompting", ladder_rank=Rung.PROMPT, colour="#1f77b4", trains=False, serving_method="prompt",
-        labelled_examples=LabelledExamples.SHOTS, memory_method=None, utilisation_key=None, shardable=False)
+        display_name="prompting",
+        ladder_rank=Rung.PROMPT,
+        colour="#1f77b4",
+        trains=False,
+        serving_method="prompt",
+        labelled_examples=LabelledExamples.SHOTS,
+        memory_method=None,
+        utilisation_key=None,
+        shardable=False,
+    )
 
     def variants(self, config: PromptConfig) -> list[Variant]:
         return [Variant(self.name, f"{k}-shot", {"shots": k}) for k in dict.fromkeys(config.shots)]
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
-        shots = [(ex, prompts.format_answer(ctx.task, ex.target))
-                 for ex in pick_shots(ctx.train, variant.params["shots"], ctx.seed)]
+        shots = [
+            (ex, prompts.format_answer(ctx.task, ex.target))
+            for ex in pick_shots(ctx.train, variant.params["shots"], ctx.seed)
+        ]
 
         def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(ctx.instruction, example, shots=shots)
 
-        return Prepared(model=ctx.load_model(), tokenizer=ctx.tokenizer, build_messages=build,
-                        info=StrategyInfo(shot_ids=[ex.id for ex, _ in shots]))
+        return Prepared(
+            model=ctx.load_model(),
+            tokenizer=ctx.tokenizer,
+            build_messages=build,
+            info=StrategyInfo(shot_ids=[ex.id for ex, _ in shots]),
+        )

@@ -21,8 +21,17 @@ from harness.errors import UserError
 from harness.record import StrategyInfo
 from harness.schema import doc
 from harness.spec import Example
-from harness.strategies.base import (LabelledExamples, Prepared, Requirement, Rung, StrategyTraits, Variant,
-                                     training_config, training_variants, unavailable_reason)
+from harness.strategies.base import (
+    LabelledExamples,
+    Prepared,
+    Requirement,
+    Rung,
+    StrategyTraits,
+    Variant,
+    training_config,
+    training_variants,
+    unavailable_reason,
+)
 from harness.strategies.lora import LoraConfig, lora_adapter_config
 from harness.units import MIB
 
@@ -32,15 +41,28 @@ if TYPE_CHECKING:
 
 @dataclass
 class QloraConfig(LoraConfig):
-    gradient_checkpointing: bool = field(default=True, metadata=doc(
-        "Recompute activations in the backward pass: less memory, ~30% more compute. On by default for QLoRA, "
-        "as in the QLoRA paper's recipe (its point is fitting a large model on one GPU)."))
-    quant_type: str = field(default="nf4", metadata=doc(
-        "4-bit data type of the frozen base: 'nf4' (NormalFloat, the QLoRA paper's, fitted to normally "
-        "distributed weights) or 'fp4' (plain 4-bit float).", choices=("nf4", "fp4")))
-    double_quant: bool = field(default=True, metadata=doc(
-        "Quantise the per-block absmax constants too (8-bit, QLoRA's double quantisation): ~0.37 bit less per "
-        "weight, same quality in the paper."))
+    gradient_checkpointing: bool = field(
+        default=True,
+        metadata=doc(
+            "Recompute activations in the backward pass: less memory, ~30% more compute. On by default for QLoRA, "
+            "as in the QLoRA paper's recipe (its point is fitting a large model on one GPU)."
+        ),
+    )
+    quant_type: str = field(
+        default="nf4",
+        metadata=doc(
+            "4-bit data type of the frozen base: 'nf4' (NormalFloat, the QLoRA paper's, fitted to normally "
+            "distributed weights) or 'fp4' (plain 4-bit float).",
+            choices=("nf4", "fp4"),
+        ),
+    )
+    double_quant: bool = field(
+        default=True,
+        metadata=doc(
+            "Quantise the per-block absmax constants too (8-bit, QLoRA's double quantisation): ~0.37 bit less per "
+            "weight, same quality in the paper."
+        ),
+    )
 
     def memory_settings(self) -> dict[str, Any]:
         # the key of advisor.costs.memory.NF4_BYTES_PER_PARAM: fp4 takes as many bytes as nf4; double
@@ -59,9 +81,12 @@ def quantization_config(cfg: QloraConfig, device: str):
     """The transformers BitsAndBytesConfig that loads the base in 4 bits (constructing it needs no bitsandbytes)."""
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=cfg.quant_type,
-                              bnb_4bit_use_double_quant=cfg.double_quant,
-                              bnb_4bit_compute_dtype=compute_dtype(device))
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.quant_type,
+        bnb_4bit_use_double_quant=cfg.double_quant,
+        bnb_4bit_compute_dtype=compute_dtype(device),
+    )
 
 
 def _dtype_name(dtype) -> str:
@@ -76,10 +101,19 @@ class QloraStrategy:
     name = "qlora"
     config_type = QloraConfig
     traits = StrategyTraits(
-        display_name="QLoRA", ladder_rank=Rung.ADAPTER, colour="#b5006e", trains=True, serving_method="fine-tuned",
-        labelled_examples=LabelledExamples.TRAINING_SET, memory_method="qlora", utilisation_key="qlora",
-        shardable=False, devices=("cuda",), device_reason="bitsandbytes' 4-bit kernels",
-        packages=(Requirement(module="bitsandbytes", pip="bitsandbytes>=0.45", extra="gpu"),))
+        display_name="QLoRA",
+        ladder_rank=Rung.ADAPTER,
+        colour="#b5006e",
+        trains=True,
+        serving_method="fine-tuned",
+        labelled_examples=LabelledExamples.TRAINING_SET,
+        memory_method="qlora",
+        utilisation_key="qlora",
+        shardable=False,
+        devices=("cuda",),
+        device_reason="bitsandbytes' 4-bit kernels",
+        packages=(Requirement(module="bitsandbytes", pip="bitsandbytes>=0.45", extra="gpu"),),
+    )
 
     def variants(self, config: QloraConfig) -> list[Variant]:
         return training_variants(self.name, f"r{config.rank}-{config.quant_type}", config)
@@ -91,8 +125,9 @@ class QloraStrategy:
         if ctx.sharding == "fsdp":
             # FSDP would have to shard the packed 4-bit weights (a quant_storage dtype FSDP can flatten) and
             # gather them back for serving; the harness does neither
-            raise UserError("strategies.qlora: FSDP cannot shard the 4-bit base here; run QLoRA on one GPU, "
-                            "or with --sharding ddp")
+            raise UserError(
+                "strategies.qlora: FSDP cannot shard the 4-bit base here; run QLoRA on one GPU, or with --sharding ddp"
+            )
         import peft
 
         from harness.training import train_on_task
@@ -112,15 +147,25 @@ class QloraStrategy:
         # matrices; peft's count undoes that, and the cost models price FLOPs from these totals
         trainable, total = model.get_nb_trainable_parameters()
         compute = _dtype_name(bnb.bnb_4bit_compute_dtype)
-        facts = {"method": "bitsandbytes", "bits": 4, "quant_type": cfg.quant_type, "double_quant": cfg.double_quant,
-                 "compute_dtype": compute, "quantized_modules": quantized, "base_memory_mib": base_mib}
-        train_info = dataclasses.replace(train_info, trainable_params=trainable, total_params=total,
-                                         quantization=facts)
+        facts = {
+            "method": "bitsandbytes",
+            "bits": 4,
+            "quant_type": cfg.quant_type,
+            "double_quant": cfg.double_quant,
+            "compute_dtype": compute,
+            "quantized_modules": quantized,
+            "base_memory_mib": base_mib,
+        }
+        train_info = dataclasses.replace(train_info, trainable_params=trainable, total_params=total, quantization=facts)
 
         def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(system, example)
 
         described = cfg.quant_type + (" + double quant" if cfg.double_quant else "")
-        return Prepared(model=model, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info,
-                        info=StrategyInfo(merged_for_inference=False, base_quantization=described,
-                                          compute_dtype=compute))
+        return Prepared(
+            model=model,
+            tokenizer=ctx.tokenizer,
+            build_messages=build,
+            train_info=train_info,
+            info=StrategyInfo(merged_for_inference=False, base_quantization=described, compute_dtype=compute),
+        )

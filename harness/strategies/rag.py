@@ -26,30 +26,49 @@ if TYPE_CHECKING:
 @dataclass
 class RagConfig:
     top_k: int = field(default=3, metadata=doc("Chunks (or nearest training examples) put into each prompt.", min=1))
-    chunk_words: int = field(default=120, metadata=doc("Target chunk size in words when splitting the knowledge corpus.", min=10))
+    chunk_words: int = field(
+        default=120, metadata=doc("Target chunk size in words when splitting the knowledge corpus.", min=10)
+    )
     chunk_overlap: int = field(default=20, metadata=doc("Words shared by consecutive chunks.", min=0))
-    embedder: str = field(default="all-minilm-l6-v2", metadata=doc(
-        "sentence-transformers model: a name under `embedders` in data/catalog/models.yaml, a local dir or an HF id."))
+    embedder: str = field(
+        default="all-minilm-l6-v2",
+        metadata=doc(
+            "sentence-transformers model: a name under `embedders` in data/catalog/models.yaml, a local dir or an "
+            "HF id."
+        ),
+    )
 
 
 class RagStrategy:
     name = "rag"
     config_type = RagConfig
     traits = StrategyTraits(
-        display_name="RAG", ladder_rank=Rung.RETRIEVAL, colour="#2ca02c", trains=False, serving_method="rag",
-        labelled_examples=LabelledExamples.RETRIEVAL_INDEX, memory_method=None, utilisation_key=None, shardable=False)
+        display_name="RAG",
+        ladder_rank=Rung.RETRIEVAL,
+        colour="#2ca02c",
+        trains=False,
+        serving_method="rag",
+        labelled_examples=LabelledExamples.RETRIEVAL_INDEX,
+        memory_method=None,
+        utilisation_key=None,
+        shardable=False,
+    )
 
     def variants(self, config: RagConfig) -> list[Variant]:
         return [Variant(self.name, f"top-{config.top_k}", dict(vars(config)))]
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         p = variant.params
-        embedder = catalog.resolve_embedder(p["embedder"], base_dir=ctx.task.path.parent,
-                                            where=f"{ctx.task.path}: strategies.rag.embedder")
+        embedder = catalog.resolve_embedder(
+            p["embedder"], base_dir=ctx.task.path.parent, where=f"{ctx.task.path}: strategies.rag.embedder"
+        )
         k = p["top_k"]
         if ctx.task.knowledge_path:
-            chunks = [c for d in read_corpus(ctx.task.knowledge_path)
-                      for c in chunk_document(d, p["chunk_words"], min(p["chunk_overlap"], p["chunk_words"] // 2))]
+            chunks = [
+                c
+                for d in read_corpus(ctx.task.knowledge_path)
+                for c in chunk_document(d, p["chunk_words"], min(p["chunk_overlap"], p["chunk_words"] // 2))
+            ]
             retriever = Retriever(embedder, [c.text for c in chunks], device=ctx.device)
 
             def build(example: Example) -> list[dict[str, str]]:
@@ -57,8 +76,12 @@ class RagStrategy:
                 passages = [prompts.Passage(chunks[i].source, chunks[i].text) for i, _ in hits]
                 return prompts.messages(ctx.instruction, example, passages=passages)
 
-            info = StrategyInfo(retrieval_mode="knowledge", documents=len({c.source for c in chunks}),
-                                chunks=len(chunks), embedder=embedder)
+            info = StrategyInfo(
+                retrieval_mode="knowledge",
+                documents=len({c.source for c in chunks}),
+                chunks=len(chunks),
+                embedder=embedder,
+            )
         else:
             train = ctx.train
             retriever = Retriever(embedder, [ex.input for ex in train], device=ctx.device)

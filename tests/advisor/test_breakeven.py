@@ -9,8 +9,13 @@ from advisor.pricing import RunCosts
 
 
 def arm(label, one_time, per_1k, replica_month=None):
-    return ArmEconomics(label=label, strategy=label.split()[0], one_time_usd=one_time, usd_per_1k=per_1k,
-                        replica_month_usd=replica_month)
+    return ArmEconomics(
+        label=label,
+        strategy=label.split()[0],
+        one_time_usd=one_time,
+        usd_per_1k=per_1k,
+        replica_month_usd=replica_month,
+    )
 
 
 def test_fine_tuning_pays_back_above_the_crossing():

@@ -12,16 +12,21 @@ EVIL = "<script>alert(1)</script>"
 
 
 def analysis_with(label: str = "4-shot"):
-    runs = [make_row("prompt", label, 0.5, data_usd=10.0, per_1k=0.02, p95=1200.0),
-            make_row("rag", "top-4", 0.6, data_usd=960.0, per_1k=0.03), *learning_curve_rows()]
+    runs = [
+        make_row("prompt", label, 0.5, data_usd=10.0, per_1k=0.02, p95=1200.0),
+        make_row("rag", "top-4", 0.6, data_usd=960.0, per_1k=0.03),
+        *learning_curve_rows(),
+    ]
     return analyse(make_results(runs))
 
 
 def all_charts(analysis) -> list[str]:
-    return [charts.quality_vs_cost(analysis.arms, 0.8, analysis.chosen, "closest", "accuracy"),
-            charts.latency(analysis.arms, 1000.0, False, "CPU AMD EPYC, 2 cores"),
-            charts.break_even(analysis.economics, analysis.break_evens, 12, 1_000_000),
-            *(charts.learning_curve(curve, "accuracy", i) for i, curve in enumerate(analysis.curves))]
+    return [
+        charts.quality_vs_cost(analysis.arms, 0.8, analysis.chosen, "closest", "accuracy"),
+        charts.latency(analysis.arms, 1000.0, False, "CPU AMD EPYC, 2 cores"),
+        charts.break_even(analysis.economics, analysis.break_evens, 12, 1_000_000),
+        *(charts.learning_curve(curve, "accuracy", i) for i, curve in enumerate(analysis.curves)),
+    ]
 
 
 def test_every_chart_is_inline_svg_with_its_labels_as_text():
@@ -53,7 +58,7 @@ def test_charts_in_one_page_have_distinct_ids_and_resolve_their_references():
     ids = [re.findall(r'\bid="([^"]+)"', svg) for svg in svgs]
     every_id = [i for chart in ids for i in chart]
     assert len(every_id) == len(set(every_id))
-    for svg, chart_ids in zip(svgs, ids):
+    for svg, chart_ids in zip(svgs, ids, strict=True):
         references = set(re.findall(r'(?:url\(#|href="#)([^")]+)', svg))
         assert references and references <= set(chart_ids)
 

@@ -27,11 +27,14 @@ def test_validate_every_shipped_task():
     assert proc.stdout.count(": ok") == len(tasks)
 
 
-@pytest.mark.parametrize("body, key", [
-    ("name: t\nkind: classification\ndata: {train: a.jsonl, test: b.jsonl}\nmetrik: x\n", "metrik"),
-    ("name: t\nkind: [\n", "YAML syntax error"),
-    ("name: t\nkind: classification\ndata: {train: nope.jsonl, test: b.jsonl}\n", "data.train"),
-])
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ("name: t\nkind: classification\ndata: {train: a.jsonl, test: b.jsonl}\nmetrik: x\n", "metrik"),
+        ("name: t\nkind: [\n", "YAML syntax error"),
+        ("name: t\nkind: classification\ndata: {train: nope.jsonl, test: b.jsonl}\n", "data.train"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, body, key):
     task = tmp_path / "task.yaml"
     task.write_text(body)
@@ -60,12 +63,16 @@ def test_device_cuda_without_cuda_is_a_one_line_error(classification_task, tmp_p
 
 def test_compare_in_worker_processes_writes_results_and_report(classification_task, tmp_path):
     out = tmp_path / "out"
-    proc = run("compare", str(classification_task), "--out", str(out), "--only", "prompt,lora", "--limit", "2",
-               "--no-progress")
+    proc = run(
+        "compare", str(classification_task), "--out", str(out), "--only", "prompt,lora", "--limit", "2", "--no-progress"
+    )
     assert proc.returncode == 0, proc.stderr
     results = json.loads((out / "results.json").read_text())
     assert [(r["strategy"], r["variant"], r["status"]) for r in results["runs"]] == [
-        ("prompt", "0-shot", "ok"), ("prompt", "2-shot", "ok"), ("lora", "r4", "ok")]
+        ("prompt", "0-shot", "ok"),
+        ("prompt", "2-shot", "ok"),
+        ("lora", "r4", "ok"),
+    ]
     assert all(r["n_examples"] == 2 for r in results["runs"])
     lora = json.loads((out / results["runs"][2]["record"]).read_text())
     assert lora["train_info"]["examples"] == 10  # --limit 2: 5*2 training examples
@@ -74,8 +81,9 @@ def test_compare_in_worker_processes_writes_results_and_report(classification_ta
     html = (out / "report.html").read_text()
     assert "tiny-intents" in html and "lora" in html and "<script" not in html
 
-    again = run("compare", str(classification_task), "--out", str(out), "--only", "prompt", "--limit", "2",
-                "--no-progress")
+    again = run(
+        "compare", str(classification_task), "--out", str(out), "--only", "prompt", "--limit", "2", "--no-progress"
+    )
     assert again.returncode == 0 and again.stderr.count("reusing") == 2
 
     rerender = run("report", str(out))

@@ -31,7 +31,7 @@ def test_lora_skips_only_the_frozen_weight_gradients():
     n, adapters, t = 8_030_261_248, 6_815_744, 1_000_000
     flops = training_flops(n + adapters, adapters, t)
     assert flops.forward == 2 * (n + adapters) * t and flops.input_gradients == 2 * (n + adapters) * t
-    assert flops.total == pytest.approx(4 * n * t, rel=0.005)       # two thirds of full fine-tuning, not 1 %
+    assert flops.total == pytest.approx(4 * n * t, rel=0.005)  # two thirds of full fine-tuning, not 1 %
     assert training_flops(n, n, t, gradient_checkpointing=True).total == 8 * n * t  # forward recomputed
 
 
@@ -56,8 +56,9 @@ def test_measured_runs_use_the_recorded_lm_head_positions():
 
 
 def test_time_is_flops_over_peak_times_utilisation():
-    estimate = estimate_training("llama-3.1-8b", "full", "h100-sxm", 1000, 512, 1, 8,
-                                 utilisation=Utilisation(0.5, "test"))
+    estimate = estimate_training(
+        "llama-3.1-8b", "full", "h100-sxm", 1000, 512, 1, 8, utilisation=Utilisation(0.5, "test")
+    )
     h100 = catalog.gpus()["h100-sxm"]
     assert estimate.gpu_hours == pytest.approx(estimate.flops.total / (989.5e12 * 0.5) / 3600)
     assert estimate.usd == pytest.approx(estimate.gpu_hours * h100["usd_per_hour"])
@@ -69,25 +70,52 @@ def test_default_utilisation_says_where_it_comes_from():
     assert estimate.utilisation.source.startswith("default:") and "http" in estimate.utilisation.source
 
 
-def _record(strategy, *, device, tokens=100_000, seconds=50.0, trainable=1_000_000, total=135_000_000,
-            precision="fp32", gpu=None, checkpointing=False, status="ok", processes=1):
-    record = make_record(strategy, "v", 0.5, trained=True, status=status,
-                         params={"gradient_checkpointing": checkpointing})
+def _record(
+    strategy,
+    *,
+    device,
+    tokens=100_000,
+    seconds=50.0,
+    trainable=1_000_000,
+    total=135_000_000,
+    precision="fp32",
+    gpu=None,
+    checkpointing=False,
+    status="ok",
+    processes=1,
+):
+    record = make_record(
+        strategy, "v", 0.5, trained=True, status=status, params={"gradient_checkpointing": checkpointing}
+    )
     if status != "ok":
         return record
-    record.train_info = dataclasses.replace(record.train_info, tokens_trained=tokens, train_seconds=seconds,
-                                            trainable_params=trainable, total_params=total, precision=precision,
-                                            num_processes=processes)
+    record.train_info = dataclasses.replace(
+        record.train_info,
+        tokens_trained=tokens,
+        train_seconds=seconds,
+        trainable_params=trainable,
+        total_params=total,
+        precision=precision,
+        num_processes=processes,
+    )
     record.meta_info = dataclasses.replace(record.meta_info, hardware=Hardware(device=device, cpu_count=2, gpu=gpu))
     return record
 
 
 def test_calibrate_utilisation_from_measured_runs():
-    records = [_record("lora", device="cpu"), _record("lora", device="cpu", seconds=150.0),
-               _record("full", device="cpu", trainable=135_000_000),
-               _record("full", device="cuda", gpu="NVIDIA H100 80GB HBM3", precision="bf16",  # other hardware
-                       trainable=135_000_000),
-               _record("lora", device="cpu", status="failed")]
+    records = [
+        _record("lora", device="cpu"),
+        _record("lora", device="cpu", seconds=150.0),
+        _record("full", device="cpu", trainable=135_000_000),
+        _record(
+            "full",
+            device="cuda",
+            gpu="NVIDIA H100 80GB HBM3",
+            precision="bf16",  # other hardware
+            trainable=135_000_000,
+        ),
+        _record("lora", device="cpu", status="failed"),
+    ]
     calibrated = calibrate_utilisation(records, "cpu-2core")
     cpu_peak = peak_flops(catalog.gpus()["cpu-2core"], "fp32")
     lora_flops = (4 * 135_000_000 + 2 * 1_000_000) * 100_000
@@ -101,13 +129,16 @@ def test_calibrate_utilisation_from_measured_runs():
 
 def test_runs_on_several_gpus_are_calibrated_per_gpu():
     """4 GPUs for 50 s did the work of one GPU for 200 s; 2 processes sharing one CPU machine are one machine."""
-    on_four = _record("full", device="cuda", gpu="NVIDIA H100 80GB HBM3", precision="bf16", trainable=135_000_000,
-                      processes=4)
-    assert calibrate_utilisation([on_four], "h100-sxm")["full"].value == \
-        pytest.approx(6 * 135e6 * 1e5 / (4 * 50.0) / 989.5e12)
+    on_four = _record(
+        "full", device="cuda", gpu="NVIDIA H100 80GB HBM3", precision="bf16", trainable=135_000_000, processes=4
+    )
+    assert calibrate_utilisation([on_four], "h100-sxm")["full"].value == pytest.approx(
+        6 * 135e6 * 1e5 / (4 * 50.0) / 989.5e12
+    )
     two_cpu = _record("full", device="cpu", trainable=135_000_000, processes=2)
-    assert calibrate_utilisation([two_cpu], "cpu-2core")["full"].value == \
-        pytest.approx(6 * 135e6 * 1e5 / 50.0 / peak_flops(catalog.gpus()["cpu-2core"], "fp32"))
+    assert calibrate_utilisation([two_cpu], "cpu-2core")["full"].value == pytest.approx(
+        6 * 135e6 * 1e5 / 50.0 / peak_flops(catalog.gpus()["cpu-2core"], "fp32")
+    )
 
 
 def test_calibration_matches_a_numbered_cuda_device():

@@ -13,9 +13,17 @@ def test_seed_004_worked_example():
     # seed 004 (Learnixo, "What Is Fine-Tuning?", 2026-05-15): 1,000 examples, 5 min each at $30/h, 50 % LLM-
     # generated at 200 tokens and $5 per million -> human 1,250.00 + LLM 0.50 = total 1,250.50, 41.7 hours.
     # Its formula has no review step.
-    cost = data_cost(1000, DataCostConfig(minutes_per_example=5, hourly_rate_usd=30, llm_generated_fraction=0.5,
-                                          llm_tokens_per_example=200, llm_usd_per_million_tokens=5,
-                                          review_fraction=0))
+    cost = data_cost(
+        1000,
+        DataCostConfig(
+            minutes_per_example=5,
+            hourly_rate_usd=30,
+            llm_generated_fraction=0.5,
+            llm_tokens_per_example=200,
+            llm_usd_per_million_tokens=5,
+            review_fraction=0,
+        ),
+    )
     assert (cost.human_examples, cost.llm_examples) == (500, 500)
     assert cost.human_writing_usd == pytest.approx(1250.0)
     assert cost.llm_generation_usd == pytest.approx(0.5)
@@ -36,8 +44,9 @@ def test_fractions_do_not_lose_an_example_to_rounding():
 
 
 def test_task_file_block_is_checked_and_documented():
-    config = build(DataCostConfig, {"minutes_per_example": 3, "llm_generated_fraction": 0.25}, file="t.yaml",
-                   prefix="data_cost")
+    config = build(
+        DataCostConfig, {"minutes_per_example": 3, "llm_generated_fraction": 0.25}, file="t.yaml", prefix="data_cost"
+    )
     assert config.minutes_per_example == 3.0 and config.hourly_rate_usd == 30.0
     with pytest.raises(UserError, match="t.yaml: data_cost.hourly_rate_usd: -1.0 is below the minimum 0"):
         build(DataCostConfig, {"hourly_rate_usd": -1}, file="t.yaml", prefix="data_cost")

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.costs.memory import (NF4_BYTES_PER_PARAM, PRECISIONS, inference_memory, kv_cache_bytes_per_token,
-                                  training_memory)
+from advisor.costs.memory import (
+    NF4_BYTES_PER_PARAM,
+    PRECISIONS,
+    inference_memory,
+    kv_cache_bytes_per_token,
+    training_memory,
+)
 from advisor.costs.shapes import ModelShape, param_counts
 
 GB = 1e9
-LITGPT_RESOURCE_TABLES = ("https://github.com/Lightning-AI/litgpt/blob/4839345a97a0a90bc5f2361664b04d665c9a0e89/"
-                          "tutorials/resource-tables.md")
-LITGPT_CONFIG_HUB = ("https://github.com/Lightning-AI/litgpt/blob/03ffc5515b251fb7e3a461efd0e3c163e45b6b3b/"
-                     "config_hub/finetune/README.md")
-PEFT_METAMATHQA = ("https://github.com/huggingface/peft/blob/0a179c1e8659ab4f7df0369b9b03943cfe470ff1/"
-                   "method_comparison/MetaMathQA/results/")
+LITGPT_RESOURCE_TABLES = (
+    "https://github.com/Lightning-AI/litgpt/blob/4839345a97a0a90bc5f2361664b04d665c9a0e89/tutorials/resource-tables.md"
+)
+LITGPT_CONFIG_HUB = (
+    "https://github.com/Lightning-AI/litgpt/blob/03ffc5515b251fb7e3a461efd0e3c163e45b6b3b/config_hub/finetune/README.md"
+)
+PEFT_METAMATHQA = (
+    "https://github.com/huggingface/peft/blob/0a179c1e8659ab4f7df0369b9b03943cfe470ff1/"
+    "method_comparison/MetaMathQA/results/"
+)
 
 
 def test_mixed_precision_adam_is_16_bytes_per_parameter():
@@ -25,8 +34,10 @@ def test_mixed_precision_adam_is_16_bytes_per_parameter():
     assert PRECISIONS["mixed"].trained_param == 16
     shape = ModelShape.from_catalog("llama-3.1-8b")
     memory = training_memory(shape, "full", batch_size=1, seq_len=1, precision="mixed")
-    assert memory.weights + memory.gradients + memory.master_weights + memory.optimizer_states \
+    assert (
+        memory.weights + memory.gradients + memory.master_weights + memory.optimizer_states
         == 16 * param_counts(shape).total
+    )
 
 
 def test_nf4_bits_per_parameter():
@@ -41,47 +52,104 @@ def test_nf4_bits_per_parameter():
 PUBLISHED_PEAKS = [
     # LitGPT resource tables (A100-SXM4-40GB, bf16-true, Alpaca, whose longest example is 1,304 Llama 2 tokens;
     # finetune/lora.py defaults r=8, alpha 16, dropout 0.05 on query and value): "Max GPU RAM"
-    ("LitGPT Llama 2 7B LoRA, micro-batch 1", "llama-2-7b", "lora",
-     dict(batch_size=1, seq_len=1304, precision="bf16", rank=8, lora_targets=("q_proj", "v_proj")),
-     21.30 * GB, LITGPT_RESOURCE_TABLES),
-    ("LitGPT Llama 2 7B LoRA, micro-batch 2", "llama-2-7b", "lora",
-     dict(batch_size=2, seq_len=1304, precision="bf16", rank=8, lora_targets=("q_proj", "v_proj")),
-     29.07 * GB, LITGPT_RESOURCE_TABLES),
-    ("LitGPT Llama 2 7B QLoRA bnb.nf4, micro-batch 1", "llama-2-7b", "qlora",
-     dict(batch_size=1, seq_len=1304, precision="bf16", rank=8, lora_targets=("q_proj", "v_proj"), quantization="nf4"),
-     14.14 * GB, LITGPT_RESOURCE_TABLES),
-    ("LitGPT Llama 2 7B QLoRA bnb.nf4-dq, micro-batch 1", "llama-2-7b", "qlora",
-     dict(batch_size=1, seq_len=1304, precision="bf16", rank=8, lora_targets=("q_proj", "v_proj"),
-          quantization="nf4-dq"),
-     13.84 * GB, LITGPT_RESOURCE_TABLES),
+    (
+        "LitGPT Llama 2 7B LoRA, micro-batch 1",
+        "llama-2-7b",
+        "lora",
+        dict(batch_size=1, seq_len=1304, precision="bf16", rank=8, lora_targets=("q_proj", "v_proj")),
+        21.30 * GB,
+        LITGPT_RESOURCE_TABLES,
+    ),
+    (
+        "LitGPT Llama 2 7B LoRA, micro-batch 2",
+        "llama-2-7b",
+        "lora",
+        dict(batch_size=2, seq_len=1304, precision="bf16", rank=8, lora_targets=("q_proj", "v_proj")),
+        29.07 * GB,
+        LITGPT_RESOURCE_TABLES,
+    ),
+    (
+        "LitGPT Llama 2 7B QLoRA bnb.nf4, micro-batch 1",
+        "llama-2-7b",
+        "qlora",
+        dict(
+            batch_size=1, seq_len=1304, precision="bf16", rank=8, lora_targets=("q_proj", "v_proj"), quantization="nf4"
+        ),
+        14.14 * GB,
+        LITGPT_RESOURCE_TABLES,
+    ),
+    (
+        "LitGPT Llama 2 7B QLoRA bnb.nf4-dq, micro-batch 1",
+        "llama-2-7b",
+        "qlora",
+        dict(
+            batch_size=1,
+            seq_len=1304,
+            precision="bf16",
+            rank=8,
+            lora_targets=("q_proj", "v_proj"),
+            quantization="nf4-dq",
+        ),
+        13.84 * GB,
+        LITGPT_RESOURCE_TABLES,
+    ),
     # LitGPT config hub (1x A10G, bf16-true, Alpaca 2k capped at 512 tokens; configs llama-3.1-8b/lora.yaml and
     # qlora.yaml: r=32 on query and value, dropout 0.05; tiny-llama/full.yaml: AdamW): "Peak memory"
-    ("LitGPT Llama 3.1 8B LoRA r=32, micro-batch 1", "llama-3.1-8b", "lora",
-     dict(batch_size=1, seq_len=512, precision="bf16", rank=32, lora_targets=("q_proj", "v_proj")),
-     19.73 * GB, LITGPT_CONFIG_HUB),
-    ("LitGPT Llama 3.1 8B QLoRA nf4 r=32, micro-batch 2", "llama-3.1-8b", "qlora",
-     dict(batch_size=2, seq_len=512, precision="bf16", rank=32, lora_targets=("q_proj", "v_proj"), quantization="nf4"),
-     17.41 * GB, LITGPT_CONFIG_HUB),
-    ("LitGPT TinyLlama 1.1B full, micro-batch 4", "tinyllama-1.1b-chat", "full",
-     dict(batch_size=4, seq_len=512, precision="bf16"),
-     14.10 * GB, LITGPT_CONFIG_HUB),
+    (
+        "LitGPT Llama 3.1 8B LoRA r=32, micro-batch 1",
+        "llama-3.1-8b",
+        "lora",
+        dict(batch_size=1, seq_len=512, precision="bf16", rank=32, lora_targets=("q_proj", "v_proj")),
+        19.73 * GB,
+        LITGPT_CONFIG_HUB,
+    ),
+    (
+        "LitGPT Llama 3.1 8B QLoRA nf4 r=32, micro-batch 2",
+        "llama-3.1-8b",
+        "qlora",
+        dict(
+            batch_size=2, seq_len=512, precision="bf16", rank=32, lora_targets=("q_proj", "v_proj"), quantization="nf4"
+        ),
+        17.41 * GB,
+        LITGPT_CONFIG_HUB,
+    ),
+    (
+        "LitGPT TinyLlama 1.1B full, micro-batch 4",
+        "tinyllama-1.1b-chat",
+        "full",
+        dict(batch_size=4, seq_len=512, precision="bf16"),
+        14.10 * GB,
+        LITGPT_CONFIG_HUB,
+    ),
     # PEFT's MetaMathQA benchmark (1x L40S, transformers + peft, model in bf16, torch AdamW, no AMP, batch 4,
     # max_seq_length 768; the longest batch is at most 4 x 768 tokens): "cuda_memory_max"
-    ("PEFT Llama-3.2-3B full fine-tuning, batch 4", "llama-3.2-3b", "full",
-     dict(batch_size=4, seq_len=768, precision="bf16"),
-     37_241_225_216, PEFT_METAMATHQA + "full-finetuning--llama-3.2-3B-lr_0.00001.json"),
-    ("PEFT Llama-3.2-3B LoRA r=32 on q,v, batch 4", "llama-3.2-3b", "lora",
-     dict(batch_size=4, seq_len=768, precision="bf16", rank=32, lora_targets=("q_proj", "v_proj"), lora_dropout=0.0),
-     22_273_851_392, PEFT_METAMATHQA + "lora--llama-3.2-3B-rank32.json"),
+    (
+        "PEFT Llama-3.2-3B full fine-tuning, batch 4",
+        "llama-3.2-3b",
+        "full",
+        dict(batch_size=4, seq_len=768, precision="bf16"),
+        37_241_225_216,
+        PEFT_METAMATHQA + "full-finetuning--llama-3.2-3B-lr_0.00001.json",
+    ),
+    (
+        "PEFT Llama-3.2-3B LoRA r=32 on q,v, batch 4",
+        "llama-3.2-3b",
+        "lora",
+        dict(batch_size=4, seq_len=768, precision="bf16", rank=32, lora_targets=("q_proj", "v_proj"), lora_dropout=0.0),
+        22_273_851_392,
+        PEFT_METAMATHQA + "lora--llama-3.2-3B-rank32.json",
+    ),
 ]
 
 
-@pytest.mark.parametrize("what, model, method, settings, measured, source", PUBLISHED_PEAKS,
-                         ids=[case[0] for case in PUBLISHED_PEAKS])
+@pytest.mark.parametrize(
+    "what, model, method, settings, measured, source", PUBLISHED_PEAKS, ids=[case[0] for case in PUBLISHED_PEAKS]
+)
 def test_predicted_peak_within_25_percent_of_published_measurement(what, model, method, settings, measured, source):
     predicted = training_memory(ModelShape.from_catalog(model), method, **settings).peak
-    assert 0.75 <= predicted / measured <= 1.25, f"{what}: predicted {predicted / GB:.2f} GB, measured " \
-                                                 f"{measured / GB:.2f} GB ({source})"
+    assert 0.75 <= predicted / measured <= 1.25, (
+        f"{what}: predicted {predicted / GB:.2f} GB, measured {measured / GB:.2f} GB ({source})"
+    )
 
 
 def test_every_fine_tuning_method_is_validated():
@@ -94,8 +162,10 @@ def test_memory_savers_save_memory():
     lora = training_memory(shape, "lora", **base)
     assert training_memory(shape, "lora", **base, gradient_checkpointing=True).peak < lora.peak
     assert training_memory(shape, "qlora", **base).peak < lora.peak < training_memory(shape, "full", **base).peak
-    assert training_memory(shape, "qlora", **base, quantization="nf4-dq").weights \
+    assert (
+        training_memory(shape, "qlora", **base, quantization="nf4-dq").weights
         < training_memory(shape, "qlora", **base).weights
+    )
 
 
 def test_activations_scale_with_tokens_and_logits_with_vocab():
@@ -130,8 +200,9 @@ def test_activations_match_what_autograd_saves_in_the_harness_on_cpu():
 def test_harness_settings_logits_window_and_fused_adamw():
     shape = ModelShape.from_catalog("smollm2-135m-instruct")
     every = training_memory(shape, "full", batch_size=8, seq_len=256, precision="fp32")
-    window = training_memory(shape, "full", batch_size=8, seq_len=256, precision="fp32", loss_tokens_per_sequence=7,
-                             fused_adamw=True)
+    window = training_memory(
+        shape, "full", batch_size=8, seq_len=256, precision="fp32", loss_tokens_per_sequence=7, fused_adamw=True
+    )
     assert every.logits_and_loss == 8 * 256 * shape.vocab_size * (4 + 12)
     assert window.logits_and_loss == 8 * 7 * shape.vocab_size * (4 + 12)
     assert every.optimizer_step_temporaries == 4 * param_counts(shape).total  # foreach AdamW's sqrt(v)

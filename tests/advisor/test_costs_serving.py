@@ -23,8 +23,10 @@ def test_prompting_and_rag_pay_for_context_a_fine_tuned_model_does_not():
 
 
 def test_longer_prompts_cost_more_per_request():
-    costs = {name: estimate_serving("llama-3.1-8b", method, "a10g", 1_000_000).usd_per_1k_requests
-             for name, method in METHODS.items()}
+    costs = {
+        name: estimate_serving("llama-3.1-8b", method, "a10g", 1_000_000).usd_per_1k_requests
+        for name, method in METHODS.items()
+    }
     assert costs["rag"] > costs["prompt"] > costs["lora"] == costs["full"]
 
 

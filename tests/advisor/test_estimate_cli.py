@@ -18,8 +18,9 @@ HEADLINE = ("trainable_params", "peak_memory_gib", "fits", "train_gpu_hours", "t
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "advisor.cli", "estimate", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "advisor.cli", "estimate", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
 
 
 def invoke(*args: str):
@@ -27,8 +28,22 @@ def invoke(*args: str):
 
 
 def test_one_method_json_has_the_headline_figures():
-    result = invoke("--model", "llama-3.1-8b", "--method", "lora", "--gpu", "a10g", "--examples", "5000",
-                    "--seq-len", "512", "--batch-size", "1", "--gradient-checkpointing", "--json")
+    result = invoke(
+        "--model",
+        "llama-3.1-8b",
+        "--method",
+        "lora",
+        "--gpu",
+        "a10g",
+        "--examples",
+        "5000",
+        "--seq-len",
+        "512",
+        "--batch-size",
+        "1",
+        "--gradient-checkpointing",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert set(HEADLINE) <= set(data)
@@ -54,21 +69,32 @@ def test_table_shows_every_method_the_itemised_memory_and_the_assumptions():
     assert result.exit_code == 0, result.output
     header = next(line for line in result.output.splitlines() if line.split()[:1] == ["prompt"])
     assert header.split() == list(STRATEGIES)
-    for row in ("Adam states", "activations", "logits and loss", "4-bit dequantisation buffer", "KV cache",
-                "GPU-hours", "cost per month", "FIRST MONTH"):
+    for row in (
+        "Adam states",
+        "activations",
+        "logits and loss",
+        "4-bit dequantisation buffer",
+        "KV cache",
+        "GPU-hours",
+        "cost per month",
+        "FIRST MONTH",
+    ):
         assert row in result.output
     assert "Assumptions:" in result.output and "16 B per trained parameter" in result.output
 
 
-@pytest.mark.parametrize("args, key", [
-    (["--examples", "-5"], "--examples"),
-    (["--seq-len", "0"], "--seq-len"),
-    (["--epochs", "-1"], "--epochs"),
-    (["--monthly-requests", "-10"], "--monthly-requests"),
-    (["--hourly-rate-usd", "-30"], "--hourly-rate-usd"),
-    (["--llm-generated-fraction", "1.5"], "--llm-generated-fraction"),
-    (["--lora-targets", "q_prj"], "--lora-targets"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["--examples", "-5"], "--examples"),
+        (["--seq-len", "0"], "--seq-len"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--monthly-requests", "-10"], "--monthly-requests"),
+        (["--hourly-rate-usd", "-30"], "--hourly-rate-usd"),
+        (["--llm-generated-fraction", "1.5"], "--llm-generated-fraction"),
+        (["--lora-targets", "q_prj"], "--lora-targets"),
+    ],
+)
 def test_bad_values_are_one_line_exit_2(args, key):
     proc = run("--model", "llama-3.1-8b", "--gpu", "a10g", *args)
     assert proc.returncode == 2, proc.stderr
@@ -85,14 +111,16 @@ def test_unknown_model_and_gpu_list_the_choices():
 
 
 def test_answers_fast_without_importing_torch():
-    code = ("import sys, time; start = time.perf_counter(); from advisor.cli import main; "
-            "main(['estimate', '--model', 'llama-3.1-70b', '--gpu', 'h100-sxm', '--json'], standalone_mode=False); "
-            "assert 'torch' not in sys.modules, 'torch was imported'; "
-            "print(time.perf_counter() - start, file=sys.stderr)")
+    code = (
+        "import sys, time; start = time.perf_counter(); from advisor.cli import main; "
+        "main(['estimate', '--model', 'llama-3.1-70b', '--gpu', 'h100-sxm', '--json'], standalone_mode=False); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; "
+        "print(time.perf_counter() - start, file=sys.stderr)"
+    )
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     wall = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["methods"]["full"]["fits"] is False
-    assert float(proc.stderr.strip().splitlines()[-1]) < 0.5   # import + all five estimates, in the process
-    assert wall < 2.0                                          # interpreter start included, on a busy machine
+    assert float(proc.stderr.strip().splitlines()[-1]) < 0.5  # import + all five estimates, in the process
+    assert wall < 2.0  # interpreter start included, on a busy machine

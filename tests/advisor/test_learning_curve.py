@@ -7,18 +7,28 @@ import math
 import numpy as np
 import pytest
 
+from advisor.learning_curve import (
+    CurvePoint,
+    PowerLaw,
+    base_variant,
+    curve_points,
+    fit_learning_curve,
+    fit_power_law,
+    learning_curves,
+    quality_interval,
+)
 from harness.record import RunStatus
 from harness.runstore import RunRow
-
-from advisor.learning_curve import (CurvePoint, PowerLaw, base_variant, curve_points, fit_learning_curve, fit_power_law,
-                                    learning_curves, quality_interval)
 
 SIZES = (50, 100, 200, 400, 800, 1600)
 
 
 def points(curve: PowerLaw, sizes=SIZES, n_test=100_000, noise=None):
     qualities = curve.quality(sizes) + (0 if noise is None else noise)
-    return [CurvePoint(examples=n, quality=float(q), n_test=n_test, variant=f"r8-{n}") for n, q in zip(sizes, qualities)]
+    return [
+        CurvePoint(examples=n, quality=float(q), n_test=n_test, variant=f"r8-{n}")
+        for n, q in zip(sizes, qualities, strict=True)
+    ]
 
 
 @pytest.mark.parametrize("a, b, c", [(0.9, 2.0, 0.5), (0.75, 0.8, 0.3), (0.97, 10.0, 1.0)])
@@ -73,7 +83,9 @@ def test_too_few_points_is_no_fit():
 def test_flat_curve_is_flagged():
     flat = [CurvePoint(n, q, 128, "r8") for n, q in ((96, 0.50), (192, 0.52), (384, 0.51))]
     curve = fit_learning_curve("lora", "r8", flat, goal=0.8)
-    assert not curve.reliable and any(w.startswith("flat curve: 0.500 at 96 examples, 0.510 at 384") for w in curve.warnings)
+    assert not curve.reliable and any(
+        w.startswith("flat curve: 0.500 at 96 examples, 0.510 at 384") for w in curve.warnings
+    )
     assert curve.examples_for_goal == math.inf  # never reaches 0.8
 
 
@@ -84,7 +96,9 @@ def test_goal_far_beyond_the_data_is_flagged():
 
 
 def test_noisy_small_test_set_makes_a_wide_interval():
-    curve = fit_learning_curve("lora", "r8", points(PowerLaw(0.9, 2.0, 0.5), sizes=(96, 192, 384), n_test=128), goal=0.8)
+    curve = fit_learning_curve(
+        "lora", "r8", points(PowerLaw(0.9, 2.0, 0.5), sizes=(96, 192, 384), n_test=128), goal=0.8
+    )
     assert not curve.reliable and curve.unreachable_share > 0
 
 
@@ -97,10 +111,15 @@ def test_band_brackets_the_fit():
 
 def test_rows_group_by_arm_without_the_fraction_suffix():
     ok, failed = RunStatus.OK, RunStatus.FAILED
-    rows = [RunRow("lora", v, ok, "", quality=q, train_examples=n, n_examples=128)
-            for v, n, q in (("r8-25pct", 96, 0.6), ("r8", 384, 0.7), ("r8-50pct", 192, 0.65))]
-    rows += [RunRow("prompt", "4-shot", ok, "", quality=0.2), RunRow("lora", "r8-10pct", failed, "", train_examples=38),
-             RunRow("full", "all-weights", ok, "", quality=0.7, train_examples=384)]
+    rows = [
+        RunRow("lora", v, ok, "", quality=q, train_examples=n, n_examples=128)
+        for v, n, q in (("r8-25pct", 96, 0.6), ("r8", 384, 0.7), ("r8-50pct", 192, 0.65))
+    ]
+    rows += [
+        RunRow("prompt", "4-shot", ok, "", quality=0.2),
+        RunRow("lora", "r8-10pct", failed, "", train_examples=38),
+        RunRow("full", "all-weights", ok, "", quality=0.7, train_examples=384),
+    ]
     groups = curve_points(rows)
     assert [p.examples for p in groups[("lora", "r8")]] == [96, 192, 384]
     assert base_variant("all-weights-25pct") == "all-weights" and base_variant("r16") == "r16"

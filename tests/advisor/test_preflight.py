@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 import dataclasses
+
+import pytest
 
 from advisor.preflight import memory_preflight, sharding_planner
 from harness.record import Hardware
@@ -17,9 +17,12 @@ H100 = Hardware(device="cuda", gpu="NVIDIA H100 80GB HBM3", gpu_memory_gib=79.2,
 
 @pytest.fixture
 def llama_8b_task(tmp_path):
-    write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": l} for t, l in CLASSIFICATION_TRAIN])
-    write_jsonl(tmp_path / "test.jsonl", [{"text": t, "label": l} for t, l in CLASSIFICATION_TEST])
-    return load_task(write_task(tmp_path, """
+    write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TRAIN])
+    write_jsonl(tmp_path / "test.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TEST])
+    return load_task(
+        write_task(
+            tmp_path,
+            """
 name: big
 kind: classification
 model: llama-3.1-8b
@@ -28,7 +31,9 @@ labels: [billing, refund, account_access]
 strategies:
   lora: {batch_size: 8, max_seq_len: 640}
   full: {batch_size: 8, max_seq_len: 640}
-"""))
+""",
+        )
+    )
 
 
 def variant(task, name):

@@ -11,13 +11,21 @@ from harness.record import Hardware, StrategyInfo
 from harness.runstore import StoredRun
 from tests.advisor.factories import make_comparison, make_record
 
-FULL_TRAIN = {"tokens_trained": 1_000_000, "train_seconds": 600.0, "total_params": 100_000_000,
-              "trainable_params": 100_000_000, "precision": "fp32", "examples": 400, "examples_labelled": 400}
+FULL_TRAIN = {
+    "tokens_trained": 1_000_000,
+    "train_seconds": 600.0,
+    "total_params": 100_000_000,
+    "trainable_params": 100_000_000,
+    "precision": "fp32",
+    "examples": 400,
+    "examples_labelled": 400,
+}
 
 
 def record(strategy, *, params=None, train=None, mode=None, hardware=None, prompt_tokens=50.0, status="ok"):
-    run = make_record(strategy, "v", 0.5, trained=train is not None, params=params, prompt_tokens=prompt_tokens,
-                      status=status)
+    run = make_record(
+        strategy, "v", 0.5, trained=train is not None, params=params, prompt_tokens=prompt_tokens, status=status
+    )
     if status != "ok":
         return run
     if train is not None:
@@ -28,8 +36,9 @@ def record(strategy, *, params=None, train=None, mode=None, hardware=None, promp
 
 
 def comparison_of(records, gpu="a10g"):
-    return make_comparison([StoredRun(r, f"runs/{i}.json") for i, r in enumerate(records)], deployment=gpu,
-                           monthly_requests=1_000_000)
+    return make_comparison(
+        [StoredRun(r, f"runs/{i}.json") for i, r in enumerate(records)], deployment=gpu, monthly_requests=1_000_000
+    )
 
 
 def test_training_is_projected_from_flops_on_the_deployment_gpu():
@@ -57,15 +66,24 @@ def test_runs_on_the_deployment_gpu_calibrate_the_utilisation():
 
 
 def test_serving_uses_measured_tokens_longer_prompts_cost_more():
-    records = [record("prompt", params={"shots": 4}, prompt_tokens=250), record("full", train=FULL_TRAIN,
-                                                                                 prompt_tokens=40)]
+    records = [
+        record("prompt", params={"shots": 4}, prompt_tokens=250),
+        record("full", train=FULL_TRAIN, prompt_tokens=40),
+    ]
     prompt, full = price(comparison_of(records), DataCostConfig()).runs
     assert prompt.costs.serve_usd_per_1k > full.costs.serve_usd_per_1k > 0
 
 
-@pytest.mark.parametrize("strategy, params, mode, expected", [
-    ("prompt", {"shots": 0}, None, 0), ("prompt", {"shots": 4}, None, 4),
-    ("rag", {}, "nearest_examples", 400), ("rag", {}, "knowledge", 0), ("lora", {}, None, 400)])
+@pytest.mark.parametrize(
+    "strategy, params, mode, expected",
+    [
+        ("prompt", {"shots": 0}, None, 0),
+        ("prompt", {"shots": 4}, None, 4),
+        ("rag", {}, "nearest_examples", 400),
+        ("rag", {}, "knowledge", 0),
+        ("lora", {}, None, 400),
+    ],
+)
 def test_labelled_examples_each_arm_needs(strategy, params, mode, expected):
     train = FULL_TRAIN if strategy == "lora" else None
     assert labelled_examples_needed(record(strategy, params=params, mode=mode, train=train), 400) == expected

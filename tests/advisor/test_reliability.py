@@ -75,7 +75,9 @@ def test_fine_tuning_is_reproducible_on_cpu(classification_task):
     data = load_examples(task)
     curves = []
     for _ in range(2):
-        ctx = RunContext(task=task, data=data, train=data.train, test=data.test[:2], device="cpu", seed=3, progress=False)
+        ctx = RunContext(
+            task=task, data=data, train=data.train, test=data.test[:2], device="cpu", seed=3, progress=False
+        )
         variant = STRATEGIES["lora"].variants(task.strategy_configs["lora"])[0]
         record = run_variant(ctx, variant, run_info(task, variant, seed=3))
         assert record.ok, record.error
@@ -101,8 +103,13 @@ def test_a_run_that_cannot_fit_fails_before_training_and_the_others_run(classifi
     def tiny_machine(variant, device, processes, sharding):
         return check(variant, dataclasses.replace(device, memory_gib=0.001), processes, sharding)
 
-    results = run_compare(task, CompareOptions(out_dir=tmp_path, only=["prompt", "full"], progress=False),
-                          preflight=tiny_machine, isolate=False, log=lambda _: None)
+    results = run_compare(
+        task,
+        CompareOptions(out_dir=tmp_path, only=["prompt", "full"], progress=False),
+        preflight=tiny_machine,
+        isolate=False,
+        log=lambda _: None,
+    )
     by_strategy = {run.record.run_info.strategy: run.record for run in results.runs}
     full = by_strategy["full"]
     assert not full.ok and full.train_info is None

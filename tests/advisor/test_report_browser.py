@@ -13,8 +13,10 @@ from harness.io import atomic_write_text
 from harness.record import Prediction
 from tests.advisor.test_report import decision_report
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} not found: install Debian's chromium package (apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason=f"{CHROMIUM} not found: install Debian's chromium package (apt-get install -y chromium)",
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -22,8 +24,18 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("browser-report") / "report.html"
-    predictions = [Prediction(id="te-1", input="charged twice", target="billing", prediction="refund", output="refund",
-                              score=0.0, prompt_tokens=9, output_tokens=1)]
+    predictions = [
+        Prediction(
+            id="te-1",
+            input="charged twice",
+            target="billing",
+            prediction="refund",
+            output="refund",
+            score=0.0,
+            prompt_tokens=9,
+            output_tokens=1,
+        )
+    ]
     atomic_write_text(path, decision_report(predictions))
     return path
 

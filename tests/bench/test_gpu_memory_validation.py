@@ -32,7 +32,7 @@ def table_rows(text: str) -> dict[tuple[str, str], dict[str, str]]:
     for line in lines[2:]:
         if line.startswith("| model"):
             break  # the itemised table
-        cells = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|"))))
+        cells = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=False))
         rows[(cells["model"], cells["method"])] = cells
     return rows
 
@@ -43,8 +43,18 @@ def number(cell: str) -> float:
 
 
 def test_cpu_lora_and_full_rows_with_predictions_and_measurements(tmp_path):
-    args = ("--device", "cpu", "--runs", f"{MODEL}:lora,{MODEL}:full", "--batch-size", "1", "--seq-len", "32",
-            "--steps", "2")
+    args = (
+        "--device",
+        "cpu",
+        "--runs",
+        f"{MODEL}:lora,{MODEL}:full",
+        "--batch-size",
+        "1",
+        "--seq-len",
+        "32",
+        "--steps",
+        "2",
+    )
     text, raw, _ = run_bench(tmp_path, *args)
 
     assert "Command: `python bench/gpu_memory_validation.py --device cpu --runs " in text
@@ -84,8 +94,21 @@ def test_cpu_lora_and_full_rows_with_predictions_and_measurements(tmp_path):
 
 def test_a_failed_run_is_a_row_not_a_crash(tmp_path):
     # 1 second is not enough to import torch: the run times out and the table says so
-    text, raw, _ = run_bench(tmp_path, "--device", "cpu", "--runs", f"{MODEL}:lora", "--batch-size", "1",
-                             "--seq-len", "16", "--steps", "2", "--run-timeout", "1")
+    text, raw, _ = run_bench(
+        tmp_path,
+        "--device",
+        "cpu",
+        "--runs",
+        f"{MODEL}:lora",
+        "--batch-size",
+        "1",
+        "--seq-len",
+        "16",
+        "--steps",
+        "2",
+        "--run-timeout",
+        "1",
+    )
     assert raw["rows"][0]["measured"]["error"].startswith("timed out")
     assert f"- {MODEL} lora: timed out after 1 s" in text
     row = table_rows(text)[(MODEL, "lora")]
@@ -111,8 +134,19 @@ def _cuda() -> bool:
 @pytest.mark.gpu
 @pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
 def test_cuda_small_lora_and_full(tmp_path):
-    text, raw, _ = run_bench(tmp_path, "--device", "cuda", "--runs", f"{MODEL}:lora,{MODEL}:full",
-                             "--batch-size", "2", "--seq-len", "128", "--steps", "3")
+    text, raw, _ = run_bench(
+        tmp_path,
+        "--device",
+        "cuda",
+        "--runs",
+        f"{MODEL}:lora,{MODEL}:full",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "128",
+        "--steps",
+        "3",
+    )
     rows = table_rows(text)
     assert set(rows) == {(MODEL, "lora"), (MODEL, "full")}
     for row in rows.values():

@@ -35,7 +35,7 @@ def test_retriever_finds_the_right_document():
 
     texts = list(HANDBOOK.values())
     retriever = Retriever(resolve_embedder("all-minilm-l6-v2"), texts)
-    (row, score), = retriever.search("How much does a new badge cost?", 1)
+    ((row, score),) = retriever.search("How much does a new badge cost?", 1)
     assert texts[row] == HANDBOOK["badges.md"] and 0 < score <= 1.0001
     hits = retriever.search("annual leave days", 2, exclude={0})
     assert all(r != 0 for r, _ in hits) and len(hits) == 2

@@ -10,8 +10,7 @@ import subprocess
 import pytest
 
 torch = pytest.importorskip("torch")
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 def test_compare_on_cuda_records_vram_precision_and_the_gpu(classification_task, tmp_path):
@@ -19,9 +18,11 @@ def test_compare_on_cuda_records_vram_precision_and_the_gpu(classification_task,
     from harness.record import MemoryKind
     from harness.task import load_task
 
-    results = run_compare(load_task(classification_task), CompareOptions(out_dir=tmp_path, device="cuda",
-                                                                         only=["prompt", "lora"], progress=False),
-                          log=lambda _: None)
+    results = run_compare(
+        load_task(classification_task),
+        CompareOptions(out_dir=tmp_path, device="cuda", only=["prompt", "lora"], progress=False),
+        log=lambda _: None,
+    )
     assert results.device.gpu and results.device.cuda_version and results.device.gpu_count >= 1
     assert results.device.gpu_memory_gib > 1
     for run in results.runs:
@@ -53,8 +54,16 @@ def test_full_fine_tuning_under_fsdp_gathers_the_weights_for_evaluation(classifi
     info = run_info(task, variant, device="cuda")
     info.sharding = "fsdp"
     record_path = tmp_path / "runs" / "full-all-weights.json"
-    job = Job(task=task, data=data, train=data.train, test=data.test, variant=variant, run_info=info,
-              record_path=record_path, progress=False)
+    job = Job(
+        task=task,
+        data=data,
+        train=data.train,
+        test=data.test,
+        variant=variant,
+        run_info=info,
+        record_path=record_path,
+        progress=False,
+    )
     job_path = job.save()
     try:
         proc = subprocess.run(launch_command(job_path, 1, "cuda"), capture_output=True, text=True, timeout=600)
@@ -68,18 +77,24 @@ def test_full_fine_tuning_under_fsdp_gathers_the_weights_for_evaluation(classifi
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_two_gpus_ddp_and_fsdp_train_like_one(tmp_path, tiny_model_dir):
-    from tests.harness.test_distributed import records, tiny_task
-
     from harness.compare import CompareOptions, run_compare
     from harness.task import load_task
+    from tests.harness.test_distributed import records, tiny_task
 
-    for name, batch, kw in (("one", 4, {}), ("ddp", 2, {"num_processes": 2, "sharding": "ddp"}),
-                            ("fsdp", 2, {"num_processes": 2, "sharding": "fsdp"})):
+    for name, batch, kw in (
+        ("one", 4, {}),
+        ("ddp", 2, {"num_processes": 2, "sharding": "ddp"}),
+        ("fsdp", 2, {"num_processes": 2, "sharding": "fsdp"}),
+    ):
         (tmp_path / name).mkdir()
-        run_compare(load_task(tiny_task(tmp_path / name, tiny_model_dir, batch_size=batch)),
-                    CompareOptions(out_dir=tmp_path / name / "out", device="cuda", progress=False, only=["full"], **kw),
-                    log=lambda _: None)
-    curves = {name: records(tmp_path / name / "out")["full-all-weights"]["train_info"]["loss_curve"]
-              for name in ("one", "ddp", "fsdp")}
+        run_compare(
+            load_task(tiny_task(tmp_path / name, tiny_model_dir, batch_size=batch)),
+            CompareOptions(out_dir=tmp_path / name / "out", device="cuda", progress=False, only=["full"], **kw),
+            log=lambda _: None,
+        )
+    curves = {
+        name: records(tmp_path / name / "out")["full-all-weights"]["train_info"]["loss_curve"]
+        for name in ("one", "ddp", "fsdp")
+    }
     assert curves["ddp"] == pytest.approx(curves["one"], rel=2e-2)  # bf16: looser than the fp32 CPU test
     assert curves["fsdp"] == pytest.approx(curves["one"], rel=2e-2)

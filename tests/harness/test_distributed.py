@@ -14,10 +14,12 @@ from tests.conftest import CLASSIFICATION_TEST, CLASSIFICATION_TRAIN, write_json
 
 
 def tiny_task(folder, tiny_model_dir, batch_size: int, accumulation: int = 1):
-    write_jsonl(folder / "train.jsonl", [{"text": t, "label": l} for t, l in CLASSIFICATION_TRAIN])
-    write_jsonl(folder / "test.jsonl", [{"text": t, "label": l} for t, l in CLASSIFICATION_TEST])
+    write_jsonl(folder / "train.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TRAIN])
+    write_jsonl(folder / "test.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TEST])
     train = f"epochs: 2, batch_size: {batch_size}, gradient_accumulation: {accumulation}, warmup_ratio: 0"
-    return write_task(folder, f"""
+    return write_task(
+        folder,
+        f"""
 name: tiny-ddp
 kind: classification
 model: {tiny_model_dir}
@@ -27,13 +29,18 @@ strategies:
   lora: {{rank: 4, learning_rate: 0.01, dropout: 0, {train}}}  # dropout draws differ per process
   full: {{learning_rate: 0.001, {train}}}
 evaluation: {{batch_size: 4, latency_requests: 1, max_new_tokens: 4}}
-""")
+""",
+    )
 
 
 def compare(task, out, isolate=True, **kw) -> dict:
     """Compare, and results.json as it wrote it."""
-    run_compare(load_task(task), CompareOptions(out_dir=out, progress=False, device="cpu", **kw), isolate=isolate,
-                log=lambda _: None)
+    run_compare(
+        load_task(task),
+        CompareOptions(out_dir=out, progress=False, device="cpu", **kw),
+        isolate=isolate,
+        log=lambda _: None,
+    )
     return json.loads((out / "results.json").read_text())
 
 

@@ -8,10 +8,9 @@ from harness.record import MemoryKind
 
 
 def test_cpu_peak_memory_sees_a_300_mb_allocation():
-    with PeakMemory("cpu") as outer:
-        with PeakMemory("cpu") as inner:
-            block = np.ones(300 * 2**20 // 8)  # 300 MiB, touched
-            del block
+    with PeakMemory("cpu") as outer, PeakMemory("cpu") as inner:
+        block = np.ones(300 * 2**20 // 8)  # 300 MiB, touched
+        del block
     assert inner.use().growth_mib == pytest.approx(300, rel=0.2)
     assert outer.use().growth_mib >= inner.use().growth_mib * 0.95
     assert outer.use().kind is MemoryKind.CPU_RSS
@@ -60,9 +59,9 @@ def test_cuda_peak_memory_nests_across_counter_resets(monkeypatch):
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda: fake.peak)
     mib = 2**20
     with PeakMemory("cuda") as run:
-        fake.alloc(500 * mib)            # weights
+        fake.alloc(500 * mib)  # weights
         with PeakMemory("cuda") as train:
-            fake.alloc(3000 * mib)       # activations
+            fake.alloc(3000 * mib)  # activations
             fake.free(3000 * mib)
         with PeakMemory("cuda") as evaluate:  # resets the counters again: the run must keep train's peak
             fake.alloc(200 * mib)

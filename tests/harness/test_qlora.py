@@ -28,8 +28,7 @@ ADAPTER_PARAMS_R4 = 2 * 448 * 4
 def context(task_path, device: str = "cpu") -> RunContext:
     task = load_task(task_path)
     data = load_examples(task)
-    return RunContext(task=task, data=data, train=data.train, test=data.test[:2], device=device, seed=0,
-                      progress=False)
+    return RunContext(task=task, data=data, train=data.train, test=data.test[:2], device=device, seed=0, progress=False)
 
 
 def tiny_variant(**overrides):
@@ -60,8 +59,10 @@ def test_a_cpu_is_refused_in_one_line_before_anything_loads(classification_task,
 def test_a_gpu_without_bitsandbytes_is_told_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # makes `import bitsandbytes` fail, installed or not
     reason = unavailable_reason("qlora", traits("qlora"), "cuda:0")
-    assert reason == ("strategies.qlora: QLoRA needs the bitsandbytes package: pip install 'bitsandbytes>=0.45' "
-                      "(or pip install -e '.[gpu]')")
+    assert reason == (
+        "strategies.qlora: QLoRA needs the bitsandbytes package: pip install 'bitsandbytes>=0.45' "
+        "(or pip install -e '.[gpu]')"
+    )
     with pytest.raises(UserError, match="bitsandbytes>=0.45"):
         check_device("qlora", "cuda")
 
@@ -104,8 +105,11 @@ def test_the_4bit_config_is_qloras_recipe(monkeypatch):
 
 def test_task_files_configure_qlora_by_name(classification_task):
     body = classification_task.read_text()
-    classification_task.write_text(body.replace("  full: {epochs: 1, batch_size: 4}",
-                                                "  qlora: {rank: 16, quant_type: fp4, data_fractions: [0.5, 1.0]}"))
+    classification_task.write_text(
+        body.replace(
+            "  full: {epochs: 1, batch_size: 4}", "  qlora: {rank: 16, quant_type: fp4, data_fractions: [0.5, 1.0]}"
+        )
+    )
     config = load_task(classification_task).strategy_configs["qlora"]
     assert isinstance(config, QloraConfig)
     assert (config.rank, config.quant_type, config.double_quant) == (16, "fp4", True)
@@ -164,8 +168,9 @@ def test_the_flow_trains_adapters_and_serves_them_unmerged(classification_task, 
 
     assert len(asked) == 1 and asked[0].load_in_4bit and asked[0].bnb_4bit_quant_type == "nf4"
     assert isinstance(prepared.model, peft.PeftModel)  # the adapter, not merged into the base
-    assert prepared.info == StrategyInfo(merged_for_inference=False, base_quantization="nf4 + double quant",
-                                         compute_dtype="float16")  # fp16 off a bf16 GPU
+    assert prepared.info == StrategyInfo(
+        merged_for_inference=False, base_quantization="nf4 + double quant", compute_dtype="float16"
+    )  # fp16 off a bf16 GPU
     info = prepared.train_info
     assert len(info.loss_curve) == info.optimizer_steps == 3  # 12 examples, batch 4, 1 epoch
     assert all(math.isfinite(x) for x in info.loss_curve)
@@ -184,7 +189,8 @@ def test_the_flow_trains_adapters_and_serves_them_unmerged(classification_task, 
     messages = prepared.build_messages(ctx.test[0])
     assert messages[0]["role"] == "system" and messages[-1]["content"] == ctx.test[0].input
     ((text, prompt_tokens, output_tokens),) = Generator(prepared.model, prepared.tokenizer, 4, "cpu")(
-        [render_prompt(prepared.tokenizer, messages)])
+        [render_prompt(prepared.tokenizer, messages)]
+    )
     assert prompt_tokens > 10 and 1 <= output_tokens <= 4 and isinstance(text, str)
 
 
@@ -221,12 +227,18 @@ def test_compare_refuses_qlora_on_a_cpu_before_any_run_and_skip_leaves_it_out(cl
     out = tmp_path / "out"
     proc = run("compare", str(classification_task), "--out", str(out), "--device", "cpu", "--only", "prompt,qlora")
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 and "QLoRA needs a CUDA GPU" in proc.stderr and "--skip qlora" in proc.stderr
+    assert (
+        proc.stderr.strip().count("\n") == 0
+        and "QLoRA needs a CUDA GPU" in proc.stderr
+        and "--skip qlora" in proc.stderr
+    )
     assert not out.exists()
     from harness.compare import CompareOptions, run_compare
 
-    results = run_compare(load_task(classification_task), CompareOptions(out_dir=out, device="cpu",
-                                                                         only=["prompt", "qlora"], skip=["qlora"],
-                                                                         progress=False),
-                          isolate=False, log=lambda _: None)
+    results = run_compare(
+        load_task(classification_task),
+        CompareOptions(out_dir=out, device="cpu", only=["prompt", "qlora"], skip=["qlora"], progress=False),
+        isolate=False,
+        log=lambda _: None,
+    )
     assert {run.record.run_info.strategy for run in results.runs} == {"prompt"}

@@ -80,27 +80,30 @@ def test_shipped_tasks_meet_the_size_requirements():
     assert len(list(handbook.knowledge_path.glob("*.md"))) >= 20
 
 
-@pytest.mark.parametrize("body, expected", [
-    (VALID + "metrik: accuracy\n", ["metrik", "did you mean 'metric'"]),
-    ("kind: classification\ndata: {train: train.jsonl, test: test.jsonl}\n", ["name", "required key is missing"]),
-    (VALID.replace("labels: [a, b]", "labels: 7"), ["labels", "expected a list of strings"]),
-    (VALID + "strategies: {lora: {rank: 0}}\n", ["strategies.lora.rank", "minimum 1"]),
-    (VALID + "strategies: {lora: {epochs: -1}}\n", ["strategies.lora.epochs", "greater than 0"]),
-    (VALID + "strategies: {rag: {top_k: 0}}\n", ["strategies.rag.top_k"]),
-    (VALID + "strategies: {lorra: {}}\n", ["strategies.lorra", "did you mean 'lora'"]),
-    (VALID + "strategies: {lora: {rnak: 4}}\n", ["strategies.lora.rnak", "did you mean 'rank'"]),
-    (VALID + "goals: {quality: 1.5}\n", ["goals.quality", "maximum 1"]),
-    (VALID + "metric: f1\n", ["metric", "choose one of"]),
-    (VALID.replace("kind: classification", "kind: summarise"), ["kind", "classification, qa, extraction"]),
-    (VALID + "model: no-such-model\n", ["model", "unknown model 'no-such-model'", "smollm2-135m-instruct"]),
-    (VALID + "deployment: {gpu: a100}\n", ["deployment.gpu", "unknown GPU 'a100'", "a100-80gb"]),
-    (VALID.replace("train.jsonl", "missing.jsonl"), ["data.train", "does not exist"]),
-    (VALID + "knowledge: nowhere/\n", ["knowledge", "does not exist"]),
-    (VALID.replace("name: t", "name: ../../etc"), ["name", "not a safe name"]),
-    ("name: t\nkind: [unclosed\n", ["task.yaml:3", "YAML syntax error", "started at line 2"]),
-    ("- just\n- a list\n", ["top level", "expected a mapping"]),
-    (b"name: caf\xe9\n", ["not UTF-8"]),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (VALID + "metrik: accuracy\n", ["metrik", "did you mean 'metric'"]),
+        ("kind: classification\ndata: {train: train.jsonl, test: test.jsonl}\n", ["name", "required key is missing"]),
+        (VALID.replace("labels: [a, b]", "labels: 7"), ["labels", "expected a list of strings"]),
+        (VALID + "strategies: {lora: {rank: 0}}\n", ["strategies.lora.rank", "minimum 1"]),
+        (VALID + "strategies: {lora: {epochs: -1}}\n", ["strategies.lora.epochs", "greater than 0"]),
+        (VALID + "strategies: {rag: {top_k: 0}}\n", ["strategies.rag.top_k"]),
+        (VALID + "strategies: {lorra: {}}\n", ["strategies.lorra", "did you mean 'lora'"]),
+        (VALID + "strategies: {lora: {rnak: 4}}\n", ["strategies.lora.rnak", "did you mean 'rank'"]),
+        (VALID + "goals: {quality: 1.5}\n", ["goals.quality", "maximum 1"]),
+        (VALID + "metric: f1\n", ["metric", "choose one of"]),
+        (VALID.replace("kind: classification", "kind: summarise"), ["kind", "classification, qa, extraction"]),
+        (VALID + "model: no-such-model\n", ["model", "unknown model 'no-such-model'", "smollm2-135m-instruct"]),
+        (VALID + "deployment: {gpu: a100}\n", ["deployment.gpu", "unknown GPU 'a100'", "a100-80gb"]),
+        (VALID.replace("train.jsonl", "missing.jsonl"), ["data.train", "does not exist"]),
+        (VALID + "knowledge: nowhere/\n", ["knowledge", "does not exist"]),
+        (VALID.replace("name: t", "name: ../../etc"), ["name", "not a safe name"]),
+        ("name: t\nkind: [unclosed\n", ["task.yaml:3", "YAML syntax error", "started at line 2"]),
+        ("- just\n- a list\n", ["top level", "expected a mapping"]),
+        (b"name: caf\xe9\n", ["not UTF-8"]),
+    ],
+)
 def test_bad_task_files(folder, body, expected):
     message = error_of(folder, body)
     assert "task.yaml" in message

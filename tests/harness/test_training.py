@@ -77,8 +77,7 @@ def test_fsdp_weights_are_gathered_into_a_plain_model_on_the_main_process(tiny_m
     with torch.no_grad():
         trained.model.layers[0].mlp.up_proj.weight.add_(1.0)  # "training" changed it
     state = {k: v.clone() for k, v in trained.state_dict().items() if k != "lm_head.weight"}  # tied: not saved
-    trainer = SimpleNamespace(model_wrapped=trained,
-                              accelerator=SimpleNamespace(get_state_dict=lambda model: state))
+    trainer = SimpleNamespace(model_wrapped=trained, accelerator=SimpleNamespace(get_state_dict=lambda model: state))
     plain = _unsharded(trainer, trained, "cpu")
     assert plain is not trained
     ids = torch.tensor([[1, 2, 3, 4]])
