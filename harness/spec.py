@@ -29,7 +29,6 @@ DEFAULT_INSTRUCTION = {
     "extraction": "Extract these fields from the text as a JSON object: {{ fields | join(', ') }}. "
     "Answer with the JSON object only.",
 }
-DEFAULT_STRATEGIES: dict[str, dict[str, Any]] = {"prompt": {}, "rag": {}, "lora": {}, "full": {}}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -128,12 +127,12 @@ class TaskSpec:
             choices=tuple(METRICS),
         ),
     )
-    strategies: dict[str, Any] = field(
-        default_factory=lambda: dict(DEFAULT_STRATEGIES),
+    strategies: dict[str, Any] | None = field(
+        default=None,
         metadata=doc(
-            "Which arms run (prompt, rag, lora, qlora, full), each with overrides of its defaults (see the "
-            "per-strategy keys below). Default: prompt, rag, lora and full (qlora needs a CUDA GPU: list it to run "
-            "it)."
+            "Which arms run (the strategies below), each with overrides of its defaults (see the per-strategy keys "
+            "below). Default: every strategy that runs on any machine - prompt, rag, lora and full (qlora needs a "
+            "CUDA GPU: list it to run it)."
         ),
     )
     goals: Goals = field(default_factory=Goals, metadata=doc("What the team needs; used by the recommendation."))

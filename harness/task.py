@@ -15,7 +15,7 @@ from harness.io import read_jsonl, read_yaml
 from harness.prompts import render_instruction
 from harness.schema import build, closest
 from harness.spec import DEFAULT_METRIC, NAME_PATTERN, Datasets, Example, Task, TaskSpec
-from harness.strategies import STRATEGIES
+from harness.strategies import STRATEGIES, default_strategies
 
 
 def _resolve(base: Path, rel: str, key: str, file: Path, *, want_dir: bool | None = None) -> Path:
@@ -54,7 +54,7 @@ def load_task(path: str | Path) -> Task:
     if spec.kind == "extraction" and metric == "accuracy":
         raise UserError(f"{path}: metric: accuracy compares labels; for extraction use json_match or exact_match")
 
-    strategies_raw = spec.strategies if spec.strategies is not None else {}
+    strategies_raw = spec.strategies if spec.strategies is not None else dict.fromkeys(default_strategies(), {})
     if not strategies_raw:
         raise UserError(f"{path}: strategies: no strategy listed; list at least one of: {', '.join(STRATEGIES)}")
     configs = {}

@@ -69,10 +69,11 @@ class RequestShape:
     def prompt_tokens(self, method: str) -> int:
         """Prompting pays the instruction and the worked examples on every call, RAG the retrieved chunks;
         a fine-tuned model has learned the task and gets the message alone (the instruction: none setting)."""
-        context = {
-            "prompt": self.instruction_tokens + self.shots * self.shot_tokens,
-            "rag": self.instruction_tokens + self.rag_chunks * self.chunk_tokens,
-        }.get(method, 0)
+        context = 0
+        if method == "prompt":
+            context = self.instruction_tokens + self.shots * self.shot_tokens
+        elif method == "rag":
+            context = self.instruction_tokens + self.rag_chunks * self.chunk_tokens
         return self.template_tokens + context + self.input_tokens
 
 

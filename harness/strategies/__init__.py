@@ -30,6 +30,14 @@ def traits(name: str) -> StrategyTraits:
     return STRATEGIES[name].traits
 
 
+def default_strategies() -> list[str]:
+    """The strategies a task runs when its file lists none: every one that runs on any machine (so not QLoRA,
+    which needs a CUDA GPU and bitsandbytes), in registry order."""
+    return [
+        name for name, s in STRATEGIES.items() if set(s.traits.devices) >= {"cpu", "cuda"} and not s.traits.packages
+    ]
+
+
 def check_device(name: str, device: str) -> None:
     """Raise UserError when strategy ``name`` cannot run on ``device``: compare calls it for every planned strategy
     before any run starts, so a comparison that cannot finish fails in a second, not after the other arms."""
@@ -46,5 +54,6 @@ __all__ = [
     "TrainingConfig",
     "Variant",
     "check_device",
+    "default_strategies",
     "traits",
 ]
