@@ -32,7 +32,7 @@ from advisor.costs.serving import HOURS_PER_MONTH
 from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
 from harness import catalog
 from harness.strategies import STRATEGIES, traits
-from harness.strategies.base import LabelledExamples
+from harness.strategies.base import LabelledExamples, device_need
 from harness.strategies.lora import DEFAULT_TARGET_MODULES
 from harness.units import GIB
 
@@ -94,7 +94,10 @@ def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
     serving = estimate_serving(plan.shape, t.serving_method, plan.gpu, plan.monthly_requests, request=plan.request)
     data = data_cost(examples_needed(strategy, plan), plan.data_config)
     train_usd = training.usd if training else 0.0
+    device_kind = "cuda" if catalog.gpus()[plan.gpu]["kind"] == "gpu" else "cpu"
+    runs_here = [] if device_kind in t.devices else [f"{t.display_name} needs {device_need(t)}"]
     return {
+        "notes": runs_here,
         "trainable_params": training.trainable_params if training else 0,
         "peak_memory_gib": (training.memory.peak if training else serving.memory.total) / GIB,
         "fits": training.fits if training else serving.fits,
@@ -268,7 +271,7 @@ def render_text(plan: Plan, results: dict) -> str:
     notes = [
         f"  - {method}: {note}"
         for method, r in results.items()
-        for note in (r["training"]["notes"] if r["training"] else []) + r["serving"]["notes"]
+        for note in r["notes"] + (r["training"]["notes"] if r["training"] else []) + r["serving"]["notes"]
     ]
     return "\n".join(lines + (["", "Notes:"] + notes if notes else []))
 

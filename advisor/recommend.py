@@ -345,9 +345,10 @@ def _what_would(
 ) -> list[str]:
     """Estimates of what would meet the goals, when nothing measured does."""
     sentences = ["More examples — " + curve_sentence(curve, pricing, arms) for curve in curves]
-    tuned_strategies = [s for s, arm in best.items() if arm.traits.trains]
-    if not curves and tuned_strategies:
-        keys = " or ".join(f"strategies.{s}.data_fractions" for s in tuned_strategies)
+    tuned = sorted((s for s, arm in best.items() if arm.traits.trains), key=lambda s: best[s].traits.ladder_rank)
+    if not curves and tuned:
+        others = " or ".join(f"{s}'s" for s in tuned[1:])
+        keys = f"strategies.{tuned[0]}.data_fractions" + (f" (or {others})" if others else "")
         sentences.append(
             f"More examples: no learning curve was measured (each fine-tuning arm ran on one "
             f"training-set size); set {keys}, e.g. [0.25, 0.5, 1.0], to estimate how many would do."

@@ -168,8 +168,6 @@ def estimate_training(
             f"does not fit one {gpu}: needs {gpus_needed} with FSDP/ZeRO-3 sharding "
             f"(same GPU-hours, {hours / gpus_needed:.3g} h wall-clock)"
         )
-    if method == "qlora" and device["kind"] == "cpu":
-        notes.append("QLoRA's 4-bit kernels (bitsandbytes) need a GPU")
     return TrainingEstimate(
         model=shape.name,
         method=method,

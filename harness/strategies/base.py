@@ -77,16 +77,20 @@ class StrategyTraits:
             )
 
 
+def device_need(traits: StrategyTraits) -> str:
+    """What a strategy needs to run on, in words: 'a CUDA GPU (bitsandbytes' 4-bit kernels)'."""
+    needs = "a CUDA GPU" if traits.devices == ("cuda",) else " or ".join(traits.devices)
+    return needs + (f" ({traits.device_reason})" if traits.device_reason else "")
+
+
 def unavailable_reason(name: str, traits: StrategyTraits, device: str) -> str | None:
     """Why strategy ``name`` cannot run on ``device`` ('cpu', 'cuda', 'cuda:1', ...) - one line with the fix - or
     None when it can."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     if kind not in traits.devices:
-        needs = "a CUDA GPU" if traits.devices == ("cuda",) else " or ".join(traits.devices)
-        why = f" ({traits.device_reason})" if traits.device_reason else ""
         return (
-            f"strategies.{name}: {traits.display_name} needs {needs}{why}; this run is on {device}: run on a GPU "
-            f"machine (--device cuda), or leave {name} out with --skip {name}"
+            f"strategies.{name}: {traits.display_name} needs {device_need(traits)}; this run is on {device}: run on a "
+            f"GPU machine (--device cuda), or leave {name} out with --skip {name}"
         )
     for package in traits.packages:
         needs = (
