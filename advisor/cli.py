@@ -38,7 +38,7 @@ def compare(task_file: Path, **settings: Any) -> None:
     task = load_task(task_file)  # parsed once, here
     data_cost = data_cost_config(task.spec.data_cost, file=str(task.path))  # checked before anything runs
     options = CompareOptions(**settings)
-    options.out_dir = options.out_dir or Path("reports") / task.name
+    out_dir = options.folder(task)
     comparison = run_compare(
         task,
         options,
@@ -46,9 +46,9 @@ def compare(task_file: Path, **settings: Any) -> None:
         plan_sharding=sharding_planner(task),
         log=lambda line: click.echo(line, err=True),
     )
-    analysis, report = publish(options.out_dir, comparison, data_cost)
+    analysis, report = publish(out_dir, comparison, data_cost)
     click.echo(analysis.recommendation.verdict)
-    click.echo(f"wrote {options.out_dir / 'results.json'} and {report}")
+    click.echo(f"wrote {out_dir / 'results.json'} and {report}")
 
 
 @main.command()

@@ -59,7 +59,7 @@ class CompareInterrupted(KeyboardInterrupt):
         self.out_dir, self.kept = out_dir, kept
 
 
-def cli(text: str, **checks: object) -> dict[str, object]:
+def option(text: str, **checks: object) -> dict[str, object]:
     """Field metadata of a command-line setting: ``harness.schema.doc`` plus how the option is spelt."""
     return {**doc(text), **checks}
 
@@ -69,26 +69,28 @@ class CompareOptions:
     """How ``advisor compare`` runs a task: each field is one command-line option (its doc is the help)."""
 
     out_dir: Path | None = field(
-        default=None, metadata=cli("Output folder (default: reports/<task name>/).", flag="--out", path="dir")
+        default=None, metadata=option("Output folder (default: reports/<task name>/).", flag="--out", path="dir")
     )
-    device: str = field(default="auto", metadata=cli("auto | cpu | cuda (or cuda:N)."))
-    only: list[str] | None = field(default=None, metadata=cli("Comma-separated strategies to run, e.g. prompt,rag."))
+    device: str = field(default="auto", metadata=option("auto | cpu | cuda (or cuda:N)."))
+    only: list[str] | None = field(default=None, metadata=option("Comma-separated strategies to run, e.g. prompt,rag."))
     skip: list[str] | None = field(
-        default=None, metadata=cli("Comma-separated strategies to leave out, e.g. qlora on a CPU machine.")
+        default=None, metadata=option("Comma-separated strategies to leave out, e.g. qlora on a CPU machine.")
     )
     limit: int | None = field(
         default=None,
-        metadata=cli("Quick look: at most N test and 5*N training examples; learning-curve runs are skipped.", min=1),
+        metadata=option(
+            "Quick look: at most N test and 5*N training examples; learning-curve runs are skipped.", min=1
+        ),
     )
-    seed: int | None = field(default=None, metadata=cli("Override the task's seed.", min=0))
-    fresh: bool = field(default=False, metadata=cli("Recompute runs even when a finished record matches."))
-    progress: bool = field(default=True, metadata=cli("Show progress bars.", flag="--progress/--no-progress"))
+    seed: int | None = field(default=None, metadata=option("Override the task's seed.", min=0))
+    fresh: bool = field(default=False, metadata=option("Recompute runs even when a finished record matches."))
+    progress: bool = field(default=True, metadata=option("Show progress bars.", flag="--progress/--no-progress"))
     num_processes: int = field(
-        default=1, metadata=cli("Processes per fine-tuning run (one GPU each), started by accelerate launch.", min=1)
+        default=1, metadata=option("Processes per fine-tuning run (one GPU each), started by accelerate launch.", min=1)
     )
     sharding: str = field(
         default="auto",
-        metadata=cli(
+        metadata=option(
             "With several processes: data parallel, FSDP (full fine-tuning on GPUs), or auto = FSDP only when the "
             "memory model says one GPU cannot hold a replica.",
             choices=distributed.SHARDING_CHOICES,
@@ -96,10 +98,14 @@ class CompareOptions:
     )
     accelerate_config: Path | None = field(
         default=None,
-        metadata=cli(
+        metadata=option(
             "An `accelerate config` file for the launcher (multi-node, custom FSDP/DeepSpeed plan).", path="file"
         ),
     )
+
+    def folder(self, task: Task) -> Path:
+        """Where the records, results.json and the report go."""
+        return Path(self.out_dir or Path("reports") / task.name)
 
 
 def resolve_device(device: str) -> str:
@@ -218,7 +224,7 @@ def run_compare(
     variants = plan(task, options.only, options.limit, options.skip)
     for name in dict.fromkeys(v.strategy for v in variants):
         check_device(name, device)  # e.g. QLoRA on a CPU: one line now, not after the other arms
-    out_dir = Path(options.out_dir or Path("reports") / task.name)
+    out_dir = options.folder(task)
     train, test = data.limited(options.limit, seed)
     machine = hardware(device)
     comparison = Comparison(

@@ -9,13 +9,3 @@ class UserError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(message.split()))  # always one line
-
-
-def where(file: object, key: str | None = None, line: int | None = None) -> str:
-    """Format the ``file[:line]: key`` prefix of an error message."""
-    text = str(file)
-    if line is not None:
-        text += f":{line}"
-    if key:
-        text += f": {key}"
-    return text
