@@ -5,6 +5,7 @@ Pure Python + YAML: used by the harness to find models and by the advisor's cost
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.io import read_yaml
+from harness.io import display_path, read_yaml
 from harness.schema import closest
 
 
@@ -56,6 +57,13 @@ class ModelRef:
     location: str  # the directory (package, local) or the HF id (hub)
     gguf_file: str | None = None
     catalog_name: str | None = None  # the models.yaml entry, when there is one
+
+    def shown(self) -> ModelRef:
+        """This reference as records show it: a folder relative to the working directory (``io.display_path``).
+        Loading and the config hash use the reference itself."""
+        if self.source == "hub":
+            return self
+        return dataclasses.replace(self, location=display_path(self.location))
 
 
 def _package_dir(package: str, where: str) -> Path:

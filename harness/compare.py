@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness import distributed
 from harness.errors import UserError
-from harness.io import atomic_write_json
+from harness.io import atomic_write_json, display_path
 from harness.job import Job
 from harness.meters import hardware
 from harness.record import Hardware, RunInfo, RunRecord
@@ -231,15 +231,15 @@ def run_compare(
         task=TaskSummary(
             name=task.name,
             kind=task.kind,
-            path=str(task.path),
+            path=display_path(task.path),
             metric=task.metric,
-            model=task.model_ref,
+            model=task.model_ref.shown(),
             labels=data.labels,
             n_train=len(train),
             n_test=len(test),
             goals=task.spec.goals,
             deployment=task.spec.deployment,
-            knowledge=str(task.knowledge_path) if task.knowledge_path else None,
+            knowledge=display_path(task.knowledge_path) if task.knowledge_path else None,
             data_cost=dict(task.spec.data_cost),
         ),
         device=machine,
@@ -294,7 +294,7 @@ def run_compare(
                     seed=seed,
                     limit=options.limit,
                     device=device,
-                    model=task.model_ref,
+                    model=task.model_ref.shown(),
                     num_processes=n,
                     sharding=sharding,
                 )

@@ -87,6 +87,16 @@ def atomic_write_json(path: Path, data: object) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False, default=str))
 
 
+def display_path(path: str | Path) -> str:
+    """A path as records and reports show it: relative to the working directory when it lies inside it (so a
+    committed record names no machine's folders), else as given."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -80,7 +80,7 @@ class RagStrategy:
                 retrieval_mode="knowledge",
                 documents=len({c.source for c in chunks}),
                 chunks=len(chunks),
-                embedder=embedder,
+                embedder=embedder.shown(),
             )
         else:
             train = ctx.train
@@ -92,5 +92,7 @@ class RagStrategy:
                 shots = [(train[i], prompts.format_answer(ctx.task, train[i].target)) for i, _ in reversed(hits)]
                 return prompts.messages(ctx.instruction, example, shots=shots)
 
-            info = StrategyInfo(retrieval_mode="nearest_examples", indexed_examples=len(train), embedder=embedder)
+            info = StrategyInfo(
+                retrieval_mode="nearest_examples", indexed_examples=len(train), embedder=embedder.shown()
+            )
         return Prepared(model=ctx.load_model(), tokenizer=ctx.tokenizer, build_messages=build, info=info)
