@@ -37,9 +37,10 @@ class ArmEconomics:
     one_time_usd: float  # training + labelled data
     usd_per_1k: float  # marginal serving cost
     replica_month_usd: float | None  # one always-on replica for a month; None when not priced
+    endpoint: str | None = None  # an endpoint arm: the task's endpoints.NAME
 
     @classmethod
-    def of(cls, costs: RunCosts, strategy: str, label: str) -> ArmEconomics | None:
+    def of(cls, costs: RunCosts, strategy: str, label: str, endpoint: str | None = None) -> ArmEconomics | None:
         """From a run's costs; None when its serving was not priced."""
         if costs.serve_usd_per_1k is None:
             return None
@@ -52,6 +53,7 @@ class ArmEconomics:
             one_time_usd=(costs.train_usd or 0.0) + (costs.data_usd or 0.0),
             usd_per_1k=costs.serve_usd_per_1k,
             replica_month_usd=replica_hour * HOURS_PER_MONTH if replica_hour else None,
+            endpoint=endpoint,
         )
 
     @property
@@ -83,6 +85,7 @@ class BreakEven:
     # above/below ``monthly_requests``
     outcome: str
     monthly_requests: float | None
+    basis: str = "marginal"  # marginal serving cost; "hosted": per-token baseline against whole tuned replicas
 
     @property
     def extra_one_time_usd(self) -> float:
@@ -93,6 +96,8 @@ class BreakEven:
         return self.baseline.usd_per_1k - self.tuned.usd_per_1k
 
     def sentence(self, expected_volume: float | None) -> str:
+        if self.basis == "hosted":
+            return self._hosted_sentence(expected_volume)
         t, b = self.tuned, self.baseline
         per_1k = f"{usd(t.usd_per_1k)} per 1k requests against {usd(b.usd_per_1k)}"
         if self.outcome == "always":
@@ -110,8 +115,38 @@ class BreakEven:
             f"{'above' if above else 'only below'} {count(self.monthly_requests)} requests a month{expect}."
         )
 
+    def _hosted_sentence(self, expected_volume: float | None) -> str:
+        t, b = self.tuned, self.baseline
+        replicas = (
+            f"whole always-on replicas ({usd(t.replica_month_usd)}/month each, up to "
+            f"{count(t.requests_per_replica_month or 0)} requests a month)"
+        )
+        hosted = f"{b.label} costs {usd(b.usd_per_1k)} per 1k requests, per token, with nothing up front"
+        if self.outcome == "never":
+            return (
+                f"{hosted}; self-hosting {t.label} on {replicas} never costs less over {self.months:g} months: a "
+                f"replica costs more than the hosted requests it can carry."
+            )
+        if self.outcome == "always":
+            return f"{hosted}; self-hosting {t.label} on {replicas} costs less at every volume."
+        expect = f" (the task expects {count(expected_volume)})" if expected_volume else ""
+        return (
+            f"{hosted}; self-hosting {t.label} on {replicas} costs the same over {self.months:g} months at "
+            f"{count(self.monthly_requests)} requests a month{expect}: below it the hosted arm is cheaper, above it "
+            f"{t.label}."
+        )
+
+    def total_at_crossing(self) -> float | None:
+        """The tuned arm's total at the crossing volume (the chart's marker)."""
+        if not self.monthly_requests:
+            return None
+        if self.basis == "hosted":
+            return float(self.baseline.marginal_total(self.monthly_requests, self.months))
+        return float(self.tuned.marginal_total(self.monthly_requests, self.months))
+
     def as_dict(self, expected_volume: float | None) -> dict:
         return {
+            "basis": self.basis,
             "tuned": self.tuned.label,
             "baseline": self.baseline.label,
             "months": self.months,
@@ -133,6 +168,30 @@ def break_even(tuned: ArmEconomics, baseline: ArmEconomics, months: float) -> Br
         return BreakEven(tuned, baseline, months, "never", None)
     volume = extra * 1000 / (months * saving)  # both positive ("above") or both negative ("below")
     return BreakEven(tuned, baseline, months, "above" if extra > 0 else "below", volume)
+
+
+def hosted_break_even(self_hosted: ArmEconomics, hosted: ArmEconomics, months: float) -> BreakEven:
+    """Where a self-hosted arm on whole always-on replicas starts costing less than a hosted per-token arm.
+
+    With R a replica-month, C what it serves a month, p the hosted cost per request and D the self-hosted arm's
+    extra one-time cost, at V requests a month on k = ceil(V / C) replicas:
+
+        self-hosted(V) = one_time_self + months * k * R        hosted(V) = one_time_hosted + months * V * p
+
+    so within the band of k replicas self-hosting costs less from V_k = (D + months * k * R) / (months * p). The
+    first band where V_k fits under k * C is k0 = max(1, ceil(D / (months * (C * p - R)))), and the crossing is
+    max(V_k0, (k0 - 1) * C). When C * p <= R a full replica costs at least the hosted requests it carries: it
+    never pays back at scale."""
+    replica, capacity = self_hosted.replica_month_usd, self_hosted.requests_per_replica_month
+    per_request = hosted.usd_per_1k / 1000
+    extra = self_hosted.one_time_usd - hosted.one_time_usd
+    if not replica or not capacity or per_request <= 0 or capacity * per_request <= replica:
+        return BreakEven(self_hosted, hosted, months, "never", None, basis="hosted")
+    k0 = max(1, math.ceil(extra / (months * (capacity * per_request - replica))))
+    volume = max((extra + months * k0 * replica) / (months * per_request), (k0 - 1) * capacity)
+    if volume <= 0:
+        return BreakEven(self_hosted, hosted, months, "always", 0.0, basis="hosted")
+    return BreakEven(self_hosted, hosted, months, "above", volume, basis="hosted")
 
 
 def dedicated_gpu_caveat(tuned: ArmEconomics, gpu: str | None) -> str | None:

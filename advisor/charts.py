@@ -22,6 +22,7 @@ from advisor.breakeven import ArmEconomics, BreakEven, volume_range
 from advisor.learning_curve import LearningCurve, quality_interval
 from advisor.recommend import Arm
 from advisor.wording import count, strategy_name, usd
+from harness.runstore import RunRow
 from harness.strategies import traits
 
 GOAL_COLOUR = "#57606a"
@@ -169,7 +170,12 @@ def break_even(
         figure, ax = _figure(3.8)
         for arm in economics:
             ax.plot(
-                volumes, arm.marginal_total(volumes, months), color=colour(arm.strategy), linewidth=1.8, label=arm.label
+                volumes,
+                arm.marginal_total(volumes, months),
+                color=colour(arm.strategy),
+                linewidth=1.8,
+                linestyle="--" if arm.endpoint else "-",  # an endpoint arm beside the same strategy run locally
+                label=arm.label,
             )
             if arm.replica_month_usd:
                 ax.plot(
@@ -180,8 +186,8 @@ def break_even(
                     linestyle=":",
                 )
         for pair in pairs:
-            if pair.monthly_requests:
-                total = float(pair.tuned.marginal_total(pair.monthly_requests, months))
+            total = pair.total_at_crossing()
+            if pair.monthly_requests and total is not None:
                 ax.plot([pair.monthly_requests], [total], "o", color="black", markersize=5)
                 ax.annotate(
                     f"{count(pair.monthly_requests)}/month",
@@ -210,6 +216,36 @@ def break_even(
         ax.plot([], [], color=GOAL_COLOUR, linestyle=":", linewidth=1, label="always-on replicas")
         ax.legend(fontsize=8, loc="upper left")
         return _svg(figure, "break-even")
+
+
+def load_test(rows: list[RunRow], goal_ms: float | None) -> str | None:
+    """Latency against throughput of every endpoint run's load test: one point per concurrency level."""
+    tested = [row for row in rows if row.load_test]
+    if not tested:
+        return None
+    with _style():
+        figure, ax = _figure(3.6)
+        for row in tested:
+            levels = sorted(row.load_test or [], key=lambda level: level.concurrency)
+            x = [level.requests_per_s for level in levels]
+            label = f"{strategy_name(row.strategy)} {row.variant}"
+            for attr, style, suffix in (("latency_ms_p50", "-", "p50"), ("latency_ms_p95", "--", "p95")):
+                y = [getattr(level, attr) or np.nan for level in levels]
+                ax.plot(x, y, style, marker="o", color=colour(row.strategy), linewidth=1.4, label=f"{label} {suffix}")
+            for level in levels:
+                ax.annotate(
+                    f"×{level.concurrency}",
+                    (level.requests_per_s, level.latency_ms_p95 or level.latency_ms_p50 or 0),
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                )
+        if goal_ms:
+            ax.axhline(goal_ms, color=GOAL_COLOUR, linestyle=":", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
+        ax.set_xlabel("requests per second (concurrency levels of the load test)")
+        ax.set_ylabel("end-to-end latency, ms")
+        ax.legend(fontsize=8, loc="upper left")
+        return _svg(figure, "load-test")
 
 
 def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:

@@ -11,6 +11,7 @@ examples each arm consumes (the strategy's labelled-examples rule).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from advisor.costs import (
@@ -26,9 +27,10 @@ from advisor.costs import (
 )
 from advisor.costs.compute import catalog_gpu_for
 from advisor.costs.data_cost import DataCostConfig
+from advisor.costs.serving import HOURS_PER_MONTH
 from harness import catalog
-from harness.record import RunRecord
-from harness.runstore import Comparison, RunRow, StoredRun
+from harness.record import LoadLevel, RunRecord
+from harness.runstore import Comparison, EndpointSummary, RunRow, StoredRun
 from harness.shapes import ModelShape
 from harness.strategies import StrategyTraits, traits
 from harness.strategies.base import LabelledExamples
@@ -46,7 +48,11 @@ class RunCosts:
     train_usd_measured_hardware: float | None = None  # its wall-clock time at the price of what it ran on
     serve_usd_per_1k: float | None = None  # marginal: replica-hours actually used per 1,000 requests
     serve_usd_per_month: float | None = None  # whole always-on replicas at goals.monthly_requests
-    serve_requests_per_gpu_hour: float | None = None
+    serve_requests_per_gpu_hour: float | None = None  # one replica (one GPU); per-token endpoints: None
+    serve_basis: str | None = None  # serving model (GPU replicas) | per token (hosted) | measured capacity
+    price_missing: bool = False  # an endpoint whose model has no known price: its serving is not priced (not 0)
+    capacity_concurrency: int | None = None  # measured capacity: the load-test level it was read at
+    serve_requests_per_gpu_hour_predicted: float | None = None  # measured capacity: the serving model's figure
     data_usd: float | None = None
     labelled_examples: int | None = None
 
@@ -105,6 +111,67 @@ def labelled_examples_needed(record: RunRecord, n_train: int) -> int:
     return record.train_info.examples_labelled if record.train_info else n_train
 
 
+def measured_capacity(levels: list[LoadLevel] | None, p95_goal_ms: float | None) -> LoadLevel | None:
+    """The load-test level a self-hosted endpoint is priced at: the most requests/s among levels without errors
+    whose p95 meets the goal (no goal: the most requests/s); None when no level qualifies."""
+    qualifying = [
+        level
+        for level in levels or []
+        if not level.errors
+        and level.requests_per_s > 0
+        and (p95_goal_ms is None or (level.latency_ms_p95 or 0.0) <= p95_goal_ms)
+    ]
+    return max(qualifying, key=lambda level: level.requests_per_s, default=None)
+
+
+def price_endpoint(
+    run: PricedRun, endpoint: EndpointSummary, monthly: int, shape: ModelShape | None, p95_goal_ms: float | None
+) -> None:
+    """An endpoint row's serving cost. Hosted: per token, no GPU floor -
+
+        serve_usd_per_1k = (input_tokens_mean x input $/Mtok + output_tokens_mean x output $/Mtok) x 1000 / 1e6
+        serve_usd_per_month = serve_usd_per_1k x monthly_requests / 1000
+
+    (the mean of each request's cost is the cost of the mean tokens: it is linear). Self-hosted: whole GPU replicas
+    at the capacity its load test measured -
+
+        requests per replica-hour = measured requests/s at the p95 goal x 3600 / replicas
+        serve_usd_per_1k = 1000 x GPU $/h / requests per replica-hour
+        serve_usd_per_month = ceil(monthly / (requests per replica-hour x 730)) x 730 x GPU $/h
+
+    beside the serving model's prediction for the same GPU and tokens."""
+    costs, eval_info = run.costs, run.record.eval_info
+    assert eval_info is not None
+    tokens_in, tokens_out = eval_info.prompt_tokens_mean, eval_info.output_tokens_mean
+    hosting = endpoint.self_hosted
+    if hosting is None:
+        costs.serve_basis = "per token"
+        if endpoint.price is None:
+            costs.price_missing = True
+            return
+        costs.serve_usd_per_1k = endpoint.price.usd(tokens_in, tokens_out) * 1000
+        costs.serve_usd_per_month = costs.serve_usd_per_1k * monthly / 1000
+        return
+    costs.serve_basis = "measured capacity"
+    level = measured_capacity(run.record.load_test, p95_goal_ms)
+    if level is None:
+        return  # no load test, or no level met the goal without errors: capacity unknown
+    gpu = catalog.check_gpu(hosting.gpu)
+    per_replica_hour = level.requests_per_s * 3600 / hosting.replicas
+    costs.capacity_concurrency = level.concurrency
+    costs.serve_requests_per_gpu_hour = per_replica_hour
+    costs.serve_usd_per_1k = 1000 * gpu["usd_per_hour"] / per_replica_hour
+    replicas = math.ceil(monthly / (per_replica_hour * HOURS_PER_MONTH)) if monthly else 0
+    costs.serve_usd_per_month = replicas * HOURS_PER_MONTH * gpu["usd_per_hour"]
+    served = catalog.models().get(endpoint.model)
+    model = ModelShape.from_catalog(endpoint.model) if served else shape
+    if model is not None:
+        request = RequestShape.measured(tokens_in, tokens_out)
+        predicted = estimate_serving(model, run.traits.serving_method, hosting.gpu, monthly, request=request)
+        # the model's peak, without its load factor: the load test measures what a replica does flat out
+        costs.serve_requests_per_gpu_hour_predicted = 3600 / predicted.replica_seconds_per_request
+
+
 def model_shape(comparison: Comparison) -> ModelShape | None:
     """The base model's shape: its catalog entry, else what a run recorded when it loaded the model."""
     if comparison.task.model.catalog_name:
@@ -146,11 +213,15 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
                 costs.train_usd_measured_hardware = gpu_hours_usd(
                     measured.device_seconds / 3600, catalog.gpus()[here]["usd_per_hour"]
                 )
-        if shape is not None and record.eval_info:
+        endpoint = task.endpoints.get(run.row.endpoint) if run.row.endpoint else None
+        if endpoint is not None and record.eval_info:
+            price_endpoint(run, endpoint, monthly, shape, task.goals.p95_latency_ms)
+        elif shape is not None and record.eval_info:
             request = RequestShape.measured(record.eval_info.prompt_tokens_mean, record.eval_info.output_tokens_mean)
             serving = estimate_serving(shape, run.traits.serving_method, gpu_name, monthly, request=request)
             costs.serve_usd_per_1k, costs.serve_usd_per_month = serving.usd_per_1k_requests, serving.usd_per_month
             costs.serve_requests_per_gpu_hour = serving.requests_per_replica_hour
+            costs.serve_basis = "serving model"
         costs.labelled_examples = labelled_examples_needed(record, task.n_train)
         costs.data_usd = data_cost(costs.labelled_examples, config).total_usd
     priced.assumptions = PricingAssumptions(
@@ -172,6 +243,15 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
             "serve_usd_per_1k: replica-hours per 1,000 requests with each run's measured prompt and output tokens, "
             f"16-bit weights on {gpu_name}",
             "data_usd: labelled examples the arm consumes x the task's data_cost settings",
+            *(
+                [
+                    "endpoint rows: per token, serve_usd_per_1k = mean(input tokens x input price + output tokens x "
+                    "output price) x 1000 / 1e6 from each response's usage, no GPU floor; a self-hosted endpoint: its "
+                    "GPU $/h / the requests per hour its load test measured at the p95 goal"
+                ]
+                if task.endpoints
+                else []
+            ),
         ],
     )
     return priced

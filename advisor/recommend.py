@@ -23,13 +23,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.breakeven import ArmEconomics, BreakEven, break_even, dedicated_gpu_caveat
+from advisor.breakeven import ArmEconomics, BreakEven, break_even, dedicated_gpu_caveat, hosted_break_even
 from advisor.costs import ModelShape, RequestShape, estimate_serving, param_counts
 from advisor.costs.compute import catalog_gpu_for
 from advisor.learning_curve import LearningCurve, learning_curves, quality_interval
 from advisor.pricing import PricedRun, Pricing
 from advisor.wording import hardware_name, strategy_name, usd
 from harness import catalog
+from harness.endpoints import plain_http_remote
 from harness.spec import Goals
 from harness.strategies import StrategyTraits
 from harness.strategies.base import Rung
@@ -52,6 +53,20 @@ class Arm:
     @property
     def strategy(self) -> str:
         return self.run.row.strategy
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.run.row.endpoint
+
+    @property
+    def group(self) -> str:
+        """The strategy, on the local model or on one endpoint: best arms are picked per group."""
+        return f"{self.strategy}@{self.endpoint}" if self.endpoint else self.strategy
+
+    @property
+    def hosted(self) -> bool:
+        """Served per token by someone else (an endpoint that is not self-hosted)."""
+        return self.run.costs.serve_basis == "per token"
 
     @property
     def variant(self) -> str:
@@ -83,7 +98,7 @@ class Arm:
 
     @property
     def prompt_tokens_mean(self) -> float | None:
-        return self.run.row.prompt_tokens_mean
+        return self.run.row.input_tokens_mean
 
     @property
     def train_usd(self) -> float | None:
@@ -193,7 +208,8 @@ def _check(arm: Arm, goals: Goals, latency_gated: bool) -> dict[str, str]:
     if budget is not None and (arm.train_usd or 0) > budget:
         shortfalls["budget"] = f"its training costs {usd(arm.train_usd)} against a {usd(budget)} budget"
     goal_p95 = goals.p95_latency_ms
-    if latency_gated and goal_p95 and (arm.latency_ms_p95 or 0) > goal_p95:
+    # an endpoint's latency is measured where it would run: its goal always applies
+    if (latency_gated or arm.endpoint) and goal_p95 and (arm.latency_ms_p95 or 0) > goal_p95:
         shortfalls["latency"] = f"its p95 latency of {arm.latency_ms_p95:,.0f} ms exceeds the {goal_p95:,.0f} ms goal"
     return shortfalls
 
@@ -209,10 +225,11 @@ def _choose(adequate: list[Arm]) -> tuple[Arm, bool]:
     return chosen, chosen is not cheapest
 
 
-def _best_per_strategy(arms: list[Arm]) -> dict[str, Arm]:
+def _best_per_group(arms: list[Arm]) -> dict[str, Arm]:
+    """The best arm of each strategy on the local model, and of each strategy on each endpoint."""
     best: dict[str, Arm] = {}
     for arm in sorted(arms, key=lambda a: (-a.quality, a.total_usd if a.total_usd is not None else math.inf)):
-        best.setdefault(arm.strategy, arm)
+        best.setdefault(arm.group, arm)
     return best
 
 
@@ -222,16 +239,25 @@ def _best_tuned(best: dict[str, Arm]) -> Arm | None:
 
 def _break_evens(chosen: Arm, best: dict[str, Arm], months: float) -> tuple[list[BreakEven], list[ArmEconomics]]:
     """The fine-tuned arm of interest (the chosen one, else the best fine-tuned) against the best arm of each
-    strategy that trains nothing (prompting, RAG)."""
+    strategy that trains nothing (prompting, RAG): on marginal serving cost against the self-hosted ones, on whole
+    GPU replicas against each hosted (per-token) endpoint."""
     tuned = chosen if chosen.traits.trains else _best_tuned(best)
     baselines = sorted((arm for arm in best.values() if not arm.traits.trains), key=lambda a: a.traits.ladder_rank)
     economics = {
-        a.label: ArmEconomics.of(a.run.costs, a.strategy, a.label) for a in [tuned, *baselines] if a is not None
+        a.label: ArmEconomics.of(a.run.costs, a.strategy, a.label, a.endpoint)
+        for a in [tuned, *baselines]
+        if a is not None
     }
     priced = {label: e for label, e in economics.items() if e is not None}
     if tuned is None or tuned.label not in priced:
         return [], list(priced.values())
-    pairs = [break_even(priced[tuned.label], priced[b.label], months) for b in baselines if b.label in priced]
+    pairs = [
+        hosted_break_even(priced[tuned.label], priced[b.label], months)
+        if b.hosted
+        else break_even(priced[tuned.label], priced[b.label], months)
+        for b in baselines
+        if b.label in priced
+    ]
     return pairs, list(priced.values())
 
 
@@ -307,7 +333,10 @@ def ladder_sentences(pricing: Pricing, best: dict[str, Arm]) -> list[str]:
             f"against {prompted.quality:.3f} for {prompted.label}."
         )
     longest = max(
-        (a for a in best.values() if not a.traits.trains), key=lambda a: a.prompt_tokens_mean or 0, default=None
+        # local arms only: an endpoint counts tokens with its own tokenizer
+        (a for a in best.values() if not a.traits.trains and not a.endpoint),
+        key=lambda a: a.prompt_tokens_mean or 0,
+        default=None,
     )
     if (
         tuned
@@ -326,8 +355,8 @@ def ladder_sentences(pricing: Pricing, best: dict[str, Arm]) -> list[str]:
 
 
 def _latency_sentence(chosen: Arm, arms: list[Arm], pricing: Pricing) -> str | None:
-    timed = [a for a in arms if a.latency_ms_p95]
-    if not chosen.latency_ms_p95 or len(timed) < 2:
+    timed = [a for a in arms if a.latency_ms_p95 and not a.endpoint]  # measured on this machine
+    if chosen.endpoint or not chosen.latency_ms_p95 or len(timed) < 2:
         return None
     fastest = min(timed, key=lambda a: a.latency_ms_p95 or 0.0)
     where = hardware_name(pricing.comparison.device)
@@ -381,9 +410,38 @@ def _cautions(pricing: Pricing, latency_gated: bool, latency_note: str) -> list[
         cautions.append(latency_note)
     if pricing.assumptions is None:
         cautions.append("The runs are not priced: the choice ignores cost.")
+    cautions += endpoint_cautions(pricing)
     limit = pricing.comparison.options.limit
     if limit:
         cautions.append(f"A quick look (--limit {limit}): small subsets, not the full test set.")
+    return cautions
+
+
+def endpoint_cautions(pricing: Pricing) -> list[str]:
+    """What the reader of an endpoint row must know: a missing price, capacity not measured, plain http."""
+    cautions = []
+    endpoints = pricing.comparison.task.endpoints
+    for run in pricing.runs:
+        name = run.row.endpoint
+        if not name or not run.record.ok:
+            continue
+        label = f"{strategy_name(run.row.strategy)} {run.row.variant}"
+        if run.costs.price_missing:
+            cautions.append(
+                f"{label}: no price is known for model {endpoints[name].model} (not in data/catalog/api_prices.yaml): "
+                f"its serving is priced as missing, not 0, and it cannot win on cost; set endpoints.{name}.price."
+            )
+        elif run.costs.serve_basis == "measured capacity" and run.costs.serve_usd_per_1k is None:
+            cautions.append(
+                f"{label}: self-hosted, but no load-test level met the p95 goal without errors (or the load test "
+                f"was off): its capacity, and so its cost, is unknown."
+            )
+    for name, endpoint in endpoints.items():
+        if plain_http_remote(endpoint.base_url):
+            cautions.append(
+                f"Endpoint {name} is reached over plain http at a host other than this machine "
+                f"({endpoint.base_url}): prompts, answers and the key cross the network unencrypted; use https."
+            )
     return cautions
 
 
@@ -452,7 +510,7 @@ def analyse(pricing: Pricing) -> Analysis:
     if not arms:
         return Analysis(pricing, recommendation, [], None, curves, [], [], latency_gated)
 
-    best = _best_per_strategy(arms)
+    best = _best_per_group(arms)
     adequate = [a for a in arms if not a.shortfalls]
     what_would: list[str] = []
     if adequate:
@@ -479,8 +537,9 @@ def analyse(pricing: Pricing) -> Analysis:
             f"{months:g} months ({usd(top.total_usd - chosen.total_usd)} more)."
         )
     reasons += [
-        f"{arm.label} (best {strategy_name(strategy)} run) falls short: {'; '.join(arm.shortfalls.values())}."
-        for strategy, arm in best.items()
+        f"{arm.label} (best {strategy_name(arm.strategy)} run{' on ' + arm.endpoint if arm.endpoint else ''}) falls "
+        f"short: {'; '.join(arm.shortfalls.values())}."
+        for arm in best.values()
         if arm.shortfalls and arm is not chosen
     ]
     pairs, economics = _break_evens(chosen, best, months)

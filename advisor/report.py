@@ -111,6 +111,7 @@ def _charts(analysis: Analysis) -> dict[str, Any]:
             analysis.arms, goals.p95_latency_ms, analysis.latency_gated, hardware_name(comparison.device)
         ),
         "break_even": charts.break_even(analysis.economics, analysis.break_evens, months, goals.monthly_requests),
+        "load_test": charts.load_test([run.row for run in analysis.pricing.runs], goals.p95_latency_ms),
         "learning_curves": [charts.learning_curve(c, metric, i) for i, c in enumerate(analysis.curves)],
     }
     # matplotlib escapes every text it writes; the SVG is markup we made, not data
@@ -136,6 +137,7 @@ def render(analysis: Analysis) -> str:
         .render(
             r=comparison,
             runs=pricing.runs,
+            endpoint_runs=[run for run in pricing.runs if run.row.endpoint],
             c=pricing.assumptions,
             rec=analysis.recommendation,
             analysis=analysis,

@@ -6,7 +6,7 @@ import inspect
 
 from advisor.costs.data_cost import DataCostConfig
 from harness.schema import schema_markdown
-from harness.spec import TaskSpec
+from harness.spec import EndpointSpec, TaskSpec
 from harness.strategies import STRATEGIES
 
 
@@ -31,6 +31,17 @@ def task_schema_markdown() -> str:
             "",
             schema_markdown(strategy.config_type, prefix=f"strategies.{name}."),
         ]
+    parts += [
+        "",
+        "## `endpoints.NAME`",
+        "",
+        inspect.cleandoc(EndpointSpec.__doc__ or ""),
+        "The key itself is never written in a task file: `api_key_env` names the environment variable that holds "
+        "it, and a task file holding anything shaped like a key is rejected. `advisor validate` checks that each "
+        "named variable is set.",
+        "",
+        schema_markdown(EndpointSpec, prefix="endpoints.NAME."),
+    ]
     parts += [
         "",
         "## `data_cost`",

@@ -1,4 +1,4 @@
-"""Catalogs in data/catalog/*.yaml (models, embedders, GPUs) and name resolution against them.
+"""Catalogs in data/catalog/*.yaml (models, embedders, GPUs, hosted-API prices) and name resolution against them.
 
 Pure Python + YAML: used by the harness to find models and by the advisor's cost models.
 """
@@ -46,6 +46,48 @@ def gpus() -> dict[str, dict]:
 def utilisation() -> dict:
     """data/catalog/utilisation.yaml: default training and serving utilisation, with sources."""
     return _load("utilisation")
+
+
+def api_prices() -> dict[str, dict]:
+    """data/catalog/api_prices.yaml: hosted models' per-token list prices, keyed by the provider's model id."""
+    return _load("api_prices").get("models", {})
+
+
+@dataclass(frozen=True)
+class TokenPrice:
+    """A hosted model's standard-tier list price in USD per million tokens, with where and when it was read."""
+
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    source: str | None = None
+    date: str | None = None
+
+    def usd(self, input_tokens: float, output_tokens: float) -> float:
+        # USD = input_tokens x input price / 1e6 + output_tokens x output price / 1e6 (prices are per 1M tokens)
+        return input_tokens * self.input_usd_per_mtok / 1e6 + output_tokens * self.output_usd_per_mtok / 1e6
+
+
+def api_price(model: str) -> TokenPrice | None:
+    """The catalog price of a hosted model id, matched case-insensitively by key or alias, also when given as
+    ``provider/model`` or with a leading path: the exact id first, then what follows each ``/`` in turn, ending with
+    the part after the last one. None when the catalog does not list it: price it as unknown, never as 0."""
+    entries = api_prices()
+    index: dict[str, str] = {}
+    for key, entry in entries.items():
+        for name in (key, *(entry.get("aliases") or ())):
+            index.setdefault(str(name).lower(), key)
+    parts = model.strip().lower().split("/")
+    for start in range(len(parts)):
+        found = index.get("/".join(parts[start:]))
+        if found is not None:
+            entry = entries[found]
+            return TokenPrice(
+                input_usd_per_mtok=float(entry["input_usd_per_mtok"]),
+                output_usd_per_mtok=float(entry["output_usd_per_mtok"]),
+                source=entry.get("source"),
+                date=str(entry["date"]) if entry.get("date") is not None else None,
+            )
+    return None
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ from harness.errors import UserError
 from harness.io import atomic_write_json, display_path
 from harness.job import Job
 from harness.meters import hardware
-from harness.record import Hardware, RunInfo, RunRecord
+from harness.record import Hardware, RunInfo, RunRecord, RunStatus
 from harness.runstore import (
     CompareSettings,
     Comparison,
+    EndpointSummary,
     StoredRun,
     TaskSummary,
     config_hash,
@@ -39,9 +40,9 @@ from harness.runstore import (
     write_results,
 )
 from harness.schema import doc
-from harness.spec import Task
+from harness.spec import Endpoint, Task
 from harness.strategies import STRATEGIES, Variant, check_device, traits
-from harness.task import load_examples
+from harness.task import check_endpoint_keys, load_examples
 
 # (variant, this device, processes per run, sharding) -> why the run cannot fit, or None: the advisor's memory model,
 # so that what cannot fit fails before training, not an hour in
@@ -94,6 +95,14 @@ class CompareOptions:
             "With several processes: data parallel, FSDP (full fine-tuning on GPUs), or auto = FSDP only when the "
             "memory model says one GPU cannot hold a replica.",
             choices=distributed.SHARDING_CHOICES,
+        ),
+    )
+    max_api_usd: float | None = field(
+        default=None,
+        metadata=option(
+            "Spending cap for every endpoint request of this compare together, USD (each endpoint's own cap: "
+            "endpoints.NAME.max_usd); a run stops before it would pass it.",
+            min=0,
         ),
     )
     accelerate_config: Path | None = field(
@@ -224,6 +233,9 @@ def run_compare(
     variants = plan(task, options.only, options.limit, options.skip)
     for name in dict.fromkeys(v.strategy for v in variants):
         check_device(name, device)  # e.g. QLoRA on a CPU: one line now, not after the other arms
+    endpoint_names = list(dict.fromkeys(e.name for v in variants if (e := task.endpoint_of(v.params))))
+    check_endpoint_keys(task, endpoint_names)  # an unset key: one line now, nothing runs
+    budgets = _Budgets(task, endpoint_names, options.max_api_usd)
     out_dir = options.folder(task)
     train, test = data.limited(options.limit, seed)
     machine = hardware(device)
@@ -241,6 +253,7 @@ def run_compare(
             deployment=task.spec.deployment,
             knowledge=display_path(task.knowledge_path) if task.knowledge_path else None,
             data_cost=dict(task.spec.data_cost),
+            endpoints={name: EndpointSummary.of(e) for name, e in task.endpoints.items() if name in endpoint_names},
         ),
         device=machine,
         options=CompareSettings(
@@ -250,6 +263,7 @@ def run_compare(
             skip=options.skip,
             num_processes=options.num_processes,
             sharding=options.sharding,
+            max_api_usd=options.max_api_usd,
         ),
     )
     done: dict[str, StoredRun] = {}
@@ -271,6 +285,7 @@ def run_compare(
             device=device,
             model=task.model_ref,
             num_processes=processes(v),
+            endpoint=task.endpoint_identity(v.params),
         )
         for v in variants
     }
@@ -307,6 +322,9 @@ def run_compare(
                     run_info=run_info,
                     record_path=path,
                     progress=options.progress,
+                    api_cache=out_dir / API_CACHE,
+                    api_cache_read=not options.fresh,
+                    api_budget_usd=budgets.left(task.endpoint_of(variant.params)),
                 )
                 reason = preflight(variant, machine, n, sharding) if preflight else None
                 if reason:
@@ -318,6 +336,7 @@ def run_compare(
 
                     record = execute(job)
                     assert record is not None  # one process: the main one
+                budgets.spend(record)
                 log(f"{label}: {_one_line(record)}")
             done[run_id(variant)] = StoredRun(record, str(path.relative_to(out_dir)))
             save_results()
@@ -330,6 +349,41 @@ def run_compare(
         save_results()
         raise CompareInterrupted(out_dir, sum(run.record.ok for run in done.values())) from None
     return comparison
+
+
+API_CACHE = "api-cache"  # under the output folder: one JSON file per endpoint request answered
+
+
+class _Budgets:
+    """What endpoint runs may still spend in this compare: each endpoint's max_usd and --max-api-usd together."""
+
+    def __init__(self, task: Task, endpoint_names: list[str], total_usd: float | None):
+        endpoints = [task.endpoints[n] for n in endpoint_names]
+        unpriced = [e.name for e in endpoints if e.price is None and not e.spec.self_hosted]
+        if total_usd is not None and unpriced:
+            raise UserError(
+                f"--max-api-usd: no price is known for endpoint(s) {', '.join(unpriced)} (model not in "
+                f"data/catalog/api_prices.yaml), so their spending cannot be capped; add endpoints.NAME.price in "
+                f"{task.path.name}"
+            )
+        self.caps = {n: task.endpoints[n].spec.max_usd for n in endpoint_names}
+        self.total_usd = total_usd
+        self.spent: dict[str, float] = dict.fromkeys(endpoint_names, 0.0)
+
+    def left(self, endpoint: Endpoint | None) -> float | None:
+        """What a run on ``endpoint`` may spend (None: no cap; a local run: None)."""
+        if endpoint is None:
+            return None
+        caps = []
+        if self.caps.get(endpoint.name) is not None:
+            caps.append((self.caps[endpoint.name] or 0.0) - self.spent[endpoint.name])
+        if self.total_usd is not None:
+            caps.append(self.total_usd - sum(self.spent.values()))
+        return max(0.0, min(caps)) if caps else None
+
+    def spend(self, record: RunRecord) -> None:
+        if record.endpoint and record.endpoint.usd_spent and record.endpoint.name in self.spent:
+            self.spent[record.endpoint.name] += record.endpoint.usd_spent
 
 
 def _sharding(
@@ -349,9 +403,13 @@ def _sharding(
 def _one_line(record: RunRecord) -> str:
     ev, tr = record.eval_info, record.train_info
     if not record.ok or ev is None:
-        return f"FAILED: {record.error}"
+        return f"{'STOPPED' if record.status is RunStatus.STOPPED_BUDGET else 'FAILED'}: {record.error}"
     parts = [f"{ev.metric} {ev.quality:.3f}", f"p50 {ev.latency_ms_p50:.0f} ms", f"p95 {ev.latency_ms_p95:.0f} ms"]
     if tr:
         parts.append(f"trained {tr.train_seconds:.0f} s")
+    if record.endpoint:
+        use = record.endpoint
+        spent = f"${use.usd_spent:.4f}" if use.usd_spent is not None else "price missing"
+        parts.append(f"{use.requests} requests ({use.cache_hits} cached, {use.errors} errors), {spent}")
     parts.append(f"{record.run_info.wall_seconds or 0:.0f} s total")
     return "ok: " + ", ".join(parts)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from harness import prompts
+from harness.endpoints import EndpointClient
 from harness.meters import PeakMemory, percentile, synchronize
 from harness.metrics import METRICS
 from harness.record import EvalInfo, Prediction
@@ -62,43 +65,102 @@ class Generator:
         return results
 
 
+@dataclass(frozen=True)
+class Output:
+    text: str
+    prompt_tokens: int
+    output_tokens: int
+    cached_latency_ms: float | None = None  # a request answered from the cache: its latency when it was fetched
+
+
+class Backend(Protocol):
+    """What answers chat messages: the local model, or an endpoint."""
+
+    warm_up: bool  # time a first request untimed (local: first-call overheads)
+    batch_size: int  # requests answered together after the timed ones (a batch, or requests in flight)
+
+    def __call__(self, batch: list[list[dict[str, str]]]) -> list[Output]: ...
+
+
+class LocalBackend:
+    """The prepared model through transformers' ``generate``: greedy, left-padded batches."""
+
+    warm_up = True
+
+    def __init__(self, prepared: Prepared, max_new_tokens: int, device: str, batch_size: int):
+        self.tokenizer, self.batch_size = prepared.tokenizer, batch_size
+        self.generate = Generator(prepared.model, prepared.tokenizer, max_new_tokens, device)
+
+    def __call__(self, batch: list[list[dict[str, str]]]) -> list[Output]:
+        texts = [render_prompt(self.tokenizer, messages) for messages in batch]
+        return [Output(*result) for result in self.generate(texts)]
+
+
+class EndpointBackend:
+    """An OpenAI-compatible endpoint: a batch is sent as that many requests in flight at once."""
+
+    warm_up = False  # nothing loads on this side; a cached first answer would time nothing
+
+    def __init__(self, client: EndpointClient):
+        self.client, self.batch_size = client, client.endpoint.spec.max_concurrency
+
+    def __call__(self, batch: list[list[dict[str, str]]]) -> list[Output]:
+        def one(messages: list[dict[str, str]]) -> Output:
+            c = self.client.complete(messages)
+            return Output(c.text, c.input_tokens, c.output_tokens, c.latency_ms if c.cached else None)
+
+        if len(batch) == 1:
+            return [one(batch[0])]
+        with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+            return list(pool.map(one, batch))
+
+
+def backend_for(prepared: Prepared, task: Task, device: str) -> Backend:
+    if prepared.endpoint is not None:
+        return EndpointBackend(prepared.endpoint)
+    return LocalBackend(prepared, task.max_new_tokens, device, task.spec.evaluation.batch_size)
+
+
 def evaluate(
     prepared: Prepared, task: Task, data: Datasets, examples: list[Example], *, device: str, progress: bool = True
 ) -> tuple[EvalInfo, list[Prediction]]:
     """(eval info, per-example predictions) for one prepared predictor.
 
     The first ``latency_requests`` examples are served one at a time, end to end (retrieval,
-    prompt, tokenising, generation, decoding, parsing) after one warm-up request: their wall
-    times give p50/p95 at batch size 1. The rest are generated in batches (sorted by length to
-    waste little padding) and give the throughput. Every example is scored.
+    prompt, tokenising, generation or the endpoint's round trip, decoding, parsing), a local model after one
+    warm-up request: their wall times give p50/p95 at batch size 1 (a request answered from the endpoint cache
+    counts the latency measured when it was fetched). The rest are answered in batches - local: sorted by
+    length to waste little padding; an endpoint: that many requests in flight - and give the throughput.
+    Every example is scored.
     """
-    spec = task.spec.evaluation
-    generate = Generator(prepared.model, prepared.tokenizer, task.max_new_tokens, device)
+    backend = backend_for(prepared, task, device)
     score = METRICS[task.metric]
-    n_single = min(spec.latency_requests, len(examples))
-    outputs: list[Any] = [None] * len(examples)
+    n_single = min(task.spec.evaluation.latency_requests, len(examples))
+    outputs: list[Output | None] = [None] * len(examples)
     latencies: list[float] = []
     bar = tqdm(total=len(examples), desc="evaluate", unit="ex", disable=not progress, leave=False)
 
     with PeakMemory(device) as memory:
-        for n, i in enumerate([0, *range(n_single)]):  # the first request is a warm-up, not timed
+        warm_ups = 1 if backend.warm_up else 0
+        for n, i in enumerate([0] * warm_ups + list(range(n_single))):
             synchronize(device)
             t0 = time.perf_counter()
-            (result,) = generate([render_prompt(prepared.tokenizer, prepared.build_messages(examples[i]))])
-            prompts.parse_output(task, data, result[0])
+            (result,) = backend([prepared.build_messages(examples[i])])
+            prompts.parse_output(task, data, result.text)
             synchronize(device)
-            if n:
-                latencies.append((time.perf_counter() - t0) * 1000)
+            if n >= warm_ups:
+                wall_ms = (time.perf_counter() - t0) * 1000
+                latencies.append(wall_ms + (result.cached_latency_ms or 0.0))
                 outputs[i] = result
                 bar.update(1)
 
         start = time.perf_counter()
         rest = list(range(n_single, len(examples)))
-        texts = {i: render_prompt(prepared.tokenizer, prepared.build_messages(examples[i])) for i in rest}
-        rest.sort(key=lambda i: len(texts[i]), reverse=True)
-        for b in range(0, len(rest), spec.batch_size):
-            idx = rest[b : b + spec.batch_size]
-            for i, result in zip(idx, generate([texts[i] for i in idx]), strict=True):
+        messages = {i: prepared.build_messages(examples[i]) for i in rest}
+        rest.sort(key=lambda i: sum(len(m["content"]) for m in messages[i]), reverse=True)
+        for b in range(0, len(rest), backend.batch_size):
+            idx = rest[b : b + backend.batch_size]
+            for i, result in zip(idx, backend([messages[i] for i in idx]), strict=True):
                 outputs[i] = result
             bar.update(len(idx))
         synchronize(device)
@@ -106,23 +168,24 @@ def evaluate(
     bar.close()
 
     predictions = []
-    for ex, (text, n_prompt, n_out) in zip(examples, outputs, strict=True):
-        pred = prompts.parse_output(task, data, text)
+    for ex, output in zip(examples, outputs, strict=True):
+        assert output is not None
+        pred = prompts.parse_output(task, data, output.text)
         predictions.append(
             Prediction(
                 id=ex.id,
                 input=ex.input,
                 target=ex.target,
                 prediction=pred,
-                output=text,
+                output=output.text,
                 score=score(pred, ex.target),
-                prompt_tokens=n_prompt,
-                output_tokens=n_out,
+                prompt_tokens=output.prompt_tokens,
+                output_tokens=output.output_tokens,
             )
         )
     n = len(predictions)
     if rest:  # throughput of the batched part; with no batched part, of the one-at-a-time requests
-        throughput, throughput_batch = len(rest) / batched_seconds, spec.batch_size
+        throughput, throughput_batch = len(rest) / batched_seconds, backend.batch_size
     else:
         throughput, throughput_batch = 1000 * len(latencies) / sum(latencies), 1
     info = EvalInfo(

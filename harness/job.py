@@ -27,6 +27,9 @@ class Job:
     run_info: RunInfo  # what the record will say ran (config hash included)
     record_path: Path  # where the record is written, once, by the process that ran it
     progress: bool = True
+    api_cache: Path | None = None  # endpoint variants: the request cache's folder
+    api_cache_read: bool = True  # False with --fresh
+    api_budget_usd: float | None = None  # endpoint variants: what this run may spend (None: no cap)
 
     def save(self) -> Path:
         """A temporary file holding this job; the caller removes it."""

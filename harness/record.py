@@ -8,6 +8,8 @@
       eval_info      quality, latency, throughput, tokens per request, memory of the evaluation
       strategy_info  what the strategy chose (shots, retrieval mode, quantisation, ...)
       meta_info      package versions and the hardware
+      endpoint       endpoint variants: where the requests went, what they used and cost, retries, errors, cache hits
+      load_test      endpoint variants: one level per concurrency (throughput, latency, time to first token, errors)
       predictions    one per test example, with its score
 
 Units follow ``harness.units``: memory in MiB, with peaks and growths named apart (``MemoryUse``).
@@ -32,6 +34,7 @@ RECORD_SCHEMA = 2
 class RunStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
+    STOPPED_BUDGET = "stopped_budget"  # an endpoint run stopped before its spending cap would be passed
 
 
 class MemoryKind(StrEnum):
@@ -175,6 +178,39 @@ class Prediction:
     output_tokens: int
 
 
+@dataclass(frozen=True)
+class EndpointUse:
+    """What an endpoint variant sent and what it cost (``harness.endpoints``). No credentials: the base URL cannot
+    hold any (the task file is checked) and the key is never stored."""
+
+    name: str  # the task's endpoints.NAME
+    model: str
+    base_url: str
+    requests: int  # live requests sent, load test included (cache hits are not requests)
+    cache_hits: int  # answered from the request cache: not paid again
+    retries: int  # extra HTTP attempts the client made (429, 5xx, dropped connections), with backoff
+    errors: int  # requests that still failed after the retries (scored as unanswered)
+    input_tokens: int  # summed from the live responses' usage
+    output_tokens: int
+    usd_spent: float | None  # live requests at the price; None when the model's price is missing
+    budget_usd: float | None = None  # what this run was allowed to spend (endpoints.NAME.max_usd, --max-api-usd)
+
+
+@dataclass(frozen=True)
+class LoadLevel:
+    """One concurrency level of an endpoint's load test (streamed requests)."""
+
+    concurrency: int
+    requests: int
+    requests_per_s: float  # answered requests / the level's wall time
+    output_tokens_per_s: float
+    latency_ms_p50: float | None  # end to end: request sent -> last token
+    latency_ms_p95: float | None
+    ttft_ms_p50: float | None  # time to the first streamed token
+    errors: int
+    output_tokens_from: str = "usage"  # usage | stream chunks (a server that sends no usage when streaming)
+
+
 @dataclass
 class RunRecord:
     run_info: RunInfo
@@ -185,15 +221,31 @@ class RunRecord:
     eval_info: EvalInfo | None = None
     strategy_info: StrategyInfo | None = None
     meta_info: MetaInfo | None = None
+    endpoint: EndpointUse | None = None
+    load_test: list[LoadLevel] | None = None
     predictions: list[Prediction] = field(default_factory=list)
     schema: int = RECORD_SCHEMA
 
     @classmethod
     def failed(
-        cls, run_info: RunInfo, error: str, *, traceback: str | None = None, meta_info: MetaInfo | None = None
+        cls,
+        run_info: RunInfo,
+        error: str,
+        *,
+        traceback: str | None = None,
+        meta_info: MetaInfo | None = None,
+        endpoint: EndpointUse | None = None,
+        status: RunStatus = RunStatus.FAILED,
     ) -> RunRecord:
         """The record of a run that did not finish: what ran, and why it stopped (one line)."""
-        return cls(run_info=run_info, status=RunStatus.FAILED, error=error, traceback=traceback, meta_info=meta_info)
+        return cls(
+            run_info=run_info,
+            status=status,
+            error=error,
+            traceback=traceback,
+            meta_info=meta_info,
+            endpoint=endpoint,
+        )
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,9 @@ import datetime as dt
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,15 +22,17 @@ from transformers import set_seed
 from transformers.utils import logging as hf_logging
 
 from harness import distributed, models, prompts
+from harness.endpoints import Budget, BudgetExceeded, EndpointClient, EndpointError, RequestCache
 from harness.errors import UserError
 from harness.evaluate import evaluate
 from harness.io import atomic_write_json
 from harness.job import Job
+from harness.load_test import run_load_test
 from harness.meters import PeakMemory, hardware, package_versions
-from harness.record import MetaInfo, RunInfo, RunRecord, RunStatus
+from harness.record import EndpointUse, LoadLevel, MetaInfo, RunInfo, RunRecord, RunStatus, StrategyInfo
 from harness.shapes import ModelShape
 from harness.spec import Datasets, Example, Task
-from harness.strategies import STRATEGIES, Variant
+from harness.strategies import STRATEGIES, Prepared, Variant
 
 
 @dataclass
@@ -44,6 +48,10 @@ class RunContext:
     progress: bool = True
     sharding: str = "none"  # several processes (harness.distributed): "ddp" or "fsdp"; "none" = one process
     model_shape: ModelShape | None = None  # set when the base model is loaded; the cost models price runs with it
+    api_cache: Path | None = None  # endpoint variants: the request cache's folder
+    api_cache_read: bool = True  # False with --fresh: ask again (and store the new answers)
+    api_budget_usd: float | None = None  # endpoint variants: what this run may spend
+    endpoint_client: EndpointClient | None = None  # set when an endpoint variant is prepared
     _tokenizer: Any = field(default=None, repr=False)
 
     @property
@@ -68,6 +76,28 @@ class RunContext:
         )
         self.model_shape = ModelShape.from_hf_config(self.task.model_ref.name, model.config.to_dict())
         return model
+
+    def base_predictor(
+        self, variant: Variant, build_messages: Callable[[Example], list[dict[str, str]]], info: StrategyInfo
+    ) -> Prepared:
+        """The base model as it is, answering ``build_messages``'s chats: loaded here, or - for an endpoint
+        variant - the endpoint's client (nothing loads)."""
+        endpoint = self.task.endpoint_of(variant.params)
+        if endpoint is None:
+            return Prepared(model=self.load_model(), tokenizer=self.tokenizer, build_messages=build_messages, info=info)
+        self.endpoint_client = EndpointClient(
+            endpoint,
+            max_tokens=self.task.max_new_tokens,
+            cache=RequestCache(self.api_cache, read=self.api_cache_read),
+            budget=Budget(self.api_budget_usd),
+        )
+        return Prepared(
+            model=None, tokenizer=None, build_messages=build_messages, endpoint=self.endpoint_client, info=info
+        )
+
+    def redact(self, text: str) -> str:
+        """``text`` without the endpoint's key (a traceback, an error)."""
+        return self.endpoint_client.redact(text) if self.endpoint_client else text
 
 
 def seed_everything(seed: int) -> None:
@@ -103,7 +133,10 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
             eval_info, predictions = evaluate(
                 prepared, ctx.task, ctx.data, ctx.test, device=ctx.device, progress=ctx.progress
             )
-        run_info.memory, run_info.model_shape = memory.use(), ctx.model_shape
+            load_test = _load_test(ctx, prepared)
+        # an endpoint run's memory is the client's, not the model's: none is recorded
+        run_info.memory = memory.use() if prepared.endpoint is None else None
+        run_info.model_shape = ctx.model_shape
         record = RunRecord(
             run_info=run_info,
             status=RunStatus.OK,
@@ -111,10 +144,18 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
             eval_info=eval_info,
             strategy_info=prepared.info,
             meta_info=meta,
+            endpoint=prepared.endpoint.use() if prepared.endpoint else None,
+            load_test=load_test,
             predictions=predictions,
         )
     except KeyboardInterrupt:
         raise
+    except BudgetExceeded as err:  # stopped before the cap; the answers so far are in the request cache
+        record = RunRecord.failed(
+            run_info, str(err), meta_info=meta, endpoint=_use(ctx), status=RunStatus.STOPPED_BUDGET
+        )
+    except EndpointError as err:  # refused key, unknown model, unreachable, timeout: one line, no key in it
+        record = RunRecord.failed(run_info, ctx.redact(str(err)), meta_info=meta, endpoint=_use(ctx))
     except Exception as err:  # one failing arm must not sink the comparison: record it
         if not distributed.is_main_process():
             raise  # the worker reports it beside the record
@@ -127,13 +168,29 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
         else:
             record = RunRecord.failed(
                 run_info,
-                f"{type(err).__name__}: {first_line(err)}",
-                traceback=traceback.format_exc(limit=8),
+                ctx.redact(f"{type(err).__name__}: {first_line(err)}"),
+                traceback=ctx.redact(traceback.format_exc(limit=8)),
                 meta_info=meta,
+                endpoint=_use(ctx),
             )
+    finally:
+        if ctx.endpoint_client:
+            ctx.endpoint_client.close()
     record.run_info.ended_at = now()
     record.run_info.wall_seconds = round(time.perf_counter() - start, 2)
     return record
+
+
+def _use(ctx: RunContext) -> EndpointUse | None:
+    return ctx.endpoint_client.use() if ctx.endpoint_client else None
+
+
+def _load_test(ctx: RunContext, prepared: Prepared) -> list[LoadLevel] | None:
+    """An endpoint variant's load test, on the run's test prompts (``evaluation.load_test``; off: None)."""
+    settings = ctx.task.spec.evaluation.load_test
+    if prepared.endpoint is None or settings is None:
+        return None
+    return run_load_test(prepared.endpoint, [prepared.build_messages(ex) for ex in ctx.test], settings)
 
 
 def execute(job: Job) -> RunRecord | None:
@@ -150,6 +207,9 @@ def execute(job: Job) -> RunRecord | None:
         seed=job.run_info.seed,
         progress=job.progress and distributed.is_main_process(),
         sharding=job.run_info.sharding,
+        api_cache=job.api_cache,
+        api_cache_read=job.api_cache_read,
+        api_budget_usd=job.api_budget_usd,
     )
     record = run_variant(ctx, job.variant, job.run_info)
     if record is not None:

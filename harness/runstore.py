@@ -8,7 +8,8 @@ Layout of an output folder::
 
 The records are the source of truth: ``load_comparison`` reads the runs back from them, and the rows of
 results.json are summaries written for people and scripts (``RunRow``), never read back.
-results.json schema 2 (2026-12-01); schema 1 files load too.
+results.json schema 3 (2026-12-02: endpoint rows, ``input_tokens_mean`` for ``prompt_tokens_mean``); schemas 1
+and 2 load too (their rows are never read back).
 """
 
 from __future__ import annotations
@@ -19,15 +20,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.catalog import ModelRef
+from harness.catalog import ModelRef, TokenPrice
 from harness.errors import UserError
 from harness.io import atomic_write_json, read_json
-from harness.record import Hardware, MemoryKind, RunRecord, RunStatus
-from harness.spec import Deployment, Goals
+from harness.record import Hardware, LoadLevel, MemoryKind, RunRecord, RunStatus
+from harness.spec import Deployment, Endpoint, Goals, SelfHostedSpec
 from harness.strategies import Variant
 from harness.typedjson import from_jsonable, to_jsonable
 
-RESULTS_SCHEMA = 2
+RESULTS_SCHEMA = 3
+
+
+@dataclass
+class EndpointSummary:
+    """An endpoint as the advisor prices it: where it is, its price (None: missing) or its self-hosted GPUs."""
+
+    model: str
+    base_url: str
+    price: TokenPrice | None
+    self_hosted: SelfHostedSpec | None = None
+
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> EndpointSummary:
+        return cls(endpoint.spec.model, endpoint.spec.base_url, endpoint.price, endpoint.spec.self_hosted)
 
 
 @dataclass
@@ -46,6 +61,7 @@ class TaskSummary:
     deployment: Deployment
     knowledge: str | None
     data_cost: dict[str, Any] = field(default_factory=dict)  # the task file's data_cost block, as written
+    endpoints: dict[str, EndpointSummary] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +72,7 @@ class CompareSettings:
     skip: list[str] | None = None
     num_processes: int = 1
     sharding: str = "auto"
+    max_api_usd: float | None = None
 
 
 @dataclass
@@ -84,6 +101,7 @@ class RunRow:
     status: RunStatus
     record: str
     error: str | None = None
+    endpoint: str | None = None  # endpoint variants: the task's endpoints.NAME; None: the local model
     metric: str | None = None
     quality: float | None = None
     n_examples: int | None = None
@@ -92,8 +110,10 @@ class RunRow:
     latency_batch_size: int | None = None
     throughput_examples_per_s: float | None = None
     eval_batch_size: int | None = None
-    prompt_tokens_mean: float | None = None
+    input_tokens_mean: float | None = None  # per request, as sent (endpoints: from each response's usage)
     output_tokens_mean: float | None = None
+    api_usd_spent: float | None = None  # endpoint variants: what the live requests cost
+    load_test: list[LoadLevel] | None = None
     memory_kind: MemoryKind | None = None
     memory_peak_mib: float | None = None
     memory_growth_mib: float | None = None
@@ -133,7 +153,10 @@ class RunRow:
                 ev.latency_batch_size,
             )
             row.throughput_examples_per_s, row.eval_batch_size = ev.throughput_examples_per_s, ev.eval_batch_size
-            row.prompt_tokens_mean, row.output_tokens_mean = ev.prompt_tokens_mean, ev.output_tokens_mean
+            row.input_tokens_mean, row.output_tokens_mean = ev.prompt_tokens_mean, ev.output_tokens_mean
+        if record.endpoint:
+            row.endpoint, row.api_usd_spent = record.endpoint.name, record.endpoint.usd_spent
+        row.load_test = record.load_test
         if tr:
             row.train_seconds, row.num_processes, row.sharding = tr.train_seconds, tr.num_processes, tr.sharding
             row.tokens_trained, row.trainable_params, row.final_loss = (
@@ -166,6 +189,7 @@ def config_hash(
     device: str,
     model: ModelRef,
     num_processes: int = 1,
+    endpoint: dict[str, Any] | None = None,
 ) -> str:
     """Everything that determines a run's result; equal hash = same run, safe to reuse. The number of training
     processes counts (it multiplies the global batch) only when there are several, so one-process records
@@ -182,6 +206,8 @@ def config_hash(
     }
     if num_processes > 1:
         payload["num_processes"] = num_processes
+    if endpoint is not None:  # an endpoint variant: where it ran and its load test (Task.endpoint_identity)
+        payload["endpoint"] = endpoint
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.catalog import ModelRef
+from harness.catalog import ModelRef, TokenPrice
 from harness.io import file_sha256, tree_sha256
 from harness.metrics import METRICS
 from harness.schema import doc
@@ -75,6 +75,17 @@ class Deployment:
 
 
 @dataclass
+class LoadTest:
+    concurrency: list[int] = field(
+        default_factory=lambda: [1, 4, 16],
+        metadata=doc(
+            "Requests in flight at once, one level each (streamed, so time to first token is measured).", min=1
+        ),
+    )
+    requests: int = field(default=64, metadata=doc("Requests sent at each level (test prompts, cycled).", min=1))
+
+
+@dataclass
 class Evaluation:
     batch_size: int = field(default=16, metadata=doc("Test examples generated together in the quality pass.", min=1))
     max_new_tokens: int | None = field(
@@ -87,6 +98,77 @@ class Evaluation:
             "The first N test examples are served one at a time (batch size 1, end to end, after one warm-up) for "
             "p50/p95 latency; the rest in batches.",
             min=1,
+        ),
+    )
+    load_test: LoadTest | None = field(
+        default_factory=LoadTest,
+        metadata=doc(
+            "Endpoint variants only: after the quality pass, a load test at each concurrency level measures "
+            "requests/s, output tokens/s, p50/p95 end-to-end latency, p50 time to first token and errors "
+            "(`load_test: null` turns it off). Its requests are live (never cached) and count against the budget."
+        ),
+    )
+
+
+@dataclass
+class TokenPriceSpec:
+    input_usd_per_mtok: float = field(metadata=doc("USD per million input (prompt) tokens.", min=0))
+    output_usd_per_mtok: float = field(metadata=doc("USD per million output (completion) tokens.", min=0))
+
+
+@dataclass
+class SelfHostedSpec:
+    gpu: str = field(metadata=doc("The GPU (a name in data/catalog/gpus.yaml) each replica of the server runs on."))
+    replicas: int = field(
+        default=1, metadata=doc("Replicas behind the base_url (the load test measures them all).", min=1)
+    )
+
+
+@dataclass
+class EndpointSpec:
+    """An OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, TGI, llama.cpp, Ollama, ...)."""
+
+    base_url: str = field(metadata=doc("The API's base URL, e.g. https://api.openai.com/v1 (http or https only)."))
+    model: str = field(metadata=doc("The model id the endpoint takes in each request's `model` field."))
+    api_key_env: str | None = field(
+        default=None,
+        metadata=doc(
+            "The NAME of the environment variable holding the API key (never the key itself: a task file holding a "
+            "key is rejected). Unset for a server without keys."
+        ),
+    )
+    price: TokenPriceSpec | None = field(
+        default=None,
+        metadata=doc(
+            "USD per million tokens; default: the model's entry in data/catalog/api_prices.yaml. Without either the "
+            "endpoint is priced as missing (never 0)."
+        ),
+    )
+    self_hosted: SelfHostedSpec | None = field(
+        default=None,
+        metadata=doc(
+            "A server you run yourself: priced per GPU-hour from its measured capacity at the p95 goal (load test), "
+            "not per token."
+        ),
+    )
+    max_concurrency: int = field(
+        default=4,
+        metadata=doc("Requests in flight at once in the quality pass (after the timed single requests).", min=1),
+    )
+    timeout_s: float = field(default=60.0, metadata=doc("Seconds to wait for one response.", gt=0))
+    max_retries: int = field(
+        default=3,
+        metadata=doc(
+            "Retries (with the client's exponential backoff) of a request that hit 429, 5xx or a dropped connection.",
+            min=0,
+        ),
+    )
+    max_usd: float | None = field(
+        default=None,
+        metadata=doc(
+            "Spending cap for this endpoint over the whole compare: each request's cost is bounded before it is sent "
+            "and the run stops before the cap would be passed.",
+            min=0,
         ),
     )
 
@@ -147,6 +229,13 @@ class TaskSpec:
             "`data_cost` below, checked by the advisor."
         ),
     )
+    endpoints: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=doc(
+            "Hosted or served models, name -> settings (the keys under `endpoints.NAME` below). "
+            "strategies.prompt.endpoints and strategies.rag.endpoints run their variants there too."
+        ),
+    )
     seed: int = field(default=0, metadata=doc("Seed for shot selection, subsets and training.", min=0))
 
 
@@ -155,6 +244,19 @@ class Example:
     id: str
     input: str
     target: Any  # str, or a dict for extraction
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint of the task, checked, with its price resolved."""
+
+    name: str
+    spec: EndpointSpec
+    price: TokenPrice | None  # the task's price, else the catalog's; None: missing (self-hosted: priced per GPU-hour)
+
+    def identity(self) -> dict[str, Any]:
+        """What determines an endpoint run's answers (its config hash); not the price, the cap or the key."""
+        return {"name": self.name, "base_url": self.spec.base_url.rstrip("/"), "model": self.spec.model}
 
 
 @dataclass
@@ -169,6 +271,7 @@ class Task:
     metric: str
     strategy_configs: dict[str, Any]  # strategy name -> its config dataclass
     model_ref: ModelRef
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -187,10 +290,27 @@ class Task:
         files = {"train": file_sha256(self.train_path), "test": file_sha256(self.test_path)}
         if self.knowledge_path:
             files["knowledge"] = tree_sha256(self.knowledge_path)
+        # endpoints and the load test decide only the endpoint variants' results: their config hashes hold them
         spec = {
-            k: v for k, v in asdict(self.spec).items() if k not in ("strategies", "goals", "deployment", "data_cost")
+            k: v
+            for k, v in asdict(self.spec).items()
+            if k not in ("strategies", "goals", "deployment", "data_cost", "endpoints")
         }
+        spec["evaluation"] = {k: v for k, v in spec["evaluation"].items() if k != "load_test"}
         return {"spec": spec, "files": files, "metric": self.metric}
+
+    def endpoint_of(self, params: dict[str, Any]) -> Endpoint | None:
+        """The endpoint a variant runs on (its params' ``endpoint``), or None for a local variant."""
+        name = params.get("endpoint")
+        return self.endpoints[name] if name else None
+
+    def endpoint_identity(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """An endpoint variant's part of its config hash: the endpoint and the load test."""
+        endpoint = self.endpoint_of(params)
+        if endpoint is None:
+            return None
+        load_test = self.spec.evaluation.load_test
+        return {**endpoint.identity(), "load_test": asdict(load_test) if load_test else None}
 
 
 @dataclass

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from harness import catalog
 from harness.corpus import read_corpus
+from harness.endpoints import check_base_url, check_key_env, check_no_keys
 from harness.errors import UserError
 from harness.io import read_jsonl, read_yaml
 from harness.prompts import render_instruction
 from harness.schema import build, closest
-from harness.spec import DEFAULT_METRIC, NAME_PATTERN, Datasets, Example, Task, TaskSpec
+from harness.spec import DEFAULT_METRIC, NAME_PATTERN, Datasets, Endpoint, EndpointSpec, Example, Task, TaskSpec
 from harness.strategies import STRATEGIES, default_strategies
 
 
@@ -37,6 +38,7 @@ def load_task(path: str | Path) -> Task:
         raise UserError(
             f"{path}: top level: expected a mapping of keys (name, kind, data, ...), got {type(raw).__name__}"
         )
+    check_no_keys(raw, str(path))  # before anything could repeat a value
     spec: TaskSpec = build(TaskSpec, raw, file=str(path))
     if not NAME_PATTERN.match(spec.name):
         raise UserError(
@@ -66,6 +68,15 @@ def load_task(path: str | Path) -> Task:
             )
         configs[name] = build(STRATEGIES[name].config_type, overrides, file=str(path), prefix=f"strategies.{name}")
 
+    endpoints = _endpoints(spec, path)
+    for name, config in configs.items():
+        for endpoint in getattr(config, "endpoints", None) or []:
+            if endpoint not in endpoints:
+                declared = ", ".join(endpoints) or "none"
+                raise UserError(
+                    f"{path}: strategies.{name}.endpoints: '{endpoint}' is not declared under endpoints"
+                    f"{closest(endpoint, endpoints)} (declared: {declared}); add it there or fix the name"
+                )
     model_ref = catalog.resolve_model(spec.model, base_dir=base, where=f"{path}: model")
     catalog.check_gpu(spec.deployment.gpu, where=f"{path}: deployment.gpu")
     return Task(
@@ -77,7 +88,48 @@ def load_task(path: str | Path) -> Task:
         metric=metric,
         strategy_configs=configs,
         model_ref=model_ref,
+        endpoints=endpoints,
     )
+
+
+def _endpoints(spec: TaskSpec, path: Path) -> dict[str, Endpoint]:
+    """The task's endpoints, checked (URL, names, price or self-hosting for a cap), each with its price."""
+    endpoints = {}
+    for name, raw in spec.endpoints.items():
+        where = f"{path}: endpoints.{name}"
+        if not NAME_PATTERN.match(str(name)) or "@" in str(name):
+            raise UserError(f"{where}: not a safe name for variant names; use letters, digits, '.', '_' and '-'")
+        endpoint_spec: EndpointSpec = build(EndpointSpec, raw, file=str(path), prefix=f"endpoints.{name}")
+        check_base_url(endpoint_spec.base_url, f"{where}.base_url")
+        price: catalog.TokenPrice | None
+        if endpoint_spec.price is not None:
+            price = catalog.TokenPrice(
+                endpoint_spec.price.input_usd_per_mtok, endpoint_spec.price.output_usd_per_mtok, source="task file"
+            )
+        else:
+            price = catalog.api_price(endpoint_spec.model)
+        if endpoint_spec.self_hosted is not None:
+            catalog.check_gpu(endpoint_spec.self_hosted.gpu, where=f"{where}.self_hosted.gpu")
+        elif endpoint_spec.max_usd is not None and price is None:
+            raise UserError(
+                f"{where}.max_usd: no price is known for model {endpoint_spec.model} (not in "
+                f"data/catalog/api_prices.yaml), so spending cannot be capped; add price: {{input_usd_per_mtok: ..., "
+                f"output_usd_per_mtok: ...}}"
+            )
+        endpoints[name] = Endpoint(name, endpoint_spec, price)
+    return endpoints
+
+
+def check_endpoint_keys(task: Task, names: list[str] | None = None) -> None:
+    """Each endpoint the planned runs use (``names``; default: every endpoint a strategy lists) has its key's
+    environment variable set: checked before anything runs."""
+    used = (
+        names
+        if names is not None
+        else [e for config in task.strategy_configs.values() for e in getattr(config, "endpoints", None) or []]
+    )
+    for name in dict.fromkeys(used):
+        check_key_env(task.endpoints[name], f"{task.path}: endpoints.{name}")
 
 
 def _examples_from(path: Path, spec: TaskSpec, split: str, task_file: Path) -> list[Example]:

@@ -18,7 +18,9 @@ PACKAGES = ("advisor", "harness")
 # Libraries that take seconds to import (torch and what sits on it) or are optional extras: the only imports a
 # function may defer, so that `advisor estimate`, `validate` and `report` start without them.
 TORCH_LIBRARIES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "sentence_transformers", "faiss")
-HEAVY_LIBRARIES = (*TORCH_LIBRARIES, "matplotlib", "mlflow", "ray")
+# openai (half a second: pydantic and its HTTP stack) and the llama.cpp server load only for endpoint runs and
+# `advisor serve`
+HEAVY_LIBRARIES = (*TORCH_LIBRARIES, "matplotlib", "mlflow", "ray", "openai", "llama_cpp", "uvicorn", "fastapi")
 
 
 def module_name(path: Path) -> str:

@@ -123,8 +123,30 @@ class Prepared:
     model: Any
     tokenizer: Any
     build_messages: Callable[[Example], list[dict[str, str]]]
+    endpoint: Any = None  # endpoint variants: the harness.endpoints.EndpointClient that answers (model is None)
     train_info: TrainInfo | None = None  # set by fine-tuning strategies
     info: StrategyInfo = field(default_factory=StrategyInfo)  # what the strategy chose
+
+
+def endpoints_field() -> Any:
+    """``endpoints:`` of a strategy that runs the base model as it is (prompting, RAG)."""
+    return field(
+        default_factory=list,
+        metadata=doc(
+            "Endpoints (names under the task's top-level `endpoints`) to run every variant on too, with exactly the "
+            "messages the local variant builds: '4-shot@gpt-4o-mini'. The local variants still run."
+        ),
+    )
+
+
+def with_endpoints(local: list[Variant], endpoints: list[str]) -> list[Variant]:
+    """The local variants, then each of them again on every endpoint (``name@endpoint``)."""
+    on_endpoints = [
+        Variant(v.strategy, f"{v.name}@{e}", {**v.params, "endpoint": e})
+        for e in dict.fromkeys(endpoints)
+        for v in local
+    ]
+    return local + on_endpoints
 
 
 class Strategy(Protocol):

@@ -10,7 +10,15 @@ from harness import prompts
 from harness.record import StrategyInfo
 from harness.schema import doc
 from harness.spec import Example
-from harness.strategies.base import LabelledExamples, Prepared, Rung, StrategyTraits, Variant
+from harness.strategies.base import (
+    LabelledExamples,
+    Prepared,
+    Rung,
+    StrategyTraits,
+    Variant,
+    endpoints_field,
+    with_endpoints,
+)
 
 if TYPE_CHECKING:
     from harness.runner import RunContext
@@ -26,6 +34,7 @@ class PromptConfig:
             min=0,
         ),
     )
+    endpoints: list[str] = endpoints_field()
 
 
 def pick_shots(train: list[Example], k: int, seed: int) -> list[Example]:
@@ -49,7 +58,8 @@ class PromptStrategy:
     )
 
     def variants(self, config: PromptConfig) -> list[Variant]:
-        return [Variant(self.name, f"{k}-shot", {"shots": k}) for k in dict.fromkeys(config.shots)]
+        local = [Variant(self.name, f"{k}-shot", {"shots": k}) for k in dict.fromkeys(config.shots)]
+        return with_endpoints(local, config.endpoints)
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         shots = [
@@ -60,9 +70,4 @@ class PromptStrategy:
         def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(ctx.instruction, example, shots=shots)
 
-        return Prepared(
-            model=ctx.load_model(),
-            tokenizer=ctx.tokenizer,
-            build_messages=build,
-            info=StrategyInfo(shot_ids=[ex.id for ex, _ in shots]),
-        )
+        return ctx.base_predictor(variant, build, StrategyInfo(shot_ids=[ex.id for ex, _ in shots]))

@@ -17,7 +17,15 @@ from harness.record import StrategyInfo
 from harness.retrieval import Retriever
 from harness.schema import doc
 from harness.spec import Example
-from harness.strategies.base import LabelledExamples, Prepared, Rung, StrategyTraits, Variant
+from harness.strategies.base import (
+    LabelledExamples,
+    Prepared,
+    Rung,
+    StrategyTraits,
+    Variant,
+    endpoints_field,
+    with_endpoints,
+)
 
 if TYPE_CHECKING:
     from harness.runner import RunContext
@@ -37,6 +45,7 @@ class RagConfig:
             "HF id."
         ),
     )
+    endpoints: list[str] = endpoints_field()
 
 
 class RagStrategy:
@@ -55,7 +64,8 @@ class RagStrategy:
     )
 
     def variants(self, config: RagConfig) -> list[Variant]:
-        return [Variant(self.name, f"top-{config.top_k}", dict(vars(config)))]
+        params = {k: v for k, v in vars(config).items() if k != "endpoints"}
+        return with_endpoints([Variant(self.name, f"top-{config.top_k}", params)], config.endpoints)
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         p = variant.params
@@ -95,4 +105,4 @@ class RagStrategy:
             info = StrategyInfo(
                 retrieval_mode="nearest_examples", indexed_examples=len(train), embedder=embedder.shown()
             )
-        return Prepared(model=ctx.load_model(), tokenizer=ctx.tokenizer, build_messages=build, info=info)
+        return ctx.base_predictor(variant, build, info)

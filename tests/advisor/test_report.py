@@ -9,6 +9,7 @@ import time
 from advisor.recommend import analyse
 from advisor.report import render, republish
 from harness.record import Prediction
+from harness.runstore import RESULTS_SCHEMA
 from harness.typedjson import to_jsonable
 from tests.advisor.factories import (
     learning_curve_rows,
@@ -215,7 +216,7 @@ def test_version_1_folders_still_render(tmp_path):
     assert analysis.pricing.comparison.device.memory_gib == 24.0
     assert analysis.pricing.runs[0].costs.data_usd == 4 * 2.0 / 60 * 30  # 4 shots at the v1 data_cost settings
     assert "prompting 4-shot" in report.read_text()
-    assert json.loads((tmp_path / "results.json").read_text())["schema"] == 2
+    assert json.loads((tmp_path / "results.json").read_text())["schema"] == RESULTS_SCHEMA
 
 
 def test_report_and_recommendation_never_import_torch():
