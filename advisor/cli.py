@@ -4,6 +4,10 @@ commands that write one."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +21,11 @@ from advisor.preflight import memory_preflight, sharding_planner
 from advisor.schema_doc import task_schema_markdown
 from harness.compare import CompareOptions, run_compare
 from harness.corpus import read_corpus
+from harness.errors import UserError
+from harness.serve import is_loopback
+from harness.serve import serve as serve_model
 from harness.strategies import STRATEGIES
-from harness.task import load_examples, load_task
+from harness.task import check_endpoint_keys, load_examples, load_task
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,6 +67,7 @@ def validate(task_files: tuple[Path, ...]) -> None:
         task = load_task(task_file)
         data = load_examples(task)
         data_cost_config(task.spec.data_cost, file=str(task.path))
+        check_endpoint_keys(task)  # each endpoint's key variable is set (its value is never shown)
         runs = [
             f"{v.strategy} {v.name}"
             for name, cfg in task.strategy_configs.items()
@@ -93,6 +101,61 @@ def report(results_dir: Path) -> None:
 def schema() -> None:
     """Print every task-file key with its type, default and meaning (Markdown)."""
     click.echo(task_schema_markdown(), nl=False)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port to listen on.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (plain http: keep it on loopback)."
+)
+@click.option(
+    "--api-key-env",
+    metavar="VAR",
+    default=None,
+    help="Name of an environment variable holding the key clients must send (Authorization: Bearer KEY).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for generation and prompts.  [default: all cores]",
+)
+@click.option("--ctx", type=click.IntRange(min=16), default=2048, show_default=True, help="Context window, in tokens.")
+@user_errors
+def serve(model: str, port: int, host: str, api_key_env: str | None, threads: int | None, ctx: int) -> None:
+    """Serve MODEL (a catalog name, a .gguf file or a folder holding one) with an OpenAI-compatible API
+    (llama.cpp's server) until Ctrl-C."""
+    api_key = None
+    if api_key_env is not None:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise UserError(
+                f"--api-key-env {api_key_env}: the environment variable {api_key_env} is not set or empty; "
+                f"export it with the key clients must send, or leave out --api-key-env"
+            )
+
+    def ready(base_url: str, name: str) -> None:
+        click.echo(f"serving {name} at {base_url} (Ctrl-C stops)")
+        click.echo(
+            f"clients must send the key in ${api_key_env} (Authorization: Bearer)"
+            if api_key
+            else "no API key required (--api-key-env VAR requires one)"
+        )
+        if not is_loopback(host):
+            click.echo(
+                f"advisor: warning: --host {host}: plain http is unencrypted (keys and prompts travel in clear)",
+                err=True,
+            )
+        sys.stdout.flush()  # a parent reading a pipe sees it now
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: how a server is meant to stop
+        serve_model(model, host=host, port=port, api_key=api_key, n_threads=threads, n_ctx=ctx, on_ready=ready)
+    click.echo("advisor: stopped serving")
+    if threading.active_count() > 1:  # a generation still running: llama.cpp cannot cancel it, Python would wait
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 main.add_command(estimate)

@@ -17,7 +17,6 @@ with the official ``openai`` client, priced per token, capped by a budget, cache
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from harness.catalog import TokenPrice
 from harness.errors import UserError
 from harness.io import atomic_write_text
 from harness.record import EndpointUse
+from harness.serve import is_loopback
 from harness.spec import Endpoint
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -74,15 +74,7 @@ def check_base_url(url: str, where: str) -> None:
 def plain_http_remote(url: str) -> bool:
     """Plain http to a host other than this machine: requests and the key cross the network unencrypted."""
     parts = urlsplit(url)
-    if parts.scheme != "http":
-        return False
-    host = parts.hostname or ""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
+    return parts.scheme == "http" and not is_loopback(parts.hostname or "")
 
 
 def check_no_keys(raw: Any, file: str, path: str = "") -> None:
@@ -177,6 +169,7 @@ class Completion:
     latency_ms: float  # request sent -> response read (a cache hit: when it was fetched)
     cached: bool = False
     failed: bool = False  # still 429/5xx after the retries: scored as unanswered
+    usage_known: bool = True  # False: a stream without usage (its cost is then taken at the request's bound)
 
 
 class RequestCache:
@@ -298,7 +291,8 @@ class EndpointClient:
         actual = 0.0
         try:
             completion = call()
-            actual = self._cost(completion)
+            # without usage the tokens are unknown: charge the bound, never less than it could have cost
+            actual = self._cost(completion) if completion.usage_known else bound
         except (openai.RateLimitError, openai.InternalServerError):
             completion = Completion("", 0, 0, 0.0, failed=True)  # still throttled or failing after the retries
         except openai.APIStatusError as err:
@@ -371,7 +365,8 @@ class EndpointClient:
                         parts.append(content)
                         chunks += 1
             latency = (time.perf_counter() - start) * 1000
-            return Completion("".join(parts), input_tokens, output_tokens if from_usage[0] else chunks, latency)
+            tokens_out = output_tokens if from_usage[0] else chunks
+            return Completion("".join(parts), input_tokens, tokens_out, latency, usage_known=from_usage[0])
 
         completion = self._send(messages, call)
         return completion, (first[0] if first else None), from_usage[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,21 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+SERVER_KEY_ENV = "ADVISOR_TEST_SERVER_KEY"
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """``advisor serve`` on the packaged GGUF model (a subprocess on a free port, one thread), requiring a random
+    canary key passed only in $ADVISOR_TEST_SERVER_KEY: a ``harness.serve.RunningServer`` (base_url, api_key,
+    api_key_env, model, process, stdout(), stderr())."""
+    from harness.serve import start_server
+
+    key = "sk-canary-" + secrets.token_hex(12)
+    with start_server(api_key_env=SERVER_KEY_ENV, env={**os.environ, SERVER_KEY_ENV: key}, n_threads=1) as server:
+        yield server
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
