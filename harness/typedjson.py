@@ -54,7 +54,8 @@ def _convert(tp: Any, value: Any) -> Any:
         converted = [_convert(item, v) for v in value]
         return tuple(converted) if origin is tuple else converted
     if origin is dict:
-        return dict(value)
+        args = typing.get_args(tp)
+        return {k: _convert(args[1], v) for k, v in value.items()} if args else dict(value)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_jsonable(tp, value)
     if isinstance(tp, type) and issubclass(tp, Enum):

@@ -108,6 +108,32 @@ def test_endpoint_arms_beside_local_ones_with_failures_and_no_key_anywhere(tmp_p
     again = advisor("compare", str(task), "--limit", "3", "--out", str(out), "--no-progress", env=env)
     assert again.returncode == 0
     assert "0-shot@served: reusing finished run" in again.stderr  # nothing is asked twice
+    # re-priced from the records alone (results.json's endpoint prices, typed), with no key in the environment
+    plain = {k: v for k, v in os.environ.items() if k != SERVER_KEY_ENV}
+    assert advisor("report", str(out), env=plain).returncode == 0
+    rows = {row["variant"]: row for row in json.loads((out / "results.json").read_text())["runs"]}
+    assert rows["0-shot@served"]["serve_usd_per_1k"] == pytest.approx(per_request * 1000, rel=1e-6)
+
+
+def test_rag_on_an_endpoint_sends_the_retrieved_examples(tmp_path, llama_server, tiny_model_dir, monkeypatch):
+    task = endpoint_task(
+        tmp_path,
+        llama_server,
+        model=str(tiny_model_dir),
+        strategies={"prompt": {"shots": [0], "endpoints": ["served"]}, "rag": {"top_k": 2, "endpoints": ["served"]}},
+    )
+    monkeypatch.setenv(SERVER_KEY_ENV, llama_server.api_key)
+    results, _ = compare_in_process(task, tmp_path / "out", limit=3, only=["prompt", "rag"])
+    rows = {(row["strategy"], row["variant"]): row for row in results["runs"]}
+    assert set(rows) == {("prompt", "0-shot"), ("prompt", "0-shot@served"), ("rag", "top-2"), ("rag", "top-2@served")}
+    assert all(row["status"] == "ok" for row in rows.values())
+    # two retrieved worked examples ride along with every RAG request, on the endpoint as locally
+    assert (
+        rows[("rag", "top-2@served")]["input_tokens_mean"] > rows[("prompt", "0-shot@served")]["input_tokens_mean"] + 20
+    )
+    assert rows[("rag", "top-2@served")]["input_tokens_mean"] == pytest.approx(
+        rows[("rag", "top-2")]["input_tokens_mean"], rel=0.05
+    )
 
 
 def test_budget_cap_stops_a_run_and_the_cache_pays_nothing_twice(tmp_path, llama_server, tiny_model_dir, monkeypatch):
