@@ -86,6 +86,7 @@ class BreakEven:
     outcome: str
     monthly_requests: float | None
     basis: str = "marginal"  # marginal serving cost; "hosted": per-token baseline against whole tuned replicas
+    from_requests: float | None = None  # hosted, "below": the volume where the self-hosted arm starts being cheaper
 
     @property
     def extra_one_time_usd(self) -> float:
@@ -121,7 +122,15 @@ class BreakEven:
             f"whole always-on replicas ({usd(t.replica_month_usd)}/month each, up to "
             f"{count(t.requests_per_replica_month or 0)} requests a month)"
         )
-        hosted = f"{b.label} costs {usd(b.usd_per_1k)} per 1k requests, per token, with nothing up front"
+        up_front = f"{usd(b.one_time_usd)} up front" if b.one_time_usd else "nothing up front"
+        hosted = f"{b.label} costs {usd(b.usd_per_1k)} per 1k requests, per token, with {up_front}"
+        if self.outcome == "below":
+            start = f" from {count(self.from_requests)}" if self.from_requests else ""
+            return (
+                f"{hosted}; self-hosting {t.label} on {replicas} costs less over {self.months:g} months only{start} "
+                f"up to {count(self.monthly_requests)} requests a month (it costs less up front, but a replica costs "
+                f"more than the hosted requests it carries); above that the hosted arm is cheaper."
+            )
         if self.outcome == "never":
             return (
                 f"{hosted}; self-hosting {t.label} on {replicas} never costs less over {self.months:g} months: a "
@@ -133,7 +142,7 @@ class BreakEven:
         return (
             f"{hosted}; self-hosting {t.label} on {replicas} costs the same over {self.months:g} months at "
             f"{count(self.monthly_requests)} requests a month{expect}: below it the hosted arm is cheaper, above it "
-            f"{t.label}."
+            f"{t.label} (but for a stretch after each added replica, which is paid for whole)."
         )
 
     def total_at_crossing(self) -> float | None:
@@ -181,13 +190,27 @@ def hosted_break_even(self_hosted: ArmEconomics, hosted: ArmEconomics, months: f
     so within the band of k replicas self-hosting costs less from V_k = (D + months * k * R) / (months * p). The
     first band where V_k fits under k * C is k0 = max(1, ceil(D / (months * (C * p - R)))), and the crossing is
     max(V_k0, (k0 - 1) * C). When C * p <= R a full replica costs at least the hosted requests it carries: it
-    never pays back at scale."""
+    never pays back at scale, and is cheaper at all only when it costs less up front (D < 0), in the first
+    K = floor(D / (months * (C * p - R))) bands: from V_1 up to K * C ("below")."""
     replica, capacity = self_hosted.replica_month_usd, self_hosted.requests_per_replica_month
     per_request = hosted.usd_per_1k / 1000
     extra = self_hosted.one_time_usd - hosted.one_time_usd
-    if not replica or not capacity or per_request <= 0 or capacity * per_request <= replica:
+    if not replica or not capacity:
         return BreakEven(self_hosted, hosted, months, "never", None, basis="hosted")
-    k0 = max(1, math.ceil(extra / (months * (capacity * per_request - replica))))
+    margin = capacity * per_request - replica  # what a full replica saves a month against hosting its requests
+    if margin <= 0:
+        if extra >= 0:
+            return BreakEven(self_hosted, hosted, months, "never", None, basis="hosted")
+        if margin == 0:
+            return BreakEven(self_hosted, hosted, months, "always", 0.0, basis="hosted")
+        bands = math.floor(extra / (months * margin))
+        start = (extra + months * replica) / (months * per_request) if per_request > 0 else math.inf
+        if bands < 1 or start > capacity:
+            return BreakEven(self_hosted, hosted, months, "never", None, basis="hosted")
+        return BreakEven(
+            self_hosted, hosted, months, "below", bands * capacity, basis="hosted", from_requests=max(0.0, start)
+        )
+    k0 = max(1, math.ceil(extra / (months * margin)))
     volume = max((extra + months * k0 * replica) / (months * per_request), (k0 - 1) * capacity)
     if volume <= 0:
         return BreakEven(self_hosted, hosted, months, "always", 0.0, basis="hosted")

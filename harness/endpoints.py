@@ -37,12 +37,17 @@ from harness.spec import Endpoint
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # what API keys look like (OpenAI/Anthropic sk-, Groq gsk_, xAI xai-, Hugging Face hf_, Replicate r8_, Perplexity
-# pplx-, Google AIza, and long hex tokens such as Together's): rejected in task files, redacted from error text
-KEY_LIKE = re.compile(r"\b((sk|gsk|xai|hf|r8|pplx)[-_][A-Za-z0-9_\-]{16,}|AIza[A-Za-z0-9_\-]{30,}|[a-fA-F0-9]{40,})\b")
+# pplx-, Google AIza, and long hex tokens such as Together's): redacted wherever they appear in error text, and a
+# task-file value holding one as a whole word is rejected (a path such as data/hf_cached_examples.jsonl is not one)
+KEY_PATTERN = r"(?:(?:sk|gsk|xai|hf|r8|pplx)[-_][A-Za-z0-9_\-]{16,}|AIza[A-Za-z0-9_\-]{30,}|[a-fA-F0-9]{40,})"
+KEY_LIKE = re.compile(rf"\b{KEY_PATTERN}\b")
+KEY_WORD = re.compile(rf"^{KEY_PATTERN}$")
 SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization", "bearer"}
-# per message: role and the chat template's markers; generous for every template seen (ChatML adds 5)
+# per message: role and the chat template's markers, generous for every template seen (ChatML adds 5); per request:
+# the generation prompt plus what a template inserts by itself - SmolLM2's default system prompt when there is none
+# (about 19 tokens), Llama 3.1's knowledge-cutoff and date header (about 25)
 TEMPLATE_TOKENS_PER_MESSAGE = 8
-TEMPLATE_TOKENS_PER_REQUEST = 16
+TEMPLATE_TOKENS_PER_REQUEST = 64
 
 
 class EndpointError(Exception):
@@ -77,6 +82,11 @@ def plain_http_remote(url: str) -> bool:
     return parts.scheme == "http" and not is_loopback(parts.hostname or "")
 
 
+def looks_like_key(text: str) -> bool:
+    """A whitespace-separated word of ``text`` is, as a whole, shaped like a key."""
+    return any(KEY_WORD.match(word.strip("\"'`,;()[]{}")) for word in text.split())
+
+
 def check_no_keys(raw: Any, file: str, path: str = "") -> None:
     """Reject a task file that holds an API key: a key-named setting, or any value shaped like a key. The value is
     never repeated in the message."""
@@ -92,7 +102,7 @@ def check_no_keys(raw: Any, file: str, path: str = "") -> None:
     elif isinstance(raw, list):
         for i, value in enumerate(raw):
             check_no_keys(value, file, f"{path}[{i}]")
-    elif isinstance(raw, str) and KEY_LIKE.search(raw):
+    elif isinstance(raw, str) and looks_like_key(raw):
         raise UserError(
             f"{file}: {path}: this value looks like an API key; a task file never holds a key: export it in an "
             f"environment variable and name that variable with api_key_env"
@@ -104,7 +114,7 @@ def check_key_env(endpoint: Endpoint, where: str) -> None:
     var = endpoint.spec.api_key_env
     if var is None:
         return
-    if not ENV_NAME.match(var) or KEY_LIKE.search(var):
+    if not ENV_NAME.match(var) or looks_like_key(var):
         raise UserError(
             f"{where}.api_key_env: this looks like a key, not the name of an environment variable; never write a "
             f"key in a task file: export it (e.g. export OPENAI_API_KEY=...) and set api_key_env: OPENAI_API_KEY"
@@ -133,7 +143,7 @@ def request_cost_bound(messages: list[dict[str, str]], max_tokens: int, price: T
     """An upper bound of one request's cost, before it is sent. Every BPE token is at least one UTF-8 byte, so a
     message has at most as many tokens as bytes, plus its template markers; the answer at most ``max_tokens``:
 
-        bound = (bytes + 8 * messages + 16) * input $/Mtok / 1e6 + max_tokens * output $/Mtok / 1e6
+        bound = (bytes + 8 * messages + 64) * input $/Mtok / 1e6 + max_tokens * output $/Mtok / 1e6
     """
     content_bytes = sum(len(m["content"].encode("utf-8")) for m in messages)
     input_bound = content_bytes + TEMPLATE_TOKENS_PER_MESSAGE * len(messages) + TEMPLATE_TOKENS_PER_REQUEST
