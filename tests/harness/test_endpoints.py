@@ -41,7 +41,7 @@ from harness.prompts import Passage, messages
 from harness.runstore import config_hash
 from harness.spec import Endpoint, EndpointSpec, Example, LoadTest
 from harness.task import check_endpoint_keys, load_task
-from tests.conftest import CLASSIFICATION_TEST, CLASSIFICATION_TRAIN, HANDBOOK, smollm2_tokenizer_dir, write_jsonl
+from tests.conftest import CLASSIFICATION_TEST, CLASSIFICATION_TRAIN, HANDBOOK, smollm2_tokenizer_dir
 
 KEY_ENV = "ADVISOR_TEST_ENDPOINT_KEY"
 PRICE = TokenPrice(2.0, 8.0)  # USD per million input / output tokens
@@ -739,13 +739,6 @@ strategies:
   rag: {top_k: 3, endpoints: [gpt]}
   lora: {}
 """
-
-
-@pytest.fixture
-def folder(tmp_path) -> Path:
-    write_jsonl(tmp_path / "train.jsonl", [{"text": "x one", "label": "a"}, {"text": "y two", "label": "b"}])
-    write_jsonl(tmp_path / "test.jsonl", [{"text": "z three", "label": "a"}])
-    return tmp_path
 
 
 def load(folder: Path, body: str):

@@ -18,13 +18,6 @@ labels: [a, b]
 """
 
 
-@pytest.fixture
-def folder(tmp_path) -> Path:
-    write_jsonl(tmp_path / "train.jsonl", [{"text": "x one", "label": "a"}, {"text": "y two", "label": "b"}])
-    write_jsonl(tmp_path / "test.jsonl", [{"text": "z three", "label": "a"}])
-    return tmp_path
-
-
 def load(folder: Path, body: str):
     path = folder / "task.yaml"
     path.write_bytes(body.encode("utf-8") if isinstance(body, str) else body)
