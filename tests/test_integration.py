@@ -47,7 +47,7 @@ def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
         assert row["status"] == "ok", (key, row["error"])
         assert row["n_examples"] == 3 and row["latency_ms_p50"] > 0
     # 4 shots cost prompt tokens: the 4-shot prompt is much longer than the 0-shot one
-    assert runs[("prompt", "4-shot")]["prompt_tokens_mean"] > 2 * runs[("prompt", "0-shot")]["prompt_tokens_mean"]
+    assert runs[("prompt", "4-shot")]["input_tokens_mean"] > 2 * runs[("prompt", "0-shot")]["input_tokens_mean"]
     lora = json.loads((tmp_path / "out" / runs[("lora", "r8")]["record"]).read_text())
     # SmolLM2-135M: 30 layers, hidden 576, kv dim 192; r=8 on q,k,v,o = 8*(1152 + 2*768 + 1152) per layer
     assert lora["train_info"]["trainable_params"] == 30 * 8 * (1152 + 768 + 768 + 1152)
