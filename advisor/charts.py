@@ -225,13 +225,16 @@ def load_test(rows: list[RunRow], goal_ms: float | None) -> str | None:
         return None
     with _style():
         figure, ax = _figure(3.6)
-        for row in tested:
+        for i, row in enumerate(tested):
             levels = sorted(row.load_test or [], key=lambda level: level.concurrency)
             x = [level.requests_per_s for level in levels]
             label = f"{strategy_name(row.strategy)} {row.variant}"
+            marker = "osD^v<>"[i % 7]  # runs of one strategy share its colour: the marker tells them apart
             for attr, style, suffix in (("latency_ms_p50", "-", "p50"), ("latency_ms_p95", "--", "p95")):
                 y = [getattr(level, attr) or np.nan for level in levels]
-                ax.plot(x, y, style, marker="o", color=colour(row.strategy), linewidth=1.4, label=f"{label} {suffix}")
+                ax.plot(
+                    x, y, style, marker=marker, color=colour(row.strategy), linewidth=1.2, label=f"{label} {suffix}"
+                )
             for level in levels:
                 ax.annotate(
                     f"×{level.concurrency}",
@@ -244,7 +247,7 @@ def load_test(rows: list[RunRow], goal_ms: float | None) -> str | None:
             ax.axhline(goal_ms, color=GOAL_COLOUR, linestyle=":", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
         ax.set_xlabel("requests per second (concurrency levels of the load test)")
         ax.set_ylabel("end-to-end latency, ms")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=7, loc="best")
         return _svg(figure, "load-test")
 
 

@@ -158,10 +158,12 @@ def evaluate(
         rest = list(range(n_single, len(examples)))
         messages = {i: prepared.build_messages(examples[i]) for i in rest}
         rest.sort(key=lambda i: sum(len(m["content"]) for m in messages[i]), reverse=True)
+        live = 0  # answered now, not from the endpoint's request cache: what the throughput counts
         for b in range(0, len(rest), backend.batch_size):
             idx = rest[b : b + backend.batch_size]
             for i, result in zip(idx, backend([messages[i] for i in idx]), strict=True):
                 outputs[i] = result
+                live += result.cached_latency_ms is None
             bar.update(len(idx))
         synchronize(device)
         batched_seconds = time.perf_counter() - start
@@ -184,8 +186,8 @@ def evaluate(
             )
         )
     n = len(predictions)
-    if rest:  # throughput of the batched part; with no batched part, of the one-at-a-time requests
-        throughput, throughput_batch = len(rest) / batched_seconds, backend.batch_size
+    if live:  # throughput of the batched part; without one (or all of it cached), of the one-at-a-time requests
+        throughput, throughput_batch = live / batched_seconds, backend.batch_size
     else:
         throughput, throughput_batch = 1000 * len(latencies) / sum(latencies), 1
     info = EvalInfo(
