@@ -15,16 +15,21 @@ from tests.conftest import ROOT
 ADVISOR = [sys.executable, "-m", "advisor.cli"]
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([*ADVISOR, *args], capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=600)
 
 
 def test_validate_every_shipped_task():
     tasks = sorted(str(p) for p in (ROOT / "data" / "tasks").glob("*.yaml"))
-    proc = run("validate", *tasks)
+    # the endpoints example reads its server's key from ADVISOR_SERVE_KEY: validate checks it is set
+    proc = run("validate", *tasks, env={"ADVISOR_SERVE_KEY": "any"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(": ok") == len(tasks)
+    unset = run(
+        "validate", str(ROOT / "data" / "tasks" / "support-intents-endpoints.yaml"), env={"ADVISOR_SERVE_KEY": ""}
+    )
+    assert unset.returncode == 2 and "ADVISOR_SERVE_KEY is not set" in unset.stderr
 
 
 @pytest.mark.parametrize(
