@@ -18,9 +18,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from advisor.arms import Arm
 from advisor.breakeven import ArmEconomics, BreakEven, volume_range
 from advisor.learning_curve import LearningCurve, quality_interval
-from advisor.recommend import Arm
 from advisor.wording import count, strategy_name, usd
 from harness.runstore import RunRow
 from harness.strategies import traits

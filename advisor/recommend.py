@@ -19,111 +19,19 @@ fine-tune; cutting long prompts -> fine-tune; a new capability -> a bigger model
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from advisor.arms import Arm, best_per_group, best_tuned
 from advisor.breakeven import ArmEconomics, BreakEven, break_even, dedicated_gpu_caveat, hosted_break_even
-from advisor.costs import ModelShape, RequestShape, estimate_serving, param_counts
-from advisor.costs.compute import catalog_gpu_for
-from advisor.learning_curve import LearningCurve, learning_curves, quality_interval
+from advisor.cautions import latency_basis, run_cautions
+from advisor.ladder import curve_sentence, ladder_sentences, what_would_meet_goals
+from advisor.learning_curve import LearningCurve, learning_curves
 from advisor.pricing import PricedRun, Pricing
 from advisor.wording import hardware_name, strategy_name, usd
-from harness import catalog
-from harness.endpoints import plain_http_remote
 from harness.spec import Goals
-from harness.strategies import StrategyTraits
-from harness.strategies.base import Rung
 
 NEAR_TIE = 0.05
-
-
-@dataclass
-class Arm:
-    """One finished run, priced over the horizon and checked against the goals."""
-
-    run: PricedRun
-    months: float
-    shortfalls: dict[str, str] = field(default_factory=dict)  # goal ("quality", "budget", "latency") -> why
-
-    def __post_init__(self) -> None:
-        if self.run.row.quality is None:
-            raise ValueError(f"{self.run.row.record}: an arm is a finished run with a quality")
-
-    @property
-    def strategy(self) -> str:
-        return self.run.row.strategy
-
-    @property
-    def endpoint(self) -> str | None:
-        return self.run.row.endpoint
-
-    @property
-    def group(self) -> str:
-        """The strategy, on the local model or on one endpoint: best arms are picked per group."""
-        return f"{self.strategy}@{self.endpoint}" if self.endpoint else self.strategy
-
-    @property
-    def hosted(self) -> bool:
-        """Served per token by someone else (an endpoint that is not self-hosted)."""
-        return self.run.costs.serve_basis == "per token"
-
-    @property
-    def variant(self) -> str:
-        return self.run.row.variant
-
-    @property
-    def traits(self) -> StrategyTraits:
-        return self.run.traits
-
-    @property
-    def label(self) -> str:
-        return f"{strategy_name(self.strategy)} {self.variant}"
-
-    @property
-    def quality(self) -> float:
-        return self.run.row.quality or 0.0
-
-    @property
-    def n_examples(self) -> int:
-        return self.run.row.n_examples or 0
-
-    @property
-    def latency_ms_p50(self) -> float | None:
-        return self.run.row.latency_ms_p50
-
-    @property
-    def latency_ms_p95(self) -> float | None:
-        return self.run.row.latency_ms_p95
-
-    @property
-    def prompt_tokens_mean(self) -> float | None:
-        return self.run.row.input_tokens_mean
-
-    @property
-    def train_usd(self) -> float | None:
-        return self.run.costs.train_usd
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return quality_interval(self.quality, self.n_examples)
-
-    @property
-    def one_time_usd(self) -> float:
-        return (self.run.costs.train_usd or 0.0) + (self.run.costs.data_usd or 0.0)
-
-    @property
-    def total_usd(self) -> float | None:
-        serve = self.run.costs.serve_usd_per_month
-        return None if serve is None else self.one_time_usd + self.months * serve
-
-    def cost_sentence(self) -> str:
-        if self.total_usd is None:
-            return "a cost not priced"
-        costs = self.run.costs
-        parts = [f"{usd(costs.train_usd)} training"] if costs.train_usd else []
-        parts += [f"{usd(costs.data_usd or 0)} data", f"{usd(costs.serve_usd_per_month)}/month serving"]
-        return f"{usd(self.total_usd)} over {self.months:g} months ({' + '.join(parts)})"
 
 
 @dataclass
@@ -175,25 +83,6 @@ class Analysis:
         return next((arm for arm in self.arms if arm.run is run), None)
 
 
-def latency_basis(pricing: Pricing) -> tuple[bool, str]:
-    """Whether the p95 goal can be checked directly, and a sentence saying on what latency was measured."""
-    device, task = pricing.comparison.device, pricing.comparison.task
-    deployment = task.deployment.gpu
-    hardware = hardware_name(device)
-    if deployment and catalog_gpu_for(device) == deployment:
-        return True, (
-            f"Latency was measured on {hardware}, the deployment hardware ({deployment}): "
-            f"the p95 goal is checked as is."
-        )
-    goal = task.goals.p95_latency_ms
-    held = f"the {goal:,.0f} ms p95 goal is not applied" if goal else "there is no p95 goal"
-    return False, (
-        f"Latency was measured on {hardware}, not on the deployment "
-        f"{deployment or 'hardware'}: {held}, and arms are compared with each other. Differences show "
-        f"the direction (long prompts and retrieval cost time anywhere), not the size on a GPU."
-    )
-
-
 def _check(arm: Arm, goals: Goals, latency_gated: bool) -> dict[str, str]:
     shortfalls = {}
     if goals.quality is not None and arm.quality < goals.quality:
@@ -225,23 +114,11 @@ def _choose(adequate: list[Arm]) -> tuple[Arm, bool]:
     return chosen, chosen is not cheapest
 
 
-def _best_per_group(arms: list[Arm]) -> dict[str, Arm]:
-    """The best arm of each strategy on the local model, and of each strategy on each endpoint."""
-    best: dict[str, Arm] = {}
-    for arm in sorted(arms, key=lambda a: (-a.quality, a.total_usd if a.total_usd is not None else math.inf)):
-        best.setdefault(arm.group, arm)
-    return best
-
-
-def _best_tuned(best: dict[str, Arm]) -> Arm | None:
-    return max((a for a in best.values() if a.traits.trains), key=lambda a: a.quality, default=None)
-
-
 def _break_evens(chosen: Arm, best: dict[str, Arm], months: float) -> tuple[list[BreakEven], list[ArmEconomics]]:
     """The fine-tuned arm of interest (the chosen one, else the best fine-tuned) against the best arm of each
     strategy that trains nothing (prompting, RAG): on marginal serving cost against the self-hosted ones, on whole
     GPU replicas against each hosted (per-token) endpoint."""
-    tuned = chosen if chosen.traits.trains else _best_tuned(best)
+    tuned = chosen if chosen.traits.trains else best_tuned(best)
     baselines = sorted((arm for arm in best.values() if not arm.traits.trains), key=lambda a: a.traits.ladder_rank)
     economics = {
         a.label: ArmEconomics.of(a.run.costs, a.strategy, a.label, a.endpoint)
@@ -261,99 +138,6 @@ def _break_evens(chosen: Arm, best: dict[str, Arm], months: float) -> tuple[list
     return pairs, list(priced.values())
 
 
-def curve_sentence(curve: LearningCurve, pricing: Pricing, arms: list[Arm]) -> str:
-    """The learning curve's estimate, priced with the task's data_cost and the largest run's training cost."""
-    variant = max(curve.points, key=lambda p: p.examples).variant
-    largest = next((a for a in arms if a.strategy == curve.strategy and a.variant == variant), None)
-    config = pricing.assumptions.data_cost if pricing.assumptions else None
-    return curve.sentence(
-        pricing.comparison.task.n_train or curve.max_examples, config, largest.train_usd if largest else None
-    )
-
-
-def bigger_model_sentence(pricing: Pricing, arm: Arm) -> str | None:
-    """The next catalog model with at least twice the parameters (same family first), priced: training as the
-    measured run's FLOPs scaled by parameter count, serving with the measured tokens per request."""
-    assumptions = pricing.assumptions
-    if assumptions is None or assumptions.model_shape is None:
-        return None
-    current = assumptions.model_shape
-    n_current = param_counts(current).total
-    family = current.name.split("-")[0]
-    larger = sorted(
-        (not name.startswith(family), param_counts(ModelShape.from_catalog(name)).total, name)
-        for name in catalog.models()
-        if name != current.name
-    )
-    larger = [entry for entry in larger if entry[1] >= 2 * n_current]
-    if not larger:
-        return None
-    _, n_big, name = larger[0]
-    ratio = n_big / n_current
-    # the measured tokens per request, as advisor.pricing prices each run (same family: same tokenizer)
-    request = RequestShape.measured(arm.prompt_tokens_mean, arm.run.row.output_tokens_mean)
-    serving = estimate_serving(
-        name,
-        arm.traits.serving_method,
-        assumptions.gpu,
-        pricing.comparison.task.goals.monthly_requests or 0,
-        request=request,
-    )
-    training = f" ≈ {usd(arm.train_usd * ratio)} of training and" if arm.train_usd else ""
-    return (
-        f"A bigger base model (the ladder's answer when the task needs a capability the model lacks): {name} "
-        f"has {ratio:.1f}x the parameters of {current.name}; as {strategy_name(arm.strategy)} "
-        f"it would cost{training} ≈ {usd(serving.usd_per_month)}/month to serve on {assumptions.gpu} "
-        f"({usd(serving.usd_per_1k_requests)} per 1k requests). Its quality is not measured: run advisor compare "
-        f"with model: {name}."
-    )
-
-
-def _best_on_rung(best: dict[str, Arm], rung: Rung) -> Arm | None:
-    return max((a for a in best.values() if a.traits.ladder_rank == rung), key=lambda a: a.quality, default=None)
-
-
-def ladder_sentences(pricing: Pricing, best: dict[str, Arm]) -> list[str]:
-    """The decision ladder's reading of this task, each claim next to what was measured."""
-    task = pricing.comparison.task
-    tuned = _best_tuned(best)
-    prompted, retrieved = _best_on_rung(best, Rung.PROMPT), _best_on_rung(best, Rung.RETRIEVAL)
-    sentences = []
-    if task.knowledge and retrieved:
-        against = f" against {tuned.quality:.3f} for {tuned.label}" if tuned else ""
-        sentences.append(
-            f"The task brings a knowledge corpus (private facts), where the ladder points to RAG "
-            f"(retrieval keeps facts fresh without retraining); measured, {retrieved.label} "
-            f"reaches {retrieved.quality:.3f} {task.metric}{against}."
-        )
-    elif task.kind in ("classification", "extraction") and tuned and prompted:
-        sentences.append(
-            f"{task.kind.capitalize()} is format and behaviour, where the ladder expects "
-            f"fine-tuning to help; measured, {tuned.label} reaches {tuned.quality:.3f} {task.metric} "
-            f"against {prompted.quality:.3f} for {prompted.label}."
-        )
-    longest = max(
-        # local arms only: an endpoint counts tokens with its own tokenizer
-        (a for a in best.values() if not a.traits.trains and not a.endpoint),
-        key=lambda a: a.prompt_tokens_mean or 0,
-        default=None,
-    )
-    if (
-        tuned
-        and longest
-        and tuned.prompt_tokens_mean
-        and longest.prompt_tokens_mean
-        and tuned.prompt_tokens_mean < 0.7 * longest.prompt_tokens_mean
-    ):
-        cut = 1 - tuned.prompt_tokens_mean / longest.prompt_tokens_mean
-        sentences.append(
-            f"Fine-tuning carries the instruction and examples in its weights: {tuned.label} sends "
-            f"{tuned.prompt_tokens_mean:,.0f} prompt tokens per request against "
-            f"{longest.prompt_tokens_mean:,.0f} for {longest.label} ({cut:.0%} fewer)."
-        )
-    return sentences
-
-
 def _latency_sentence(chosen: Arm, arms: list[Arm], pricing: Pricing) -> str | None:
     timed = [a for a in arms if a.latency_ms_p95 and not a.endpoint]  # measured on this machine
     if chosen.endpoint or not chosen.latency_ms_p95 or len(timed) < 2:
@@ -367,82 +151,6 @@ def _latency_sentence(chosen: Arm, arms: list[Arm], pricing: Pricing) -> str | N
         f"{chosen.latency_ms_p95 / (fastest.latency_ms_p95 or 1.0):.1f}x the fastest arm ({fastest.label}, "
         f"{fastest.latency_ms_p95:,.0f} ms)."
     )
-
-
-def _what_would(
-    pricing: Pricing, arms: list[Arm], curves: list[LearningCurve], closest: Arm, best: dict[str, Arm]
-) -> list[str]:
-    """Estimates of what would meet the goals, when nothing measured does."""
-    sentences = ["More examples — " + curve_sentence(curve, pricing, arms) for curve in curves]
-    tuned = sorted((s for s, arm in best.items() if arm.traits.trains), key=lambda s: best[s].traits.ladder_rank)
-    if not curves and tuned:
-        others = " or ".join(f"{s}'s" for s in tuned[1:])
-        keys = f"strategies.{tuned[0]}.data_fractions" + (f" (or {others})" if others else "")
-        sentences.append(
-            f"More examples: no learning curve was measured (each fine-tuning arm ran on one "
-            f"training-set size); set {keys}, e.g. [0.25, 0.5, 1.0], to estimate how many would do."
-        )
-    within = [a for a in arms if set(a.shortfalls) == {"latency"}]
-    if within:
-        arm = min(within, key=lambda a: a.latency_ms_p95 or 0.0)
-        p95 = arm.latency_ms_p95 or 0.0
-        sentences.append(
-            f"A relaxed latency goal: {arm.label} meets everything else at p95 "
-            f"{p95:,.0f} ms; a goal of {math.ceil(p95):,} ms would let it through."
-        )
-    within = [a for a in arms if set(a.shortfalls) == {"budget"}]
-    if within:
-        arm = min(within, key=lambda a: a.train_usd or 0.0)
-        sentences.append(f"A larger training budget: {usd(arm.train_usd)} would let {arm.label} through.")
-    bigger = bigger_model_sentence(pricing, _best_tuned(best) or closest)
-    if bigger:
-        sentences.append(bigger)
-    return sentences
-
-
-def _cautions(pricing: Pricing, latency_gated: bool, latency_note: str) -> list[str]:
-    cautions = [
-        f"{strategy_name(run.row.strategy)} {run.row.variant} failed and was not considered: {run.row.error}"
-        for run in pricing.runs
-        if not run.record.ok
-    ]
-    if not latency_gated:
-        cautions.append(latency_note)
-    if pricing.assumptions is None:
-        cautions.append("The runs are not priced: the choice ignores cost.")
-    cautions += endpoint_cautions(pricing)
-    limit = pricing.comparison.options.limit
-    if limit:
-        cautions.append(f"A quick look (--limit {limit}): small subsets, not the full test set.")
-    return cautions
-
-
-def endpoint_cautions(pricing: Pricing) -> list[str]:
-    """What the reader of an endpoint row must know: a missing price, capacity not measured, plain http."""
-    cautions = []
-    endpoints = pricing.comparison.task.endpoints
-    for run in pricing.runs:
-        name = run.row.endpoint
-        if not name or not run.record.ok:
-            continue
-        label = f"{strategy_name(run.row.strategy)} {run.row.variant}"
-        if run.costs.price_missing:
-            cautions.append(
-                f"{label}: no price is known for model {endpoints[name].model} (not in data/catalog/api_prices.yaml): "
-                f"its serving is priced as missing, not 0, and it cannot win on cost; set endpoints.{name}.price."
-            )
-        elif run.costs.serve_basis == "measured capacity" and run.costs.serve_usd_per_1k is None:
-            cautions.append(
-                f"{label}: self-hosted, but no load-test level met the p95 goal without errors (or the load test "
-                f"was off): its capacity, and so its cost, is unknown."
-            )
-    for name, endpoint in endpoints.items():
-        if plain_http_remote(endpoint.base_url):
-            cautions.append(
-                f"Endpoint {name} is reached over plain http at a host other than this machine "
-                f"({endpoint.base_url}): prompts, answers and the key cross the network unencrypted; use https."
-            )
-    return cautions
 
 
 def _adequate_reasons(
@@ -490,7 +198,7 @@ def analyse(pricing: Pricing) -> Analysis:
     for arm in arms:
         arm.shortfalls = _check(arm, goals, latency_gated)
     curves = learning_curves([run.row for run in pricing.runs], goals.quality)
-    cautions = _cautions(pricing, latency_gated, latency_note)
+    cautions = run_cautions(pricing, latency_gated, latency_note)
     recommendation = Recommendation(
         strategy=None,
         variant=None,
@@ -510,7 +218,7 @@ def analyse(pricing: Pricing) -> Analysis:
     if not arms:
         return Analysis(pricing, recommendation, [], None, curves, [], [], latency_gated)
 
-    best = _best_per_group(arms)
+    best = best_per_group(arms)
     adequate = [a for a in arms if not a.shortfalls]
     what_would: list[str] = []
     if adequate:
@@ -524,7 +232,7 @@ def analyse(pricing: Pricing) -> Analysis:
             f" against a {goals.quality:.2f} goal." if goals.quality is not None else "."
         )
         reasons, runner_up = [], None
-        what_would = _what_would(pricing, arms, curves, chosen, best)
+        what_would = what_would_meet_goals(pricing, arms, curves, chosen, best)
     top = max(arms, key=lambda a: a.quality)
     if (
         top not in (chosen, runner_up)

@@ -22,9 +22,10 @@ from markupsafe import Markup
 
 from advisor import charts
 from advisor.costs.data_cost import DataCostConfig, data_cost_config
+from advisor.ladder import curve_sentence
 from advisor.learning_curve import BOOTSTRAP_SAMPLES
 from advisor.pricing import price
-from advisor.recommend import Analysis, analyse, curve_sentence
+from advisor.recommend import Analysis, analyse
 from advisor.wording import hardware_name, usd
 from harness.errors import UserError
 from harness.io import atomic_write_text

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import distributed
+from harness.endpoints import CompareBudgets
 from harness.errors import UserError
 from harness.io import atomic_write_json, display_path
 from harness.job import Job
@@ -40,7 +41,7 @@ from harness.runstore import (
     write_results,
 )
 from harness.schema import doc
-from harness.spec import Endpoint, Task
+from harness.spec import Task
 from harness.strategies import STRATEGIES, Variant, check_device, traits
 from harness.task import check_endpoint_keys, load_examples
 
@@ -235,7 +236,7 @@ def run_compare(
         check_device(name, device)  # e.g. QLoRA on a CPU: one line now, not after the other arms
     endpoint_names = list(dict.fromkeys(e.name for v in variants if (e := task.endpoint_of(v.params))))
     check_endpoint_keys(task, endpoint_names)  # an unset key: one line now, nothing runs
-    budgets = _Budgets(task, endpoint_names, options.max_api_usd)
+    budgets = CompareBudgets(task, endpoint_names, options.max_api_usd)
     out_dir = options.folder(task)
     train, test = data.limited(options.limit, seed)
     machine = hardware(device)
@@ -352,38 +353,6 @@ def run_compare(
 
 
 API_CACHE = "api-cache"  # under the output folder: one JSON file per endpoint request answered
-
-
-class _Budgets:
-    """What endpoint runs may still spend in this compare: each endpoint's max_usd and --max-api-usd together."""
-
-    def __init__(self, task: Task, endpoint_names: list[str], total_usd: float | None):
-        endpoints = [task.endpoints[n] for n in endpoint_names]
-        unpriced = [e.name for e in endpoints if e.price is None and not e.spec.self_hosted]
-        if total_usd is not None and unpriced:
-            raise UserError(
-                f"--max-api-usd: no price is known for endpoint(s) {', '.join(unpriced)} (model not in "
-                f"data/catalog/api_prices.yaml), so their spending cannot be capped; add endpoints.NAME.price in "
-                f"{task.path.name}"
-            )
-        self.caps = {n: task.endpoints[n].spec.max_usd for n in endpoint_names}
-        self.total_usd = total_usd
-        self.spent: dict[str, float] = dict.fromkeys(endpoint_names, 0.0)
-
-    def left(self, endpoint: Endpoint | None) -> float | None:
-        """What a run on ``endpoint`` may spend (None: no cap; a local run: None)."""
-        if endpoint is None:
-            return None
-        caps = []
-        if self.caps.get(endpoint.name) is not None:
-            caps.append((self.caps[endpoint.name] or 0.0) - self.spent[endpoint.name])
-        if self.total_usd is not None:
-            caps.append(self.total_usd - sum(self.spent.values()))
-        return max(0.0, min(caps)) if caps else None
-
-    def spend(self, record: RunRecord) -> None:
-        if record.endpoint and record.endpoint.usd_spent and record.endpoint.name in self.spent:
-            self.spent[record.endpoint.name] += record.endpoint.usd_spent
 
 
 def _sharding(

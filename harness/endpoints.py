@@ -18,31 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from harness.catalog import TokenPrice
+from harness.endpoint_checks import read_key, redact
 from harness.errors import UserError
 from harness.io import atomic_write_text
-from harness.record import EndpointUse
-from harness.serve import is_loopback
-from harness.spec import Endpoint
+from harness.record import EndpointUse, RunRecord
+from harness.spec import Endpoint, Task
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# what API keys look like (OpenAI/Anthropic sk-, Groq gsk_, xAI xai-, Hugging Face hf_, Replicate r8_, Perplexity
-# pplx-, Google AIza, and long hex tokens such as Together's): redacted wherever they appear in error text, and a
-# task-file value holding one as a whole word is rejected (a path such as data/hf_cached_examples.jsonl is not one)
-KEY_PATTERN = r"(?:(?:sk|gsk|xai|hf|r8|pplx)[-_][A-Za-z0-9_\-]{16,}|AIza[A-Za-z0-9_\-]{30,}|[a-fA-F0-9]{40,})"
-KEY_LIKE = re.compile(rf"\b{KEY_PATTERN}\b")
-KEY_WORD = re.compile(rf"^{KEY_PATTERN}$")
-SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization", "bearer"}
 # per message: role and the chat template's markers, generous for every template seen (ChatML adds 5); per request:
 # the generation prompt plus what a template inserts by itself - SmolLM2's default system prompt when there is none
 # (about 19 tokens), Llama 3.1's knowledge-cutoff and date header (about 25)
@@ -62,81 +51,6 @@ class BudgetExceeded(Exception):
             f"stopped for budget: the next request could pass the ${cap_usd:.4f} cap; ${spent_usd:.4f} spent"
         )
         self.spent_usd, self.cap_usd = spent_usd, cap_usd
-
-
-def check_base_url(url: str, where: str) -> None:
-    """Only http(s) URLs with a host and no credentials in them."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"{where}: not an http(s) URL; use e.g. https://api.openai.com/v1")
-    if parts.username or parts.password or parts.query:
-        raise UserError(
-            f"{where}: the URL holds credentials or a query string; keys go in the environment variable named by "
-            f"api_key_env, never in the task file"
-        )
-
-
-def plain_http_remote(url: str) -> bool:
-    """Plain http to a host other than this machine: requests and the key cross the network unencrypted."""
-    parts = urlsplit(url)
-    return parts.scheme == "http" and not is_loopback(parts.hostname or "")
-
-
-def looks_like_key(text: str) -> bool:
-    """A whitespace-separated word of ``text`` is, as a whole, shaped like a key."""
-    return any(KEY_WORD.match(word.strip("\"'`,;()[]{}")) for word in text.split())
-
-
-def check_no_keys(raw: Any, file: str, path: str = "") -> None:
-    """Reject a task file that holds an API key: a key-named setting, or any value shaped like a key. The value is
-    never repeated in the message."""
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            dotted = f"{path}.{key}" if path else str(key)
-            if str(key).lower().replace("-", "_") in SECRET_KEYS and value:
-                raise UserError(
-                    f"{file}: {dotted}: a task file never holds a key; export it in an environment variable and name "
-                    f"that variable with api_key_env (e.g. api_key_env: OPENAI_API_KEY)"
-                )
-            check_no_keys(value, file, dotted)
-    elif isinstance(raw, list):
-        for i, value in enumerate(raw):
-            check_no_keys(value, file, f"{path}[{i}]")
-    elif isinstance(raw, str) and looks_like_key(raw):
-        raise UserError(
-            f"{file}: {path}: this value looks like an API key; a task file never holds a key: export it in an "
-            f"environment variable and name that variable with api_key_env"
-        )
-
-
-def check_key_env(endpoint: Endpoint, where: str) -> None:
-    """``api_key_env`` names a variable (it is not a key), and that variable is set."""
-    var = endpoint.spec.api_key_env
-    if var is None:
-        return
-    if not ENV_NAME.match(var) or looks_like_key(var):
-        raise UserError(
-            f"{where}.api_key_env: this looks like a key, not the name of an environment variable; never write a "
-            f"key in a task file: export it (e.g. export OPENAI_API_KEY=...) and set api_key_env: OPENAI_API_KEY"
-        )
-    if not os.environ.get(var):
-        raise UserError(
-            f"{where}.api_key_env: the environment variable {var} is not set; export {var}=<your key> before "
-            f"running (the key is read from the environment, never from the task file)"
-        )
-
-
-def read_key(endpoint: Endpoint) -> str:
-    """The key from the environment; servers without keys still need a placeholder for the client."""
-    var = endpoint.spec.api_key_env
-    return os.environ.get(var, "") if var else "no-key"
-
-
-def redact(text: str, secret: str | None) -> str:
-    """``text`` without ``secret`` or anything shaped like a key."""
-    if secret and secret != "no-key":
-        text = text.replace(secret, "[redacted]")
-    return KEY_LIKE.sub("[redacted]", text)
 
 
 def request_cost_bound(messages: list[dict[str, str]], max_tokens: int, price: TokenPrice) -> float:
@@ -404,3 +318,35 @@ class EndpointClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+class CompareBudgets:
+    """What endpoint runs may still spend in this compare: each endpoint's max_usd and --max-api-usd together."""
+
+    def __init__(self, task: Task, endpoint_names: list[str], total_usd: float | None):
+        endpoints = [task.endpoints[n] for n in endpoint_names]
+        unpriced = [e.name for e in endpoints if e.price is None and not e.spec.self_hosted]
+        if total_usd is not None and unpriced:
+            raise UserError(
+                f"--max-api-usd: no price is known for endpoint(s) {', '.join(unpriced)} (model not in "
+                f"data/catalog/api_prices.yaml), so their spending cannot be capped; add endpoints.NAME.price in "
+                f"{task.path.name}"
+            )
+        self.caps = {n: task.endpoints[n].spec.max_usd for n in endpoint_names}
+        self.total_usd = total_usd
+        self.spent: dict[str, float] = dict.fromkeys(endpoint_names, 0.0)
+
+    def left(self, endpoint: Endpoint | None) -> float | None:
+        """What a run on ``endpoint`` may spend (None: no cap; a local run: None)."""
+        if endpoint is None:
+            return None
+        caps = []
+        if self.caps.get(endpoint.name) is not None:
+            caps.append((self.caps[endpoint.name] or 0.0) - self.spent[endpoint.name])
+        if self.total_usd is not None:
+            caps.append(self.total_usd - sum(self.spent.values()))
+        return max(0.0, min(caps)) if caps else None
+
+    def spend(self, record: RunRecord) -> None:
+        if record.endpoint and record.endpoint.usd_spent and record.endpoint.name in self.spent:
+            self.spent[record.endpoint.name] += record.endpoint.usd_spent

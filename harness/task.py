@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness import catalog
 from harness.corpus import read_corpus
-from harness.endpoints import check_base_url, check_key_env, check_no_keys
+from harness.endpoint_checks import check_base_url, check_key_env, check_no_keys
 from harness.errors import UserError
 from harness.io import read_jsonl, read_yaml
 from harness.prompts import render_instruction

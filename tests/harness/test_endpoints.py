@@ -19,6 +19,7 @@ import pytest
 
 from harness.catalog import TokenPrice
 from harness.compare import plan
+from harness.endpoint_checks import check_base_url, check_key_env, check_no_keys, plain_http_remote, redact
 from harness.endpoints import (
     TEMPLATE_TOKENS_PER_MESSAGE,
     TEMPLATE_TOKENS_PER_REQUEST,
@@ -28,11 +29,6 @@ from harness.endpoints import (
     EndpointClient,
     EndpointError,
     RequestCache,
-    check_base_url,
-    check_key_env,
-    check_no_keys,
-    plain_http_remote,
-    redact,
     request_cost_bound,
 )
 from harness.errors import UserError
