@@ -93,7 +93,7 @@ class Completion:
     latency_ms: float  # request sent -> response read (a cache hit: when it was fetched)
     cached: bool = False
     failed: bool = False  # still 429/5xx after the retries: scored as unanswered
-    usage_known: bool = True  # False: a stream without usage (its cost is then taken at the request's bound)
+    usage_known: bool = True  # False: tokens unknown (a stream without usage): its cost is taken at its bound
 
 
 class RequestCache:
@@ -107,8 +107,10 @@ class RequestCache:
         payload = {"base_url": base_url.rstrip("/"), "model": model, "messages": messages, "params": params}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
-    def get(self, key: str) -> Completion | None:
-        if self.folder is None or not self.read:
+    def get(self, key: str, *, even_when_fresh: bool = False) -> Completion | None:
+        """The stored answer; with ``read`` off (--fresh) only when ``even_when_fresh`` (an answer this run
+        stored itself)."""
+        if self.folder is None or not (self.read or even_when_fresh):
             return None
         path = self.folder / f"{key}.json"
         try:
@@ -289,8 +291,20 @@ class EndpointClient:
                         parts.append(content)
                         chunks += 1
             latency = (time.perf_counter() - start) * 1000
-            tokens_out = output_tokens if from_usage[0] else chunks
-            return Completion("".join(parts), input_tokens, tokens_out, latency, usage_known=from_usage[0])
+            if from_usage[0]:
+                return Completion("".join(parts), input_tokens, output_tokens, latency)
+            # a server that sends no usage when streaming (llama.cpp): the prompt's tokens as the same request
+            # reported them unstreamed (the quality pass cached it), the output as its chunks, one token each
+            asked = self.cache.get(
+                RequestCache.key(spec.base_url, spec.model, messages, self.params), even_when_fresh=True
+            )
+            return Completion(
+                "".join(parts),
+                asked.input_tokens if asked else 0,
+                chunks,
+                latency,
+                usage_known=asked is not None,
+            )
 
         completion = self._send(messages, call)
         return completion, (first[0] if first else None), from_usage[0]

@@ -695,6 +695,16 @@ def test_a_stream_without_usage_counts_chunks_and_is_charged_its_bound(serve):
     assert client.budget.spent_usd == pytest.approx(request_cost_bound(HI, 8, PRICE))
 
 
+def test_a_stream_without_usage_takes_its_prompt_tokens_from_the_same_request_answered_before(serve, tmp_path):
+    url, _ = serve(Reply(text="a b c", prompt_tokens=25, completion_tokens=3, stream_usage=False))
+    client = make_client(make_endpoint(url), cache=RequestCache(tmp_path, read=False))  # --fresh: still its own
+    client.complete(HI)  # the quality pass: usage says 25 prompt tokens
+    spent = client.budget.spent_usd
+    completion, _, from_usage = client.stream(HI)
+    assert not from_usage and completion.usage_known and (completion.input_tokens, completion.output_tokens) == (25, 3)
+    assert client.budget.spent_usd - spent == pytest.approx(PRICE.usd(25, 3))
+
+
 def test_the_load_test_streams_every_level_live_even_with_a_cache(serve, tmp_path):
     url, script = serve(Reply(text="billing", prompt_tokens=10, completion_tokens=1))
     client = make_client(make_endpoint(url), cache=RequestCache(tmp_path))
