@@ -1,9 +1,11 @@
 """A decoder model's architecture numbers (``ModelShape``), from one of two places: the catalog
 (data/catalog/models.yaml) or a Hugging Face config (a loaded model's, or a local folder's config.json).
 
-Every model the cost models price is a pre-norm decoder (Llama, Qwen2, Mistral): per layer an attention block
-(q, k, v, o projections, grouped-query K/V) and a SwiGLU MLP (gate, up, down), each preceded by an RMSNorm; an
-input embedding, a final RMSNorm and an lm_head that may share the embedding matrix.
+Every model the cost models price is a pre-norm decoder (Llama, Qwen2, Mistral, Phi-3, Gemma-2): per layer an
+attention block (q, k, v, o projections, grouped-query K/V) and a gated MLP (gate, up, down: SwiGLU, or GeGLU for
+Gemma-2), each preceded by an RMSNorm (Gemma-2 also normalises each block's output: 4 RMSNorms a layer); an input
+embedding, a final RMSNorm and an lm_head that may share the embedding matrix. Phi-3 fuses q/k/v and gate/up into
+single matrices of the same total size, so its counts are the same as if they were separate.
 """
 
 from __future__ import annotations
@@ -32,10 +34,21 @@ class ModelShape:
     tie_word_embeddings: bool
     attention_bias: bool = False
     published_params: int | None = None
+    # Width of one attention head; 0 (the default) means hidden_size // num_attention_heads, what every Llama,
+    # Qwen2 and Mistral model has. Gemma-2 sets it apart from that (9B: 256, not 3584 / 16 = 224).
+    head_dim: int = 0
+    # RMSNorms in one decoder layer: 2 (before attention, before the MLP), 4 for Gemma-2 (also after each).
+    norms_per_layer: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.head_dim:
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
 
     @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+    def q_dim(self) -> int:
+        """Width of the Q projection's output and o_proj's input: heads x head_dim (= hidden_size unless head_dim
+        is set apart from it, as for Gemma-2)."""
+        return self.num_attention_heads * self.head_dim
 
     @property
     def kv_dim(self) -> int:
@@ -44,12 +57,12 @@ class ModelShape:
 
     def linear_dims(self) -> dict[str, tuple[int, int]]:
         """(d_in, d_out) of each linear layer in one block."""
-        h, kv, i = self.hidden_size, self.kv_dim, self.intermediate_size
+        h, q, kv, i = self.hidden_size, self.q_dim, self.kv_dim, self.intermediate_size
         return {
-            "q_proj": (h, h),
+            "q_proj": (h, q),
             "k_proj": (h, kv),
             "v_proj": (h, kv),
-            "o_proj": (h, h),
+            "o_proj": (q, h),
             "gate_proj": (h, i),
             "up_proj": (h, i),
             "down_proj": (i, h),
@@ -75,6 +88,8 @@ class ModelShape:
             vocab_size=config["vocab_size"],
             tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
             attention_bias=bool(config.get("attention_bias", False)),
+            head_dim=config.get("head_dim") or 0,
+            norms_per_layer=4 if config.get("model_type") == "gemma2" else 2,
         )
 
     @classmethod

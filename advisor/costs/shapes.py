@@ -47,15 +47,16 @@ class ParamCounts:
 
 
 def param_counts(shape: ModelShape) -> ParamCounts:
-    h, kv, i, L, V = shape.hidden_size, shape.kv_dim, shape.intermediate_size, shape.num_layers, shape.vocab_size
-    attention_per_layer = h * h + 2 * h * kv + h * h  # q, k, v, o weights
+    h, q, kv, i = shape.hidden_size, shape.q_dim, shape.kv_dim, shape.intermediate_size
+    L, V = shape.num_layers, shape.vocab_size
+    attention_per_layer = h * q + 2 * h * kv + q * h  # q, k, v, o weights (q = h unless head_dim is set apart)
     if shape.attention_bias:
-        attention_per_layer += h + 2 * kv  # q, k, v biases (Qwen2); o has none
+        attention_per_layer += q + 2 * kv  # q, k, v biases (Qwen2); o has none
     return ParamCounts(
         embedding=V * h,
         attention=L * attention_per_layer,
         mlp=L * 3 * h * i,  # gate, up (h x i) and down (i x h)
-        norms=L * 2 * h + h,  # 2 RMSNorms per layer + the final one
+        norms=L * shape.norms_per_layer * h + h,  # RMSNorms per layer (2; Gemma-2: 4) + the final one
         lm_head=0 if shape.tie_word_embeddings else V * h,
     )
 
