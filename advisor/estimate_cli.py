@@ -22,14 +22,17 @@ from advisor.costs import (
 )
 from advisor.costs.memory import (
     ADAPTER_BYTES_PER_PARAM,
+    DEFAULT_QUANTIZATION,
     LOSS_FP32_COPIES,
     NF4_BYTES_PER_PARAM,
     PRECISIONS,
+    check_lora,
     default_precision,
+    lora_target_modules,
     usable_memory,
 )
 from advisor.costs.serving import HOURS_PER_MONTH
-from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
+from advisor.costs.shapes import LINEAR_MODULES, ModelShape
 from harness import catalog
 from harness.strategies import STRATEGIES, traits
 from harness.strategies.base import LabelledExamples, device_need
@@ -37,6 +40,15 @@ from harness.strategies.lora import DEFAULT_TARGET_MODULES
 from harness.units import GIB
 
 NOT_APPLICABLE = "-"
+
+# What each --precision means, for the assumptions (advisor.costs.memory.default_precision: the harness trains in
+# bf16 on a GPU with bf16, fp32 elsewhere)
+PRECISION_MEANING = {
+    "bf16": "pure bf16 as the harness trains on a bf16 GPU: bf16 weights, gradients and AdamW states, no fp32 "
+    "master copy",
+    "fp32": "everything fp32, as the harness trains on a CPU or a GPU without bf16",
+    "mixed": "ZeRO's mixed precision: 16-bit weights and gradients, fp32 master and Adam; not what the harness does",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +64,7 @@ class Plan:
     rank: int
     lora_targets: tuple[str, ...]
     precision: str
-    gradient_checkpointing: bool
+    gradient_checkpointing: bool | None  # None: each method's harness default (strategy config), on for QLoRA
     monthly_requests: int
     request: RequestShape
     data_config: DataCostConfig
@@ -70,6 +82,19 @@ def examples_needed(strategy: str, plan: Plan) -> int:
     return plan.request.shots if traits(strategy).labelled_examples is LabelledExamples.SHOTS else plan.examples
 
 
+def checkpointing_for(plan: Plan, strategy: str) -> bool:
+    """What the user asked for, else what the harness's strategy does by default (its config's field:
+    QloraConfig turns it on, the other training configs leave it off)."""
+    if plan.gradient_checkpointing is not None:
+        return plan.gradient_checkpointing
+    default = getattr(STRATEGIES[strategy].config_type, "gradient_checkpointing", False)
+    return bool(default)
+
+
+def uses_adapters(strategy: str) -> bool:
+    return traits(strategy).memory_method not in (None, "full")
+
+
 def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
     """One strategy's training, serving and data estimates, and its headline figures."""
     t = traits(strategy)
@@ -85,7 +110,7 @@ def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
             plan.rank,
             precision=plan.precision,
             lora_targets=plan.lora_targets,
-            gradient_checkpointing=plan.gradient_checkpointing,
+            gradient_checkpointing=checkpointing_for(plan, strategy),
             utilisation=default_utilisation("training", t.utilisation_key),
         )
         if t.memory_method and t.utilisation_key
@@ -181,6 +206,7 @@ def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
         ("  tokens", train(lambda t: _count(t["tokens"]))),
         ("  FLOPs", train(lambda t: f"{t['flops']['total']:.3g}")),
         ("  utilisation (sources below)", train(lambda t: f"{t['utilisation']['value']:.2f}")),
+        ("  gradient checkpointing", train(lambda t: "on" if t["gradient_checkpointing"] else "off")),
         ("  GPU-hours", train(lambda t: f"{t['train_gpu_hours']:.3g}")),
         ("  cost", train(lambda t: _usd(t["train_usd"]))),
         ("SERVING", []),
@@ -209,10 +235,12 @@ def _assumptions(plan: Plan, results: dict, usable_gib: float, device: dict) -> 
     lines = [
         "every training example is seq-len tokens long, padding included: tokens = examples x seq-len x epochs",
         f"precision '{plan.precision}': {p.weight:g} + {p.gradient:g} + {p.master_weight:g} + {p.optimizer:g} = "
-        f"{p.trained_param:g} B per trained parameter (weights + gradients + fp32 master + Adam; ZeRO's mixed "
-        f"precision is 16), {p.frozen_weight:g} B per frozen one, {p.activation:g} B per activation; LoRA adapters "
+        f"{p.trained_param:g} B per trained parameter (weights + gradients + fp32 master + Adam; "
+        f"{PRECISION_MEANING[plan.precision]}), {p.frozen_weight:g} B per frozen one, {p.activation:g} B per "
+        "activation; LoRA adapters "
         f"fp32 + Adam, {ADAPTER_BYTES_PER_PARAM} B each; QLoRA stores the blocks' matrices in NF4 "
-        f"({NF4_BYTES_PER_PARAM['nf4'] * 8:g} bits per weight), embeddings and lm_head in 16 bits",
+        f"with double quantisation, as the harness does ({NF4_BYTES_PER_PARAM[DEFAULT_QUANTIZATION] * 8:.3g} bits "
+        "per weight), embeddings and lm_head in 16 bits",
         "activations: what Hugging Face transformers' decoder layers keep with SDPA attention (no seq x seq scores, "
         f"fp32 RMSNorm inputs); logits and loss (bytes per activation + {4 * LOSS_FP32_COPIES}) x vocab per token; "
         "gradient checkpointing keeps each layer's input and rebuilds one layer at a time",
@@ -243,6 +271,12 @@ def _assumptions(plan: Plan, results: dict, usable_gib: float, device: dict) -> 
     return lines
 
 
+def _checkpointing(plan: Plan) -> str:
+    if plan.gradient_checkpointing is None:
+        return "as each method's harness default (on for QLoRA)"
+    return "on" if plan.gradient_checkpointing else "off"
+
+
 def render_text(plan: Plan, results: dict) -> str:
     device = catalog.check_gpu(plan.gpu)
     usable_gib = usable_memory(device) / GIB
@@ -257,7 +291,7 @@ def render_text(plan: Plan, results: dict) -> str:
         f"{device['memory_bandwidth_gbs']} GB/s, ${device['usd_per_hour']}/h",
         f"training: {plan.examples:,} examples x {plan.seq_len} tokens x {plan.epochs:g} epochs, batch "
         f"{plan.batch_size}, precision {plan.precision}, gradient checkpointing "
-        f"{'on' if plan.gradient_checkpointing else 'off'}; LoRA rank {plan.rank} on {','.join(plan.lora_targets)}",
+        f"{_checkpointing(plan)}; LoRA rank {plan.rank} on {','.join(plan.lora_targets)}",
         f"serving: {plan.monthly_requests:,} requests/month",
         "",
         " " * label_width + "".join(method.rjust(w) for method, w in zip(results, widths, strict=True)),
@@ -308,9 +342,15 @@ def render_text(plan: Plan, results: dict) -> str:
     "--precision",
     type=click.Choice(list(PRECISIONS)),
     default=None,
-    help="Training precision regime (default: mixed on GPUs, fp32 on CPUs; the harness uses bf16 on GPUs).",
+    help="Training precision regime (default: what the harness trains in there - bf16 on GPUs with bf16, "
+    "fp32 on CPUs and other GPUs).",
 )
-@click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in the backward pass.")
+@click.option(
+    "--gradient-checkpointing/--no-gradient-checkpointing",
+    default=None,
+    help="Recompute activations in the backward pass (default: each method's harness default - on for QLoRA, "
+    "off otherwise).",
+)
 @click.option("--monthly-requests", type=click.IntRange(min=0), default=1_000_000, show_default=True)
 @click.option(
     "--input-tokens",
@@ -340,7 +380,7 @@ def estimate(
     rank: int,
     lora_targets: str,
     precision: str | None,
-    gradient_checkpointing: bool,
+    gradient_checkpointing: bool | None,
     monthly_requests: int,
     input_tokens: int,
     output_tokens: int,
@@ -349,24 +389,29 @@ def estimate(
 ) -> None:
     """Estimate memory, training, serving and data costs of each approach for a model on a device, before any run."""
     device = catalog.check_gpu(gpu, where="--gpu")
+    shape = ModelShape.from_catalog(model, where="--model")
+    methods = (method,) if method else tuple(STRATEGIES)
+    targets = lora_target_modules(lora_targets, where="--lora-targets")
+    if any(uses_adapters(m) for m in methods):
+        check_lora(shape, rank, targets, rank_option="--rank", targets_option="--lora-targets")
     plan = Plan(
-        shape=ModelShape.from_catalog(model, where="--model"),
+        shape=shape,
         gpu=gpu,
         examples=examples,
         seq_len=seq_len,
         epochs=epochs,
         batch_size=batch_size,
         rank=rank,
-        lora_targets=check_lora_targets(
-            [t.strip() for t in lora_targets.split(",") if t.strip()], where="--lora-targets"
-        ),
+        lora_targets=targets,
         precision=precision or default_precision(device),
         gradient_checkpointing=gradient_checkpointing,
         monthly_requests=monthly_requests,
         request=RequestShape(input_tokens=input_tokens, output_tokens=output_tokens),
         data_config=DataCostConfig(**data_fields),
     )
-    results = {m: estimate_method(plan, m) for m in ((method,) if method else STRATEGIES)}
+    if method and plan.gradient_checkpointing is None:  # one method: say what it does, not "its default"
+        plan = dataclasses.replace(plan, gradient_checkpointing=checkpointing_for(plan, method))
+    results = {m: estimate_method(plan, m) for m in methods}
     if as_json:
         click.echo(json.dumps({**plan.as_dict(), **(results[method] if method else {"methods": results})}))
     else:

@@ -25,6 +25,7 @@ from typing import Any
 from advisor.costs.compute import default_utilisation
 from advisor.costs.shapes import ModelShape, check_lora_targets, lora_trainable_params, param_counts
 from harness.errors import UserError
+from harness.strategies import STRATEGIES, traits
 from harness.strategies.lora import DEFAULT_TARGET_MODULES
 from harness.units import GIB
 
@@ -32,6 +33,9 @@ from harness.units import GIB
 # traits): full = every weight trained; lora = adapters beside a frozen 16-bit base; qlora = adapters beside a
 # frozen base stored in 4 bits.
 MEMORY_METHODS = ("full", "lora", "qlora")
+
+
+# peft's shorthand for "every linear layer of the blocks"; named among others it still means all of them
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ ADAPTER_ELEMENT_BYTES = 4
 # 256 blocks (8/64 + 32/(64*256) = 0.127 bit). Embeddings, norms and lm_head stay 16-bit (bitsandbytes
 # only replaces the blocks' nn.Linear layers; transformers keeps lm_head unquantised).
 NF4_BYTES_PER_PARAM = {"nf4": (4 + 32 / 64) / 8, "nf4-dq": (4 + 8 / 64 + 32 / (64 * 256)) / 8}
+# what the harness's QLoRA arm loads (harness.strategies.qlora.QloraConfig: NF4 with double quantisation)
+DEFAULT_QUANTIZATION = "nf4-dq"
 
 # Cross-entropy on the logits, per token and vocabulary entry, at the start of the backward pass (transformers'
 # ForCausalLMLoss): the model's logits (activation dtype) stay referenced by the output; the loss upcasts
@@ -89,9 +95,31 @@ NF4_BYTES_PER_PARAM = {"nf4": (4 + 32 / 64) / 8, "nf4-dq": (4 + 8 / 64 + 32 / (6
 LOSS_FP32_COPIES = 3
 
 
+def default_gradient_checkpointing(method: str) -> bool:
+    """Whether a job of this memory method recomputes activations unless told otherwise: what the harness's
+    strategies of that method default to (their config's ``gradient_checkpointing``: off in TrainingConfig, on in
+    QloraConfig, as in the QLoRA paper's recipe); on only when every such strategy turns it on."""
+    defaults = {
+        bool(getattr(strategy.config_type, "gradient_checkpointing", False))
+        for name, strategy in STRATEGIES.items()
+        if traits(name).memory_method == method
+    }
+    return defaults == {True}
+
+
 def default_precision(device: dict[str, Any]) -> str:
-    """Mixed precision on GPUs (the ZeRO baseline), fp32 on CPUs (what the harness does there)."""
-    return "fp32" if device["kind"] == "cpu" else "mixed"
+    """The regime the harness trains in on a catalog device: 'bf16' on a GPU whose entry has ``supports_bf16``,
+    'fp32' otherwise (a CPU, even one with bf16 instructions, or a GPU without bf16).
+
+    The harness (harness.models.torch_dtype, harness.training.finetune) loads the model in bf16 when
+    ``torch.cuda.is_bf16_supported()``, else in fp32, and trains with the Trainer's ``bf16=`` set the same way.
+    bf16 there is pure bf16, not mixed precision: the weights and their gradients are bf16 and torch's AdamW
+    keeps m and v in the parameter's dtype, with no fp32 master copy - PRECISIONS['bf16'], 2 + 2 + 4 = 8 bytes
+    per trained parameter. LoRA/QLoRA adapters are fp32 in either regime (peft), priced apart
+    (ADAPTER_BYTES_PER_PARAM). 'mixed' (ZeRO's 16 bytes) is not what the harness does; it stays a choice."""
+    if device["kind"] == "cpu" or not device.get("supports_bf16", False):
+        return "fp32"
+    return "bf16"
 
 
 def serving_precision(device: dict[str, Any]) -> str:
@@ -102,6 +130,39 @@ def serving_precision(device: dict[str, Any]) -> str:
 def usable_memory(device: dict[str, Any]) -> float:
     """Bytes of a catalog device a job can allocate: its memory x the catalog's usable fraction."""
     return float(device["memory_gib"] * GIB * default_utilisation("memory", "usable_fraction").value)
+
+
+def lora_target_modules(targets: str | Sequence[str], *, where: str = "lora_targets") -> tuple[str, ...]:
+    """The modules that get adapters, each once (``advisor.costs.shapes.check_lora_targets``)."""
+    return check_lora_targets(targets, where=where)
+
+
+def check_lora(
+    shape: ModelShape,
+    rank: int,
+    targets: str | Sequence[str],
+    *,
+    rank_option: str = "rank",
+    targets_option: str = "lora_targets",
+) -> tuple[str, ...]:
+    """The adapted modules (``lora_target_modules``) after checking that ``rank`` is a low rank for each of
+    them: at least 1 and below the smaller dimension of every adapted matrix (at rank >= min(d_in, d_out) the
+    update B @ A is a full-rank matrix, and the adapter has more parameters than the weight it adapts)."""
+    names = lora_target_modules(targets, where=targets_option)
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        raise UserError(f"{rank_option}: {rank!r} is not a whole number")
+    if rank < 1:
+        raise UserError(f"{rank_option}: {rank} must be at least 1")
+    dims = shape.linear_dims()
+    smallest = min(names, key=lambda name: min(dims[name]))
+    limit = min(dims[smallest])
+    if rank >= limit:
+        d_in, d_out = dims[smallest]
+        raise UserError(
+            f"{rank_option}: {rank} is not low-rank for {shape.name}: {smallest} is {d_out} x {d_in}, so the LoRA "
+            f"rank must be below {limit} (1 to {limit - 1})"
+        )
+    return names
 
 
 def check_precision(name: str) -> Precision:
@@ -129,8 +190,9 @@ def layer_activation_bytes(
     al.'s 34*h for GPT has a 4h-wide GELU MLP, LayerNorms, dropout masks and MHA; this block has none of those.)
     """
     h, kv, i, a = shape.hidden_size, shape.kv_dim, shape.intermediate_size, precision.activation
-    norms = 2 * (4 * h + (a * h if norms_trained else 0))
-    attention = (a * h if linear_inputs else 0) + a * (2 * h + 2 * kv)
+    q = shape.q_dim  # heads x head_dim: h, except where head_dim is set apart (Gemma-2)
+    norms = shape.norms_per_layer * (4 * h + (a * h if norms_trained else 0))
+    attention = (a * h if linear_inputs else 0) + a * (2 * q + 2 * kv)
     mlp = 3 * a * i + (a * (h + i) if linear_inputs else 0)
     return norms + attention + mlp
 
@@ -200,12 +262,12 @@ def training_memory(
     *,
     batch_size: int,
     seq_len: int,
-    precision: str = "mixed",
+    precision: str = "bf16",
     rank: int = 8,
-    lora_targets: Sequence[str] = DEFAULT_TARGET_MODULES,
+    lora_targets: str | Sequence[str] = DEFAULT_TARGET_MODULES,
     lora_dropout: float = 0.05,
-    quantization: str = "nf4",
-    gradient_checkpointing: bool = False,
+    quantization: str = DEFAULT_QUANTIZATION,
+    gradient_checkpointing: bool | None = None,
     gradient_accumulation: int = 1,
     loss_tokens_per_sequence: int | None = None,
     fused_adamw: bool = False,
@@ -218,6 +280,10 @@ def training_memory(
     ``fused_adamw``: torch's fused AdamW (the transformers Trainer's default with torch >= 2.8, so the harness's)
     updates each parameter in one kernel and needs no temporaries; False = torch.optim.AdamW's default foreach
     implementation.
+    ``precision`` defaults to the harness's regime on a bf16 GPU (``default_precision``); ``gradient_checkpointing``
+    None = the method's harness default (``default_gradient_checkpointing``: on for QLoRA). ``lora_targets`` and
+    ``rank`` are checked as ``check_lora`` does (duplicates counted once, 'all-linear' anywhere = every module);
+    ``quantization`` defaults to the harness's QLoRA base (NF4 with double quantisation, ``DEFAULT_QUANTIZATION``).
     """
     if method not in MEMORY_METHODS:
         raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(MEMORY_METHODS)}")
@@ -227,8 +293,10 @@ def training_memory(
     counts = param_counts(shape)
     tokens = batch_size * seq_len
     full = method == "full"
-    targets = () if full else check_lora_targets(lora_targets)
+    targets = () if full else check_lora(shape, rank, lora_targets)
     adapter_params = 0 if full else lora_trainable_params(shape, rank, targets)
+    if gradient_checkpointing is None:
+        gradient_checkpointing = default_gradient_checkpointing(method)
 
     if full:
         weights = counts.total * p.weight

@@ -66,19 +66,21 @@ def lora_params(d_in: int, d_out: int, rank: int) -> int:
     return rank * (d_in + d_out)
 
 
-def check_lora_targets(targets: Sequence[str], *, where: str = "lora target_modules") -> tuple[str, ...]:
-    """Module names as peft takes them; ['all-linear'] means every linear layer of the blocks."""
-    if list(targets) == ["all-linear"]:
-        return LINEAR_MODULES
-    for name in targets:
-        if name not in LINEAR_MODULES:
+def check_lora_targets(targets: str | Sequence[str], *, where: str = "lora target_modules") -> tuple[str, ...]:
+    """The modules that get adapters, each once, in the order given: a comma-separated string or a list of peft's
+    module names; 'all-linear' (alone or among others) means every linear layer of the blocks. Unknown names
+    fail, also beside 'all-linear'."""
+    names = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else [str(t).strip() for t in targets]
+    unique = list(dict.fromkeys(name for name in names if name))
+    for name in unique:
+        if name != "all-linear" and name not in LINEAR_MODULES:
             raise UserError(
                 f"{where}: unknown module '{name}'{closest(name, LINEAR_MODULES)}; "
                 f"choose from: {', '.join(LINEAR_MODULES)} or all-linear"
             )
-    if not targets:
+    if not unique:
         raise UserError(f"{where}: no module listed; name at least one of: {', '.join(LINEAR_MODULES)}")
-    return tuple(targets)
+    return LINEAR_MODULES if "all-linear" in unique else tuple(unique)
 
 
 def lora_trainable_params(shape: ModelShape, rank: int, targets: Sequence[str] = DEFAULT_TARGET_MODULES) -> int:

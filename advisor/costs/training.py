@@ -15,9 +15,12 @@ from advisor.costs.compute import (
     training_flops,
 )
 from advisor.costs.memory import (
+    DEFAULT_QUANTIZATION,
     MEMORY_METHODS,
     TrainingMemory,
+    check_lora,
     check_precision,
+    default_gradient_checkpointing,
     default_precision,
     training_memory,
     usable_memory,
@@ -48,6 +51,9 @@ class TrainingEstimate:
     gpu_hours: float
     usd: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    gradient_checkpointing: bool = False
+    lora_targets: tuple[str, ...] = ()  # the adapted modules, each once ('all-linear' spelled out); () for full
+    rank: int | None = None  # None for full fine-tuning
 
     @property
     def fits(self) -> bool:
@@ -72,6 +78,9 @@ class TrainingEstimate:
             "train_gpu_hours": self.gpu_hours,
             "train_usd": self.usd,
             "notes": list(self.notes),
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "lora_targets": list(self.lora_targets),
+            "rank": self.rank,
         }
 
 
@@ -101,10 +110,10 @@ def estimate_training(
     rank: int = 8,
     *,
     precision: str | None = None,
-    lora_targets: Sequence[str] = DEFAULT_TARGET_MODULES,
+    lora_targets: str | Sequence[str] = DEFAULT_TARGET_MODULES,
     lora_dropout: float = 0.05,
-    quantization: str = "nf4",
-    gradient_checkpointing: bool = False,
+    quantization: str = DEFAULT_QUANTIZATION,
+    gradient_checkpointing: bool | None = None,
     gradient_accumulation: int = 1,
     utilisation: Utilisation | None = None,
 ) -> TrainingEstimate:
@@ -112,9 +121,12 @@ def estimate_training(
     lora, qlora: ``MEMORY_METHODS``) on catalog device ``gpu``: ``examples`` examples of ``seq_len`` tokens
     (padding included) for ``epochs``.
 
-    ``precision`` defaults to 'mixed' on GPUs and 'fp32' on CPUs; ``utilisation`` (a strategy's, from its
-    utilisation key, or calibrate_utilisation's) defaults to data/catalog/utilisation.yaml's training figure
-    under the method's name.
+    ``precision`` defaults to what the harness trains in there (``default_precision``: 'bf16' on a GPU with bf16,
+    'fp32' otherwise); ``gradient_checkpointing`` None = the method's harness default (on for QLoRA, off
+    otherwise); ``lora_targets`` and ``rank`` are checked (``check_lora``: duplicates counted once, 'all-linear'
+    anywhere in the list = every linear module, 1 <= rank < the smallest adapted dimension); ``utilisation``
+    (a strategy's, from its utilisation key, or calibrate_utilisation's) defaults to
+    data/catalog/utilisation.yaml's training figure under the method's name.
     """
     for name, value in (
         ("examples", examples),
@@ -134,7 +146,10 @@ def estimate_training(
     check_precision(precision)
     total = param_counts(shape).total
     full = method == "full"
-    adapters = 0 if full else lora_trainable_params(shape, rank, lora_targets)
+    targets = () if full else check_lora(shape, rank, lora_targets)
+    adapters = 0 if full else lora_trainable_params(shape, rank, targets)
+    if gradient_checkpointing is None:
+        gradient_checkpointing = default_gradient_checkpointing(method)
     memory = training_memory(
         shape,
         method,
@@ -142,7 +157,7 @@ def estimate_training(
         seq_len=seq_len,
         precision=precision,
         rank=rank,
-        lora_targets=lora_targets,
+        lora_targets=targets or DEFAULT_TARGET_MODULES,
         lora_dropout=lora_dropout,
         quantization=quantization,
         gradient_checkpointing=gradient_checkpointing,
@@ -184,4 +199,7 @@ def estimate_training(
         gpu_hours=hours,
         usd=gpu_hours_usd(hours, device["usd_per_hour"]),
         notes=tuple(notes),
+        gradient_checkpointing=gradient_checkpointing,
+        lora_targets=targets,
+        rank=None if full else rank,
     )

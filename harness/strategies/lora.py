@@ -59,8 +59,9 @@ def lora_adapter_config(cfg: LoraConfig) -> Any:
     """The peft adapter settings of a LoRA config (shared with qlora, which adapts a 4-bit base the same way)."""
     import peft
 
-    # peft takes the shorthand 'all-linear' as a string, not as a one-item list
-    targets = cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules
+    # peft takes the shorthand 'all-linear' as a string, not in a list (beside it, other names add nothing)
+    named = list(dict.fromkeys(cfg.target_modules))
+    targets = "all-linear" if "all-linear" in named else named
     # lora_alpha: peft annotates an int but uses it as a number (the update is scaled by alpha / r)
     alpha: Any = cfg.alpha
     return peft.LoraConfig(

@@ -165,7 +165,28 @@ def test_bad_inputs_are_user_errors():
 def test_too_big_for_one_gpu_reports_how_many_sharded_gpus():
     estimate = estimate_training("llama-3.1-70b", "full", "h100-sxm", 1000, 512, 1, 1, gradient_checkpointing=True)
     assert not estimate.fits
-    # sharded over n GPUs: weights 2 + fp32 master 4 + Adam 8 + (at the step) gradients 2 + fp32 temporaries 4
-    # = 20 B per parameter; 70.55e9 x 20 / n <= 77.3e9 B usable (0.9 x 80 GiB) -> n = 19
-    assert estimate.gpus_needed == 19
+    # the harness's pure bf16 (the default on a bf16 GPU), sharded over n GPUs: weights 2 + AdamW m, v 4 + (at the
+    # step) gradients 2 + foreach AdamW's bf16 sqrt(v) 2 = 10 B per parameter; 70.55e9 x 10 / n <= 77.3e9 B usable
+    # (0.9 x 80 GiB) -> n = 10 (with ZeRO's mixed precision, 20 B per parameter: 19)
+    assert estimate.precision == "bf16"
+    assert estimate.gpus_needed == 10
+    mixed = estimate_training(
+        "llama-3.1-70b", "full", "h100-sxm", 1000, 512, 1, 1, gradient_checkpointing=True, precision="mixed"
+    )
+    assert mixed.gpus_needed == 19
     assert "FSDP/ZeRO-3" in estimate.notes[0]
+
+
+def test_qlora_70b_fits_one_a100_80gb_at_batch_1():
+    # QLoRA (Dettmers et al. 2023) fine-tuned 65B models on one 48 GB GPU; with the harness's defaults (bf16,
+    # NF4 + double quantisation, gradient checkpointing) Llama 3.1 70B at batch 1 x 512 tokens fits one 80 GB A100
+    estimate = estimate_training("llama-3.1-70b", "qlora", "a100-80gb", 1000, 512, 1, 1)
+    assert estimate.precision == "bf16" and estimate.gradient_checkpointing
+    assert estimate.fits and estimate.gpus_needed == 1
+    assert estimate.memory.peak < 48 * 2**30  # on the paper's 48 GB card too
+
+
+def test_qlora_8b_fits_a_24gb_card_at_batch_1_seq_2048():
+    for gpu in ("a10g", "rtx-4090"):
+        estimate = estimate_training("llama-3.1-8b", "qlora", gpu, 1000, 2048, 1, 1, gradient_checkpointing=True)
+        assert estimate.fits, (gpu, estimate.memory.peak / 2**30)

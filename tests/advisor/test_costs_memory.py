@@ -73,7 +73,13 @@ PUBLISHED_PEAKS = [
         "llama-2-7b",
         "qlora",
         dict(
-            batch_size=1, seq_len=1304, precision="bf16", rank=8, lora_targets=("q_proj", "v_proj"), quantization="nf4"
+            batch_size=1,
+            seq_len=1304,
+            precision="bf16",
+            rank=8,
+            lora_targets=("q_proj", "v_proj"),
+            quantization="nf4",
+            gradient_checkpointing=False,  # LitGPT's finetune scripts do not recompute (QLoRA's default here does)
         ),
         14.14 * GB,
         LITGPT_RESOURCE_TABLES,
@@ -89,6 +95,7 @@ PUBLISHED_PEAKS = [
             rank=8,
             lora_targets=("q_proj", "v_proj"),
             quantization="nf4-dq",
+            gradient_checkpointing=False,
         ),
         13.84 * GB,
         LITGPT_RESOURCE_TABLES,
@@ -108,7 +115,13 @@ PUBLISHED_PEAKS = [
         "llama-3.1-8b",
         "qlora",
         dict(
-            batch_size=2, seq_len=512, precision="bf16", rank=32, lora_targets=("q_proj", "v_proj"), quantization="nf4"
+            batch_size=2,
+            seq_len=512,
+            precision="bf16",
+            rank=32,
+            lora_targets=("q_proj", "v_proj"),
+            quantization="nf4",
+            gradient_checkpointing=False,
         ),
         17.41 * GB,
         LITGPT_CONFIG_HUB,
@@ -164,7 +177,7 @@ def test_memory_savers_save_memory():
     assert training_memory(shape, "qlora", **base).peak < lora.peak < training_memory(shape, "full", **base).peak
     assert (
         training_memory(shape, "qlora", **base, quantization="nf4-dq").weights
-        < training_memory(shape, "qlora", **base).weights
+        < training_memory(shape, "qlora", **base, quantization="nf4").weights
     )
 
 
@@ -207,3 +220,101 @@ def test_harness_settings_logits_window_and_fused_adamw():
     assert window.logits_and_loss == 8 * 7 * shape.vocab_size * (4 + 12)
     assert every.optimizer_step_temporaries == 4 * param_counts(shape).total  # foreach AdamW's sqrt(v)
     assert window.optimizer_step_temporaries == 0
+
+
+# ---- LoRA targets and rank, as the API checks them (advisor estimate checks them the same way) ----------------
+
+
+def test_duplicate_targets_count_once_in_order():
+    from advisor.costs.memory import lora_target_modules
+    from advisor.costs.training import estimate_training
+
+    assert lora_target_modules(["q_proj", "v_proj", "q_proj"]) == ("q_proj", "v_proj")
+    assert lora_target_modules("v_proj, q_proj,v_proj") == ("v_proj", "q_proj")
+    shape = ModelShape.from_catalog("llama-3.1-8b")
+    once = training_memory(shape, "lora", batch_size=1, seq_len=64, lora_targets=("q_proj",))
+    twice = training_memory(shape, "lora", batch_size=1, seq_len=64, lora_targets=("q_proj", "q_proj"))
+    assert twice == once
+    estimate = estimate_training("llama-3.1-8b", "lora", "a10g", 10, 64, 1, 1, lora_targets=("q_proj", "q_proj"))
+    assert estimate.trainable_params == 32 * 8 * (4096 + 4096) == 2_097_152
+    assert estimate.lora_targets == ("q_proj",)
+
+
+def test_all_linear_inside_a_list_means_every_linear_module():
+    from advisor.costs.memory import lora_target_modules
+    from advisor.costs.shapes import LINEAR_MODULES
+    from harness.errors import UserError
+
+    assert lora_target_modules(["all-linear", "q_proj"]) == LINEAR_MODULES
+    assert lora_target_modules(["q_proj", "all-linear"]) == LINEAR_MODULES
+    shape = ModelShape.from_catalog("llama-3.2-1b")
+    every = training_memory(shape, "qlora", batch_size=1, seq_len=64, lora_targets=["all-linear"])
+    assert training_memory(shape, "qlora", batch_size=1, seq_len=64, lora_targets=["all-linear", "q_proj"]) == every
+    with pytest.raises(UserError, match="q_prj"):  # a typo beside all-linear still fails
+        lora_target_modules(["all-linear", "q_prj"])
+    with pytest.raises(UserError, match="no module"):
+        lora_target_modules([])
+
+
+@pytest.mark.parametrize("rank", [0, -3, 1024, 100_000])
+def test_rank_must_be_low_rank_for_every_adapted_matrix(rank):
+    from advisor.costs.training import estimate_training
+    from harness.errors import UserError
+
+    # llama-3.1-8b's k_proj and v_proj are 1024 x 4096 (GQA): a rank of 1024 or more is not low-rank there
+    shape = ModelShape.from_catalog("llama-3.1-8b")
+    with pytest.raises(UserError, match=r"^rank: ") as err:
+        training_memory(shape, "lora", batch_size=1, seq_len=64, rank=rank)
+    assert "\n" not in str(err.value)
+    if rank > 0:
+        assert "1023" in str(err.value)
+    with pytest.raises(UserError, match=r"^rank: "):
+        estimate_training(shape, "qlora", "a10g", 10, 64, 1, 1, rank=rank)
+
+
+def test_the_rank_limit_is_the_smallest_dimension_of_the_adapted_matrices():
+    shape = ModelShape.from_catalog("llama-3.1-8b")
+    # q_proj alone is 4096 x 4096: rank 1023 and 4095 are fine there, 1023 with k_proj too
+    training_memory(shape, "lora", batch_size=1, seq_len=8, rank=4095, lora_targets=("q_proj",))
+    training_memory(shape, "lora", batch_size=1, seq_len=8, rank=1023, lora_targets=("q_proj", "k_proj"))
+    # full fine-tuning has no adapters, so no rank to check
+    training_memory(shape, "full", batch_size=1, seq_len=8, rank=100_000)
+
+
+# ---- defaults: what the harness does ----------------------------------------------------------------------------
+
+
+def test_default_precision_is_what_the_harness_trains_in():
+    from advisor.costs.memory import default_precision
+    from harness import catalog
+
+    gpus = catalog.gpus()
+    for name, device in gpus.items():
+        expected = "bf16" if device["kind"] == "gpu" and device.get("supports_bf16") else "fp32"
+        assert default_precision(device) == expected, name
+    assert default_precision(gpus["a10g"]) == "bf16"
+    assert default_precision(gpus["cpu-2core"]) == "fp32"  # the harness trains in fp32 on CPUs, bf16 or not
+    assert default_precision({"kind": "gpu", "supports_bf16": False}) == "fp32"  # e.g. a T4 or V100
+    # the harness's bf16: bf16 weights and gradients, torch AdamW's m and v in bf16, no fp32 master copy
+    assert PRECISIONS["bf16"].trained_param == 8 and PRECISIONS["bf16"].master_weight == 0
+
+
+def test_default_gradient_checkpointing_and_quantization_are_the_harness_strategies():
+    from advisor.costs.memory import DEFAULT_QUANTIZATION, default_gradient_checkpointing
+    from harness.strategies import STRATEGIES, traits
+    from harness.strategies.qlora import QloraConfig
+
+    for name, strategy in STRATEGIES.items():
+        method = traits(name).memory_method
+        if method:
+            assert strategy.config_type().gradient_checkpointing is default_gradient_checkpointing(method), name
+    assert default_gradient_checkpointing("qlora") is True
+    assert default_gradient_checkpointing("lora") is False and default_gradient_checkpointing("full") is False
+    assert QloraConfig().memory_settings()["quantization"] == DEFAULT_QUANTIZATION
+    shape = ModelShape.from_catalog("llama-3.1-8b")
+    default = training_memory(shape, "qlora", batch_size=1, seq_len=512)
+    assert default == training_memory(shape, "qlora", batch_size=1, seq_len=512, gradient_checkpointing=True)
+    assert (
+        default.activations
+        < training_memory(shape, "qlora", batch_size=1, seq_len=512, gradient_checkpointing=False).activations
+    )

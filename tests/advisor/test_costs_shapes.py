@@ -47,3 +47,12 @@ def test_unknown_lora_module_and_unknown_model_are_user_errors():
 
 def test_hugging_face_id_resolves_to_its_catalog_shape():
     assert ModelShape.from_catalog("meta-llama/Llama-3.1-8B").name == "llama-3.1-8b"
+
+
+def test_lora_targets_are_counted_once_and_all_linear_may_sit_among_others():
+    from advisor.costs.shapes import LINEAR_MODULES, check_lora_targets
+
+    assert check_lora_targets(["q_proj", "q_proj", "v_proj"]) == ("q_proj", "v_proj")
+    assert check_lora_targets("all-linear, q_proj") == LINEAR_MODULES
+    with pytest.raises(UserError, match="q_prj"):
+        check_lora_targets(["all-linear", "q_prj"])

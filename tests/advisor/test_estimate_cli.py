@@ -80,7 +80,9 @@ def test_table_shows_every_method_the_itemised_memory_and_the_assumptions():
         "FIRST MONTH",
     ):
         assert row in result.output
-    assert "Assumptions:" in result.output and "16 B per trained parameter" in result.output
+    # the harness's pure bf16 on a bf16 GPU: 2 + 2 + 0 + 4 (ZeRO's mixed precision, --precision mixed: 16)
+    assert "Assumptions:" in result.output and "8 B per trained parameter" in result.output
+    assert "precision bf16" in result.output
 
 
 @pytest.mark.parametrize(
@@ -93,6 +95,9 @@ def test_table_shows_every_method_the_itemised_memory_and_the_assumptions():
         (["--hourly-rate-usd", "-30"], "--hourly-rate-usd"),
         (["--llm-generated-fraction", "1.5"], "--llm-generated-fraction"),
         (["--lora-targets", "q_prj"], "--lora-targets"),
+        (["--lora-targets", "all-linear,q_prj"], "--lora-targets"),
+        (["--rank", "0"], "--rank"),
+        (["--rank", "100000"], "--rank"),
     ],
 )
 def test_bad_values_are_one_line_exit_2(args, key):
@@ -124,3 +129,70 @@ def test_answers_fast_without_importing_torch():
     assert json.loads(proc.stdout)["methods"]["full"]["fits"] is False
     assert float(proc.stderr.strip().splitlines()[-1]) < 0.5  # import + all five estimates, in the process
     assert wall < 2.0  # interpreter start included, on a busy machine
+
+
+def _json(*args: str) -> dict:
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_all_linear_is_accepted_in_a_list_and_duplicates_count_once():
+    base = ("--model", "llama-3.1-8b", "--gpu", "a10g", "--method", "lora")
+    every = _json(*base, "--lora-targets", "all-linear")
+    assert _json(*base, "--lora-targets", "all-linear,q_proj")["trainable_params"] == every["trainable_params"]
+    assert _json(*base, "--lora-targets", "q_proj,all-linear")["lora_targets"] == every["lora_targets"]
+    once = _json(*base, "--lora-targets", "q_proj,v_proj,q_proj")
+    assert once["lora_targets"] == ["q_proj", "v_proj"]
+    assert _json(*base, "--lora-targets", "q_proj,q_proj")["trainable_params"] == 2_097_152  # 32 x 8 x (4096 + 4096)
+
+
+def test_a_rank_that_is_not_low_rank_is_refused_naming_the_limit():
+    # llama-3.1-8b's k_proj and v_proj are 1024 x 4096 (GQA): the rank must be below 1024
+    proc = run("--model", "llama-3.1-8b", "--gpu", "a10g", "--rank", "1024")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "advisor: error: --rank: 1024 is not low-rank for llama-3.1-8b: k_proj is 1024 x 4096, so the LoRA rank "
+        "must be below 1024 (1 to 1023)"
+    ]
+    assert _json("--model", "llama-3.1-8b", "--gpu", "a10g", "--method", "lora", "--rank", "1023")["fits"] is False
+    # q_proj alone is 4096 x 4096; full fine-tuning and prompting have no rank to check
+    assert _json("--model", "llama-3.1-8b", "--gpu", "a10g", "--method", "lora", "--rank", "2048",
+                 "--lora-targets", "q_proj")["training"]["rank"] == 2048  # fmt: skip
+    assert _json("--model", "llama-3.1-8b", "--gpu", "a10g", "--method", "full", "--rank", "100000")["fits"] is False
+
+
+def test_defaults_are_what_the_harness_does():
+    data = _json("--model", "llama-3.1-8b", "--gpu", "a10g")
+    assert data["precision"] == "bf16"  # the harness trains in bf16 on a GPU with bf16
+    assert data["gradient_checkpointing"] is None  # each method's own default
+    methods = data["methods"]
+    assert methods["qlora"]["training"]["gradient_checkpointing"] is True  # QloraConfig turns it on
+    assert methods["lora"]["training"]["gradient_checkpointing"] is False
+    assert methods["full"]["training"]["gradient_checkpointing"] is False
+    assert all(m["training"]["precision"] == "bf16" for m in methods.values() if m["training"])
+    assert _json("--model", "llama-3.1-8b", "--gpu", "cpu-2core", "--method", "full")["precision"] == "fp32"
+    # one method: the plan says what that method does; the user can still turn checkpointing off
+    qlora = _json("--model", "llama-3.1-8b", "--gpu", "a10g", "--method", "qlora")
+    assert qlora["gradient_checkpointing"] is True and qlora["training"]["gradient_checkpointing"] is True
+    off = _json("--model", "llama-3.1-8b", "--gpu", "a10g", "--method", "qlora", "--no-gradient-checkpointing")
+    assert off["gradient_checkpointing"] is False and off["peak_memory_gib"] > qlora["peak_memory_gib"]
+    on = _json("--model", "llama-3.1-8b", "--gpu", "a10g", "--gradient-checkpointing")
+    assert all(m["training"]["gradient_checkpointing"] for m in on["methods"].values() if m["training"])
+
+
+def test_qlora_70b_fits_one_a100_80gb():
+    # QLoRA (Dettmers et al. 2023) fine-tuned 65B models on a single 48 GB GPU
+    data = _json(
+        "--model", "llama-3.1-70b", "--gpu", "a100-80gb", "--method", "qlora", "--batch-size", "1", "--seq-len", "512"
+    )
+    assert data["fits"] is True and data["peak_memory_gib"] < 48
+
+
+@pytest.mark.parametrize("gpu", ["a10g", "rtx-4090"])
+def test_qlora_8b_fits_a_24gb_card_at_seq_2048(gpu):
+    data = _json(
+        "--model", "llama-3.1-8b", "--gpu", gpu, "--method", "qlora", "--batch-size", "1", "--seq-len", "2048",
+        "--gradient-checkpointing",
+    )  # fmt: skip
+    assert data["fits"] is True and data["peak_memory_gib"] < 0.9 * 24

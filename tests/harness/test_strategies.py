@@ -175,3 +175,13 @@ def test_inference_arms_are_reproducible(classification_task, tmp_path, strategy
         pa = json.loads((tmp_path / "a" / ra["record"]).read_text())["predictions"]
         pb = json.loads((tmp_path / "b" / rb["record"]).read_text())["predictions"]
         assert [p["output"] for p in pa] == [p["output"] for p in pb]
+
+
+def test_lora_targets_reach_peft_once_and_all_linear_as_its_shorthand():
+    from harness.strategies.lora import LoraConfig, lora_adapter_config
+
+    assert lora_adapter_config(LoraConfig(target_modules=["all-linear", "q_proj"])).target_modules == "all-linear"
+    assert set(lora_adapter_config(LoraConfig(target_modules=["q_proj", "v_proj", "q_proj"])).target_modules) == {
+        "q_proj",
+        "v_proj",
+    }
