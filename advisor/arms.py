@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from advisor.learning_curve import quality_interval
-from advisor.pricing import PricedRun
+from advisor.pricing import PricedRun, ServeBasis
 from advisor.wording import strategy_name, usd
 from harness.strategies import StrategyTraits
 from harness.strategies.base import Rung
@@ -41,7 +41,7 @@ class Arm:
     @property
     def hosted(self) -> bool:
         """Served per token by someone else (an endpoint that is not self-hosted)."""
-        return self.run.costs.serve_basis == "per token"
+        return self.run.costs.serve_basis is ServeBasis.PER_TOKEN
 
     @property
     def variant(self) -> str:

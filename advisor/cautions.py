@@ -4,7 +4,7 @@ quick look, unpriced runs, and endpoint rows' missing prices, unknown capacity a
 from __future__ import annotations
 
 from advisor.costs.compute import catalog_gpu_for
-from advisor.pricing import Pricing
+from advisor.pricing import Pricing, ServeBasis
 from advisor.wording import hardware_name, strategy_name
 from harness.endpoint_checks import plain_http_remote
 
@@ -59,7 +59,7 @@ def endpoint_cautions(pricing: Pricing) -> list[str]:
                 f"{label}: no price is known for model {endpoints[name].model} (not in data/catalog/api_prices.yaml): "
                 f"its serving is priced as missing, not 0, and it cannot win on cost; set endpoints.{name}.price."
             )
-        elif run.costs.serve_basis == "measured capacity" and run.costs.serve_usd_per_1k is None:
+        elif run.costs.serve_basis is ServeBasis.MEASURED_CAPACITY and run.costs.serve_usd_per_1k is None:
             cautions.append(
                 f"{label}: self-hosted, but no load-test level met the p95 goal without errors (or the load test "
                 f"was off): its capacity, and so its cost, is unknown."

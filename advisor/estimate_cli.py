@@ -28,11 +28,10 @@ from advisor.costs.memory import (
     PRECISIONS,
     check_lora,
     default_precision,
-    lora_target_modules,
     usable_memory,
 )
 from advisor.costs.serving import HOURS_PER_MONTH
-from advisor.costs.shapes import LINEAR_MODULES, ModelShape
+from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
 from harness import catalog
 from harness.strategies import STRATEGIES, traits
 from harness.strategies.base import LabelledExamples, device_need
@@ -391,9 +390,10 @@ def estimate(
     device = catalog.check_gpu(gpu, where="--gpu")
     shape = ModelShape.from_catalog(model, where="--model")
     methods = (method,) if method else tuple(STRATEGIES)
-    targets = lora_target_modules(lora_targets, where="--lora-targets")
     if any(uses_adapters(m) for m in methods):
-        check_lora(shape, rank, targets, rank_option="--rank", targets_option="--lora-targets")
+        targets = check_lora(shape, rank, lora_targets, rank_option="--rank", targets_option="--lora-targets")
+    else:
+        targets = check_lora_targets(lora_targets, where="--lora-targets")
     plan = Plan(
         shape=shape,
         gpu=gpu,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from advisor.costs import (
     RequestShape,
@@ -38,6 +39,14 @@ from harness.strategies.base import LabelledExamples
 SERVING_UTILISATION_KEYS = ("prefill_mfu", "decode_bandwidth_utilisation", "load_factor")
 
 
+class ServeBasis(StrEnum):
+    """How a run's serving is priced."""
+
+    SERVING_MODEL = "serving model"  # whole GPU replicas, sized by advisor.costs.serving
+    PER_TOKEN = "per token"  # a hosted endpoint: its price per million tokens, no GPU floor
+    MEASURED_CAPACITY = "measured capacity"  # a self-hosted endpoint: GPU $/h over what its load test served
+
+
 @dataclass
 class RunCosts:
     """What one run costs, projected on the deployment GPU (None: not priced, e.g. a failed run)."""
@@ -49,7 +58,7 @@ class RunCosts:
     serve_usd_per_1k: float | None = None  # marginal: replica-hours actually used per 1,000 requests
     serve_usd_per_month: float | None = None  # whole always-on replicas at goals.monthly_requests
     serve_requests_per_gpu_hour: float | None = None  # one replica (one GPU); per-token endpoints: None
-    serve_basis: str | None = None  # serving model (GPU replicas) | per token (hosted) | measured capacity
+    serve_basis: ServeBasis | None = None
     price_missing: bool = False  # an endpoint whose model has no known price: its serving is not priced (not 0)
     capacity_concurrency: int | None = None  # measured capacity: the load-test level it was read at
     serve_requests_per_gpu_hour_predicted: float | None = None  # measured capacity: the serving model's figure
@@ -145,14 +154,14 @@ def price_endpoint(
     tokens_in, tokens_out = eval_info.prompt_tokens_mean, eval_info.output_tokens_mean
     hosting = endpoint.self_hosted
     if hosting is None:
-        costs.serve_basis = "per token"
+        costs.serve_basis = ServeBasis.PER_TOKEN
         if endpoint.price is None:
             costs.price_missing = True
             return
         costs.serve_usd_per_1k = endpoint.price.usd(tokens_in, tokens_out) * 1000
         costs.serve_usd_per_month = costs.serve_usd_per_1k * monthly / 1000
         return
-    costs.serve_basis = "measured capacity"
+    costs.serve_basis = ServeBasis.MEASURED_CAPACITY
     level = measured_capacity(run.record.load_test, p95_goal_ms)
     if level is None:
         return  # no load test, or no level met the goal without errors: capacity unknown
@@ -221,7 +230,7 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
             serving = estimate_serving(shape, run.traits.serving_method, gpu_name, monthly, request=request)
             costs.serve_usd_per_1k, costs.serve_usd_per_month = serving.usd_per_1k_requests, serving.usd_per_month
             costs.serve_requests_per_gpu_hour = serving.requests_per_replica_hour
-            costs.serve_basis = "serving model"
+            costs.serve_basis = ServeBasis.SERVING_MODEL
         costs.labelled_examples = labelled_examples_needed(record, task.n_train)
         costs.data_usd = data_cost(costs.labelled_examples, config).total_usd
     priced.assumptions = PricingAssumptions(

@@ -36,6 +36,9 @@ from harness.spec import Endpoint, Task
 # the generation prompt plus what a template inserts by itself - SmolLM2's default system prompt when there is none
 # (about 19 tokens), Llama 3.1's knowledge-cutoff and date header (about 25)
 TEMPLATE_TOKENS_PER_MESSAGE = 8
+# what the openai client retries besides 5xx (timeouts, conflicts, throttling): a request that still gets one is an
+# error of that request, not of the run
+RETRIED_STATUS = (408, 409, 429)
 TEMPLATE_TOKENS_PER_REQUEST = 64
 
 
@@ -219,10 +222,8 @@ class EndpointClient:
             completion = call()
             # without usage the tokens are unknown: charge the bound, never less than it could have cost
             actual = self._cost(completion) if completion.usage_known else bound
-        except (openai.RateLimitError, openai.InternalServerError):
-            completion = Completion("", 0, 0, 0.0, failed=True)  # still throttled or failing after the retries
         except openai.APIStatusError as err:
-            if err.status_code in (408, 409) or err.status_code >= 500:
+            if err.status_code in RETRIED_STATUS or err.status_code >= 500:  # still failing after the retries
                 completion = Completion("", 0, 0, 0.0, failed=True)
             else:
                 raise EndpointError(_why(err, self.endpoint, self._key)) from None

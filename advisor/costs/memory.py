@@ -132,11 +132,6 @@ def usable_memory(device: dict[str, Any]) -> float:
     return float(device["memory_gib"] * GIB * default_utilisation("memory", "usable_fraction").value)
 
 
-def lora_target_modules(targets: str | Sequence[str], *, where: str = "lora_targets") -> tuple[str, ...]:
-    """The modules that get adapters, each once (``advisor.costs.shapes.check_lora_targets``)."""
-    return check_lora_targets(targets, where=where)
-
-
 def check_lora(
     shape: ModelShape,
     rank: int,
@@ -145,10 +140,10 @@ def check_lora(
     rank_option: str = "rank",
     targets_option: str = "lora_targets",
 ) -> tuple[str, ...]:
-    """The adapted modules (``lora_target_modules``) after checking that ``rank`` is a low rank for each of
-    them: at least 1 and below the smaller dimension of every adapted matrix (at rank >= min(d_in, d_out) the
+    """The adapted modules (``check_lora_targets``) after checking that ``rank`` is a low rank for each of them:
+    at least 1 and below the smaller dimension of every adapted matrix (at rank >= min(d_in, d_out) the
     update B @ A is a full-rank matrix, and the adapter has more parameters than the weight it adapts)."""
-    names = lora_target_modules(targets, where=targets_option)
+    names = check_lora_targets(targets, where=targets_option)
     if isinstance(rank, bool) or not isinstance(rank, int):
         raise UserError(f"{rank_option}: {rank!r} is not a whole number")
     if rank < 1:

@@ -226,7 +226,7 @@ def test_harness_settings_logits_window_and_fused_adamw():
 
 
 def test_duplicate_targets_count_once_in_order():
-    from advisor.costs.memory import lora_target_modules
+    from advisor.costs.shapes import check_lora_targets as lora_target_modules
     from advisor.costs.training import estimate_training
 
     assert lora_target_modules(["q_proj", "v_proj", "q_proj"]) == ("q_proj", "v_proj")
@@ -241,8 +241,8 @@ def test_duplicate_targets_count_once_in_order():
 
 
 def test_all_linear_inside_a_list_means_every_linear_module():
-    from advisor.costs.memory import lora_target_modules
     from advisor.costs.shapes import LINEAR_MODULES
+    from advisor.costs.shapes import check_lora_targets as lora_target_modules
     from harness.errors import UserError
 
     assert lora_target_modules(["all-linear", "q_proj"]) == LINEAR_MODULES
