@@ -74,8 +74,31 @@ def test_memory_rows_state_a_unit_and_metric(runs):
         assert r.get("memory_metric") in metrics, r["id"]
 
 
+def test_every_row_cites_a_pinned_commit_or_a_url(runs):
+    for r in runs:
+        ref = r["reference"]
+        assert isinstance(ref, dict), r["id"]
+        assert HEX40.match(str(ref.get("commit", ""))) or str(ref.get("url", "")).startswith("https://"), r["id"]
+
+
+def ttft_keys(run):
+    return [k for k in run["measured"] if k.startswith("ttft")]
+
+
+def test_ttft_only_on_serving_rows_in_milliseconds(runs):
+    for r in runs:
+        keys = ttft_keys(r)
+        if keys:
+            assert r["kind"] == "serving", r["id"]
+            assert all(k.endswith("_ms") for k in keys), (r["id"], keys)
+            assert "ttft_ms" in keys, r["id"]  # the central value; min/max are extras
+            assert "mean" in r["note"].lower() or "median" in r["note"].lower(), r["id"]
+
+
 def test_target_counts(runs):
+    """Issue 12: >= 5 independent source families; >= 30 memory, 15 throughput, 6 serving points; TTFT in serving."""
     live = [r for r in runs if not r.get("excluded")]
     by_kind = {k: sum(r["kind"] == k for r in live) for k in KINDS}
     assert by_kind["memory"] >= 30 and by_kind["throughput"] >= 15 and by_kind["serving"] >= 6, by_kind
-    assert len({r["source"] for r in live}) >= 4
+    assert len({r["source"] for r in live}) >= 5
+    assert sum(r["kind"] == "serving" and bool(ttft_keys(r)) for r in live) >= 6
