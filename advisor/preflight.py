@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from advisor.costs.memory import TrainingMemory, training_memory
+from advisor.costs.settings import split_settings
 from advisor.costs.training import sharded_gpus, sharded_peak
 from harness import catalog
 from harness.compare import Preflight, ShardingPlanner
@@ -32,7 +33,8 @@ def _memory(
     if method is None or not issubclass(config_type, TrainingConfig):
         return None
     config, _ = training_config(config_type, dict(params))
-    return training_memory(shape, method, precision=precision, **{**config.memory_settings(), **overrides})
+    kwargs, settings = split_settings({**config.memory_settings(), **overrides})
+    return training_memory(shape, method, precision=precision, settings=settings, **kwargs)
 
 
 def _predict(

@@ -20,6 +20,8 @@ from harness.errors import UserError
 
 # The linear layers of a decoder block, by their Hugging Face module names (what LoRA targets).
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# The output layer (vocab x hidden): LoRA may adapt it too, once for the model (peft's 'all-linear' leaves it out)
+HEAD_MODULE = "lm_head"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class ModelShape:
     head_dim: int = 0
     # RMSNorms in one decoder layer: 2 (before attention, before the MLP), 4 for Gemma-2 (also after each).
     norms_per_layer: int = 2
+    # Mixture of experts (Mixtral): each layer's MLP is num_local_experts gated MLPs and a router; a token goes
+    # through num_experts_per_tok of them. 1 and 1: a dense model.
+    num_local_experts: int = 1
+    num_experts_per_tok: int = 1
 
     def __post_init__(self) -> None:
         if not self.head_dim:
@@ -68,6 +74,10 @@ class ModelShape:
             "down_proj": (i, h),
         }
 
+    def adaptable_dims(self) -> dict[str, tuple[int, int]]:
+        """(d_in, d_out) of every module LoRA can adapt: each block's linear layers, and the lm_head (once)."""
+        return {**self.linear_dims(), HEAD_MODULE: (self.hidden_size, self.vocab_size)}
+
     @classmethod
     def from_catalog(cls, name: str, *, where: str = "model") -> ModelShape:
         """The models.yaml entry for a catalog name or its Hugging Face id."""
@@ -90,6 +100,8 @@ class ModelShape:
             attention_bias=bool(config.get("attention_bias", False)),
             head_dim=config.get("head_dim") or 0,
             norms_per_layer=4 if config.get("model_type") == "gemma2" else 2,
+            num_local_experts=config.get("num_local_experts") or 1,
+            num_experts_per_tok=config.get("num_experts_per_tok") or 1,
         )
 
     @classmethod

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any
 
 from harness import catalog
+from harness.errors import UserError
 from harness.record import Hardware, RunRecord
 from harness.strategies import traits
 
@@ -83,15 +85,60 @@ class Utilisation:
         return asdict(self)
 
 
+def padded_seq_len(seq_len: int, mean_seq_len: int | None, batch_size: int, packing: bool) -> float:
+    """Tokens per example the device computes on. Packed: the example's own (every token real). Unpacked: each
+    batch is padded to its longest example; with lengths spread normally around the mean at the catalog's
+    coefficient of variation (utilisation.yaml training.padding_length_cv), the longest of b is expected at
+    mean x (1 + cv x z_b), z_b = Blom's expected maximum of b standard normals, Phi^-1((b - 0.375) / (b + 0.25)),
+    and never beyond seq_len. Without a mean, every example is seq_len long and nothing is padded."""
+    if mean_seq_len is None:
+        return float(seq_len)
+    if packing or batch_size == 1:
+        return float(min(mean_seq_len, seq_len))
+    cv = float(catalog.utilisation()["training"]["padding_length_cv"]["value"])
+    z = NormalDist().inv_cdf((batch_size - 0.375) / (batch_size + 0.25))
+    return min(float(seq_len), mean_seq_len * (1 + cv * z))
+
+
+def training_utilisation(
+    method: str, tokens_per_step_per_gpu: float, *, compile: bool = False, fp8: bool = False, gpus: int = 1
+) -> Utilisation:
+    """Training MFU as a curve (data/catalog/utilisation.yaml ``training``, fitted on published runs by
+    bench/published_validation.py --fit): u = u_max[method] x T / (T + T_half) x compile_factor (torch.compile)
+    x fp8_factor (of the FP8 peak) x gpus^-gpus_exponent (communication as a job spreads), T = tokens per
+    optimizer step per GPU (micro-batch x padded length x gradient accumulation): small steps leave the device
+    waiting on kernel launches, the optimizer step and the data loader."""
+    entries = catalog.utilisation()["training"]
+    u_max = float(entries[method]["u_max"])
+    half = float(entries["tokens_half"]["value"])
+    value = u_max * tokens_per_step_per_gpu / (tokens_per_step_per_gpu + half)
+    factors = [f"{u_max:.3g} x T/(T + {half:.4g}) at T = {tokens_per_step_per_gpu:,.0f} tokens/step/GPU"]
+    if compile:
+        value *= float(entries["compile_factor"]["value"])
+        factors.append(f"x {entries['compile_factor']['value']} compiled")
+    if fp8:
+        value *= float(entries["fp8_factor"]["value"])
+        factors.append(f"x {entries['fp8_factor']['value']} of the FP8 peak")
+    if gpus > 1:
+        value *= gpus ** -float(entries["gpus_exponent"]["value"])
+        factors.append(f"x {gpus}^-{entries['gpus_exponent']['value']} over {gpus} GPUs")
+    return Utilisation(value=value, source="curve: " + " ".join(factors) + " (data/catalog/utilisation.yaml)")
+
+
 def default_utilisation(section: str, key: str) -> Utilisation:
     """An entry of data/catalog/utilisation.yaml (training: full|lora|qlora; serving: ...; memory: ...)."""
     entry = catalog.utilisation()[section][key]
     return Utilisation(value=float(entry["value"]), source=f"default: {entry['source']}")
 
 
+PEAK_KEYS = {"fp32": "peak_tflops_fp32", "fp8": "peak_tflops_fp8_dense"}  # others: the bf16 tensor rate
+
+
 def peak_flops(gpu: dict[str, Any], precision: str) -> float:
     """FLOP/s the device can do at most in this precision (dense, no 2:4 sparsity)."""
-    tflops = gpu["peak_tflops_fp32"] if precision == "fp32" else gpu["peak_tflops_bf16_dense"]
+    tflops = gpu.get(PEAK_KEYS.get(precision, "peak_tflops_bf16_dense"))
+    if not tflops:
+        raise UserError(f"precision: {gpu['display_name']} has no {precision} tensor rate in data/catalog/gpus.yaml")
     return float(tflops) * 1e12
 
 

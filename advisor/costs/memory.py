@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from advisor.costs.compute import default_utilisation
-from advisor.costs.shapes import ModelShape, check_lora_targets, lora_trainable_params, param_counts
+from advisor.costs.settings import DEFAULT_QUANTIZATION, TrainingSettings
+from advisor.costs.shapes import HEAD_MODULE, ModelShape, check_lora_targets, lora_trainable_params, param_counts
 from harness.errors import UserError
 from harness.strategies import STRATEGIES, traits
 from harness.strategies.lora import DEFAULT_TARGET_MODULES
@@ -33,9 +34,6 @@ from harness.units import GIB
 # traits): full = every weight trained; lora = adapters beside a frozen 16-bit base; qlora = adapters beside a
 # frozen base stored in 4 bits.
 MEMORY_METHODS = ("full", "lora", "qlora")
-
-
-# peft's shorthand for "every linear layer of the blocks"; named among others it still means all of them
 
 
 @dataclass(frozen=True)
@@ -76,17 +74,27 @@ PRECISIONS = {
 }
 
 # peft keeps LoRA adapters in fp32 whatever the base dtype (autocast_adapter_dtype=True) and trains them with
-# fp32 Adam: 4 (weight) + 4 (gradient) + 8 (m, v) = 16 bytes per adapter parameter.
+# fp32 Adam: 4 (weight) + 4 (gradient) + 8 (m, v) = 16 bytes per adapter parameter. bf16 adapters (torchtune,
+# LitGPT bf16-true): 2 + 2 + 4 = 8.
+ADAPTER_ELEMENT_BYTES_BY_DTYPE = {"fp32": 4, "bf16": 2}
 ADAPTER_BYTES_PER_PARAM = 16
-ADAPTER_ELEMENT_BYTES = 4
+ADAPTER_ELEMENT_BYTES = ADAPTER_ELEMENT_BYTES_BY_DTYPE["fp32"]
+# bitsandbytes' 8-bit optimizers: m and v in one byte each, blockwise-quantised with one fp32 absmax per block of
+# 256 values (Dettmers et al. 2022, "8-bit Optimizers via Block-wise Quantization"): 2 x (1 + 4/256) bytes
+ADAM_8BIT_BYTES_PER_PARAM = 2 * (1 + 4 / 256)
+# LLM.int8 (Dettmers et al. 2022): one byte per weight (the fp16 row scales and outlier columns are < 1 %)
+INT8_BYTES_PER_PARAM = 1.0
+# torchtune's CEWithChunkedOutputLoss splits the sequence's logits in 8 chunks (num_output_chunks = 8)
+LOSS_CHUNKS = 8
+# Activation offloading keeps the layer being computed and the next one (prefetched) on the device
+OFFLOAD_LAYERS_RESIDENT = 2
 
 # QLoRA (Dettmers et al. 2023, sec. 3): NF4 stores 4 bits per weight plus one fp32 absmax per block of 64
 # weights (32/64 = 0.5 bit); double quantisation stores those absmax in 8 bits with one fp32 constant per
 # 256 blocks (8/64 + 32/(64*256) = 0.127 bit). Embeddings, norms and lm_head stay 16-bit (bitsandbytes
 # only replaces the blocks' nn.Linear layers; transformers keeps lm_head unquantised).
 NF4_BYTES_PER_PARAM = {"nf4": (4 + 32 / 64) / 8, "nf4-dq": (4 + 8 / 64 + 32 / (64 * 256)) / 8}
-# what the harness's QLoRA arm loads (harness.strategies.qlora.QloraConfig: NF4 with double quantisation)
-DEFAULT_QUANTIZATION = "nf4-dq"
+QUANTIZED_BYTES_PER_PARAM = {**NF4_BYTES_PER_PARAM, "int8": INT8_BYTES_PER_PARAM}
 
 # Cross-entropy on the logits, per token and vocabulary entry, at the start of the backward pass (transformers'
 # ForCausalLMLoss): the model's logits (activation dtype) stay referenced by the output; the loss upcasts
@@ -122,11 +130,6 @@ def default_precision(device: dict[str, Any]) -> str:
     return "bf16"
 
 
-def serving_precision(device: dict[str, Any]) -> str:
-    """Weights and KV cache in bf16 on GPUs; fp32 on CPUs (what the harness does there)."""
-    return "fp32" if device["kind"] == "cpu" else "bf16"
-
-
 def usable_memory(device: dict[str, Any]) -> float:
     """Bytes of a catalog device a job can allocate: its memory x the catalog's usable fraction."""
     return float(device["memory_gib"] * GIB * default_utilisation("memory", "usable_fraction").value)
@@ -148,7 +151,7 @@ def check_lora(
         raise UserError(f"{rank_option}: {rank!r} is not a whole number")
     if rank < 1:
         raise UserError(f"{rank_option}: {rank} must be at least 1")
-    dims = shape.linear_dims()
+    dims = shape.adaptable_dims()
     smallest = min(names, key=lambda name: min(dims[name]))
     limit = min(dims[smallest])
     if rank >= limit:
@@ -167,7 +170,7 @@ def check_precision(name: str) -> Precision:
 
 
 def layer_activation_bytes(
-    shape: ModelShape, precision: Precision, *, norms_trained: bool, linear_inputs: bool
+    shape: ModelShape, precision: Precision, *, norms_trained: bool, linear_inputs: bool, compiled: bool = False
 ) -> float:
     """Bytes one decoder layer keeps for the backward pass, per token.
 
@@ -183,27 +186,55 @@ def layer_activation_bytes(
       MLP: gate output, SiLU output, up output (3*a*i) + [linear: gate/up input (a*h), down input (a*i)]
     Full fine-tuning in 16 bits: 20h + 4kv + 8i bytes; LoRA's frozen block 12h + 4kv + 6i. (Korthikanti et
     al.'s 34*h for GPT has a 4h-wide GELU MLP, LayerNorms, dropout masks and MHA; this block has none of those.)
+
+    ``compiled`` (torch.compile): Inductor fuses each RMSNorm into one kernel that saves its 16-bit input instead of
+    the fp32 upcast (a*h, not 4h), and fuses SiLU(gate) * up, recomputing the SiLU output in the backward pass
+    (2*a*i saved, not 3*a*i).
     """
     h, kv, i, a = shape.hidden_size, shape.kv_dim, shape.intermediate_size, precision.activation
     q = shape.q_dim  # heads x head_dim: h, except where head_dim is set apart (Gemma-2)
-    norms = shape.norms_per_layer * (4 * h + (a * h if norms_trained else 0))
+    norm_input = a * h if compiled else 4 * h
+    norms = shape.norms_per_layer * (norm_input + (a * h if norms_trained else 0))
     attention = (a * h if linear_inputs else 0) + a * (2 * q + 2 * kv)
-    mlp = 3 * a * i + (a * (h + i) if linear_inputs else 0)
+    # a mixture of experts runs each token through num_experts_per_tok MLPs, each keeping its own
+    mlp = shape.num_experts_per_tok * ((2 if compiled else 3) * a * i + (a * (h + i) if linear_inputs else 0))
     return norms + attention + mlp
 
 
 def lora_activation_bytes(
-    shape: ModelShape, precision: Precision, targets: tuple[str, ...], rank: int, dropout: float
+    shape: ModelShape,
+    precision: Precision,
+    targets: tuple[str, ...],
+    rank: int,
+    dropout: float,
+    adapter_dtype: str = "fp32",
 ) -> float:
-    """Bytes the adapters of one layer keep per token. peft's adapters are fp32: each adapted module casts its
-    input to fp32 for lora_A, which keeps that copy (4*d_in; none when the input already is fp32 and no dropout
-    makes a new tensor; under autocast the copy is 16-bit, so this is the upper bound), dropout keeps its mask
-    per input element (``Precision.dropout_mask``), lora_B keeps lora_A's output (4*r). Modules sharing an
-    input (q, k, v) each keep their own copy."""
-    dims = shape.linear_dims()
-    makes_copy = dropout > 0 or precision.activation != ADAPTER_ELEMENT_BYTES
-    per_input_element = (ADAPTER_ELEMENT_BYTES if makes_copy else 0) + (precision.dropout_mask if dropout > 0 else 0)
-    return sum(per_input_element * dims[name][0] + ADAPTER_ELEMENT_BYTES * rank for name in targets)
+    """Bytes the adapters of ``targets`` keep per token (a layer's block modules; or the lm_head, per logits
+    position). peft's adapters are fp32: each adapted module casts its input to the adapter's dtype for lora_A,
+    which keeps that copy (4*d_in; none when the input already is in that dtype and no dropout makes a new tensor;
+    under autocast the copy is 16-bit, so this is the upper bound), dropout keeps its mask per input element
+    (``Precision.dropout_mask``), lora_B keeps lora_A's output (r elements). Modules sharing an input (q, k, v)
+    each keep their own copy."""
+    dims = shape.adaptable_dims()
+    element = ADAPTER_ELEMENT_BYTES_BY_DTYPE[adapter_dtype]
+    makes_copy = dropout > 0 or precision.activation != element
+    per_input_element = (element if makes_copy else 0) + (precision.dropout_mask if dropout > 0 else 0)
+    return sum(per_input_element * dims[name][0] + element * rank for name in targets)
+
+
+def adapter_bytes_per_param(settings: TrainingSettings) -> float:
+    """An adapter parameter's weight + gradient + Adam states on the device: 4 + 4 + 8 = 16 in fp32, 2 + 2 + 4 = 8
+    in bf16; 8-bit Adam keeps ADAM_8BIT_BYTES_PER_PARAM instead of two states; paged states are off the peak."""
+    element = ADAPTER_ELEMENT_BYTES_BY_DTYPE[settings.adapter_dtype]
+    return 2 * element + optimizer_bytes_per_param(settings, 2 * element)
+
+
+def optimizer_bytes_per_param(settings: TrainingSettings, states_in_param_dtype: float) -> float:
+    """Adam's m and v per trained parameter on the device's allocator: in the parameter's dtype (the given
+    bytes), 8-bit (bitsandbytes), or none for paged states (CUDA managed memory, outside torch's allocator)."""
+    if settings.paged:
+        return 0.0
+    return ADAM_8BIT_BYTES_PER_PARAM if settings.optimizer_bits == 8 else states_in_param_dtype
 
 
 @dataclass(frozen=True)
@@ -261,34 +292,33 @@ def training_memory(
     rank: int = 8,
     lora_targets: str | Sequence[str] = DEFAULT_TARGET_MODULES,
     lora_dropout: float = 0.05,
-    quantization: str = DEFAULT_QUANTIZATION,
     gradient_checkpointing: bool | None = None,
-    gradient_accumulation: int = 1,
     loss_tokens_per_sequence: int | None = None,
-    fused_adamw: bool = False,
+    settings: TrainingSettings = TrainingSettings(),
 ) -> TrainingMemory:
     """Peak memory of one fine-tuning job on one device; ``seq_len`` is the padded length of the longest batch.
 
     ``loss_tokens_per_sequence``: positions per sequence whose logits are computed; None = every token (plain
     causal-LM training). The harness left-pads batches and asks the model for the last answer-window + 1
     positions only (``logits_to_keep``), so its vocab-wide logits and loss buffers scale with that, not seq_len.
-    ``fused_adamw``: torch's fused AdamW (the transformers Trainer's default with torch >= 2.8, so the harness's)
-    updates each parameter in one kernel and needs no temporaries; False = torch.optim.AdamW's default foreach
-    implementation.
+    ``settings``: the recipe (advisor.costs.settings.TrainingSettings: optimizer, optimizer in backward, loss,
+    adapter dtype, quantization, gradient accumulation, activation offload, compile); its defaults are the
+    harness's (fused AdamW: the transformers Trainer's default with torch >= 2.8, which updates each parameter in
+    one kernel and needs no temporaries).
     ``precision`` defaults to the harness's regime on a bf16 GPU (``default_precision``); ``gradient_checkpointing``
     None = the method's harness default (``default_gradient_checkpointing``: on for QLoRA). ``lora_targets`` and
-    ``rank`` are checked as ``check_lora`` does (duplicates counted once, 'all-linear' anywhere = every module);
-    ``quantization`` defaults to the harness's QLoRA base (NF4 with double quantisation, ``DEFAULT_QUANTIZATION``).
+    ``rank`` are checked as ``check_lora`` does (duplicates counted once, 'all-linear' anywhere = every block
+    module, 'lm_head' adapts the output layer).
     """
     if method not in MEMORY_METHODS:
         raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(MEMORY_METHODS)}")
-    if quantization not in NF4_BYTES_PER_PARAM:
-        raise UserError(f"quantization: unknown '{quantization}'; choose one of: {', '.join(NF4_BYTES_PER_PARAM)}")
     p = check_precision(precision)
     counts = param_counts(shape)
     tokens = batch_size * seq_len
+    logit_positions = batch_size * min(loss_tokens_per_sequence or seq_len, seq_len)
     full = method == "full"
     targets = () if full else check_lora(shape, rank, lora_targets)
+    block_targets = tuple(name for name in targets if name != HEAD_MODULE)
     adapter_params = 0 if full else lora_trainable_params(shape, rank, targets)
     if gradient_checkpointing is None:
         gradient_checkpointing = default_gradient_checkpointing(method)
@@ -297,81 +327,61 @@ def training_memory(
         weights = counts.total * p.weight
     elif method == "qlora":
         weights = (
-            counts.block_linear * NF4_BYTES_PER_PARAM[quantization]
+            counts.block_linear * QUANTIZED_BYTES_PER_PARAM[settings.quantization]
             + (counts.total - counts.block_linear) * p.frozen_weight
         )
     else:
         weights = counts.total * p.frozen_weight
 
-    per_layer = layer_activation_bytes(shape, p, norms_trained=full, linear_inputs=method != "lora")
-    if not full:
-        per_layer += lora_activation_bytes(shape, p, targets, rank, lora_dropout)
+    per_layer = layer_activation_bytes(
+        shape, p, norms_trained=full, linear_inputs=method != "lora", compiled=settings.compile
+    )
+    if block_targets:
+        per_layer += lora_activation_bytes(shape, p, block_targets, rank, lora_dropout, settings.adapter_dtype)
+    kept_layers = OFFLOAD_LAYERS_RESIDENT if settings.activation_offload else shape.num_layers
     if gradient_checkpointing:
         # transformers checkpoints each decoder layer: only its input (a*h per token) is kept, and one layer's
         # activations are rebuilt at a time in the backward pass
-        activations = tokens * (shape.num_layers * p.activation * shape.hidden_size + per_layer)
+        activations = tokens * (kept_layers * p.activation * shape.hidden_size + per_layer)
     else:
-        activations = tokens * shape.num_layers * per_layer
+        activations = tokens * min(kept_layers, shape.num_layers) * per_layer
+    if HEAD_MODULE in targets:
+        activations += logit_positions * lora_activation_bytes(
+            shape, p, (HEAD_MODULE,), rank, lora_dropout, settings.adapter_dtype
+        )
+
+    if settings.loss == "chunked":
+        # the 16-bit logits and the fp32 log-probabilities cross-entropy saves for its backward stay for every
+        # position (a + 4 bytes each); the three fp32 working copies exist for one chunk at a time
+        loss_bytes_per_logit = p.activation + 4 + 4 * LOSS_FP32_COPIES / LOSS_CHUNKS
+    else:
+        loss_bytes_per_logit = p.activation + 4 * LOSS_FP32_COPIES
 
     largest_matrix = max(d_in * d_out for d_in, d_out in shape.linear_dims().values())
-    # torch's foreach AdamW materialises sqrt(v) for every parameter at once, in the updated copy's dtype
-    step_temporary_bytes = 0 if fused_adamw else 4 if p.master_weight else p.weight
+    largest_param = max(largest_matrix, shape.vocab_size * shape.hidden_size)
+    # torch's foreach AdamW materialises sqrt(v) for every parameter at once, in the updated copy's dtype; the
+    # fused and bitsandbytes optimizers work one tensor at a time
+    foreach = settings.optimizer == "adamw" and not settings.optimizer_in_backward
+    step_temporary_bytes = (4 if p.master_weight else p.weight) if foreach else 0
+    # optimizer in backward: each gradient is applied and freed as soon as it is ready, so at most the largest
+    # parameter's gradient is alive; otherwise every trained parameter's gradient waits for the step
+    gradients = (largest_param if settings.optimizer_in_backward else counts.total) * p.gradient if full else 0
     return TrainingMemory(
         weights=weights,
-        gradients=counts.total * p.gradient if full else 0,
+        gradients=gradients,
         master_weights=counts.total * p.master_weight if full else 0,
-        optimizer_states=counts.total * p.optimizer if full else 0,
-        lora_adapters=adapter_params * ADAPTER_BYTES_PER_PARAM,
+        optimizer_states=counts.total * optimizer_bytes_per_param(settings, p.optimizer) if full else 0,
+        lora_adapters=adapter_params * adapter_bytes_per_param(settings),
         activations=activations,
-        logits_and_loss=(
-            batch_size
-            * min(loss_tokens_per_sequence or seq_len, seq_len)
-            * shape.vocab_size
-            * (p.activation + 4 * LOSS_FP32_COPIES)
-        ),
+        logits_and_loss=logit_positions * shape.vocab_size * loss_bytes_per_logit,
         dequantisation_buffer=largest_matrix * 2 if method == "qlora" else 0,
         lm_head_gradient=shape.vocab_size * shape.hidden_size * p.gradient if full else 0,
         optimizer_step_temporaries=(
             counts.total * step_temporary_bytes
             if full
+            else adapter_params * ADAPTER_ELEMENT_BYTES_BY_DTYPE[settings.adapter_dtype]
+            if foreach
             else 0
-            if fused_adamw
-            else adapter_params * ADAPTER_ELEMENT_BYTES
         ),
-        gradients_during_forward=full and gradient_accumulation > 1,
-    )
-
-
-@dataclass(frozen=True)
-class InferenceMemory:
-    """Bytes of a serving replica: weights, KV cache of the concurrent requests, working memory."""
-
-    weights: float
-    kv_cache: float
-    prefill_activations: float  # one prompt through one layer: prefill is scheduled a few requests at a time
-    logits: float  # fp32 last-position logits of every running request
-
-    @property
-    def total(self) -> float:
-        return self.weights + self.kv_cache + self.prefill_activations + self.logits
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total}
-
-
-def kv_cache_bytes_per_token(shape: ModelShape, precision: str = "bf16") -> float:
-    """K and V of every layer for one token: layers x 2 x kv width x bytes per element."""
-    return shape.num_layers * 2 * shape.kv_dim * check_precision(precision).activation
-
-
-def inference_memory(
-    shape: ModelShape, *, batch_size: int, prompt_tokens: int, output_tokens: int, precision: str = "bf16"
-) -> InferenceMemory:
-    """A model (LoRA/QLoRA adapters merged into it) serving ``batch_size`` requests at once; 16-bit on GPUs."""
-    p = check_precision(precision)
-    return InferenceMemory(
-        weights=param_counts(shape).total * p.frozen_weight,
-        kv_cache=batch_size * (prompt_tokens + output_tokens) * kv_cache_bytes_per_token(shape, precision),
-        prefill_activations=prompt_tokens * layer_activation_bytes(shape, p, norms_trained=False, linear_inputs=False),
-        logits=batch_size * shape.vocab_size * 4,
+        gradients_during_forward=full and settings.gradient_accumulation > 1 and not settings.optimizer_in_backward,
     )

@@ -5,7 +5,9 @@ decode (one forward pass per output token; each step reads every weight and the 
 from memory, so it is bandwidth-bound until the batch is large enough to be compute-bound). Continuous
 batching (vLLM-style) decodes up to ``max_batch`` requests together, as many as their KV caches fit.
 A model that does not fit on one device is split over several (tensor parallel, assumed to scale
-perfectly). Fine-tuned weights are served in 16 bits: LoRA adapters merged into them, as the harness does; a
+perfectly). Time to first token (TTFT) is one request's prefill on an idle replica: the larger of its FLOPs at the
+prefill efficiency and one read of the weights at the decode efficiency; queueing behind other requests' prefills
+under load is not modelled. Fine-tuned weights are served in 16 bits: LoRA adapters merged into them, as the harness does; a
 QLoRA adapter merged into a 16-bit copy of its base, the usual deployment (the harness measures it unmerged on
 the 4-bit base, since merging into 4-bit weights would round the update away). So every approach serves the
 same base network; they differ in prompt length.
@@ -21,16 +23,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from advisor.costs.compute import Utilisation, default_utilisation, peak_flops
-from advisor.costs.memory import (
+from advisor.costs.inference_memory import (
     InferenceMemory,
     inference_memory,
     kv_cache_bytes_per_token,
     serving_precision,
-    usable_memory,
 )
+from advisor.costs.memory import usable_memory
+from advisor.costs.settings import ServingSettings
 from advisor.costs.shapes import ModelShape, param_counts
 from harness import catalog
 from harness.errors import UserError
+from harness.units import GIB
 
 SERVING_METHODS = ("prompt", "rag", "fine-tuned")
 HOURS_PER_MONTH = 730  # 8,760 hours a year / 12
@@ -90,6 +94,8 @@ class ServingEstimate:
     memory: InferenceMemory  # one replica at that batch
     prefill_flops: float  # per request (query embedding included for RAG)
     prefill_seconds: float  # replica time per request
+    ttft_seconds: float  # one request's prefill on an idle replica
+    output_tokens_per_second: float  # the replica's decode throughput, all requests together
     decode_step_seconds: float  # one step of the whole batch
     decode_bound: str  # memory bandwidth | compute
     replica_seconds_per_request: float
@@ -101,6 +107,7 @@ class ServingEstimate:
     decode_bandwidth_utilisation: Utilisation
     load_factor: Utilisation
     notes: tuple[str, ...] = field(default_factory=tuple)
+    settings: ServingSettings = ServingSettings()
 
     @property
     def fits(self) -> bool:
@@ -123,14 +130,19 @@ def estimate_serving(
     monthly_requests: int,
     *,
     request: RequestShape = RequestShape(),
+    settings: ServingSettings = ServingSettings(),
 ) -> ServingEstimate:
-    """What serving ``monthly_requests`` requests with ``method`` costs on catalog device ``gpu``."""
+    """What serving ``monthly_requests`` requests with ``method`` costs on catalog device ``gpu``; ``settings``:
+    batch, tensor parallelism, weight and KV-cache precision (advisor.costs.settings.ServingSettings)."""
     if method not in SERVING_METHODS:
         raise UserError(f"method: unknown '{method}'; choose one of: {', '.join(SERVING_METHODS)}")
     if monthly_requests < 0:
         raise UserError(f"monthly_requests: {monthly_requests} is negative; use 0 or more")
     shape = ModelShape.from_catalog(model_shape) if isinstance(model_shape, str) else model_shape
     device = catalog.check_gpu(gpu)
+    fp8 = settings.weight_precision == "fp8"
+    if (fp8 or settings.kv_cache_dtype == "fp8") and not device.get("peak_tflops_fp8_dense"):
+        raise UserError(f"weight_precision/kv_cache_dtype: fp8 needs FP8 tensor cores, which {gpu} has not")
     prefill_mfu = default_utilisation("serving", "prefill_mfu")
     bandwidth_utilisation = default_utilisation("serving", "decode_bandwidth_utilisation")
     load = default_utilisation("serving", "load_factor")
@@ -140,22 +152,31 @@ def estimate_serving(
     precision = serving_precision(device)
     n_params = param_counts(shape).total
     prompt, output = request.prompt_tokens(method), request.output_tokens
-    one = inference_memory(shape, batch_size=1, prompt_tokens=prompt, output_tokens=output, precision=precision)
-    per_request = one.kv_cache + one.logits
-    gpus_per_replica = max(1, math.ceil(one.total / usable))
-    room_for_requests = gpus_per_replica * usable - one.weights - one.prefill_activations
-    batch = max(1, min(max_batch, int(room_for_requests // per_request)))
-    memory = inference_memory(shape, batch_size=batch, prompt_tokens=prompt, output_tokens=output, precision=precision)
 
-    # compute-bound work (prefill, and decode once the batch is large) runs at the prefill MFU
-    replica_flops = gpus_per_replica * peak_flops(device, precision) * prefill_mfu.value
+    def memory_at(batch: int) -> InferenceMemory:
+        return inference_memory(
+            shape, batch_size=batch, prompt_tokens=prompt, output_tokens=output, precision=precision, settings=settings
+        )
+
+    one = memory_at(1)
+    per_request = one.kv_cache + one.logits
+    gpus_per_replica = settings.tensor_parallel or max(1, math.ceil(one.total / usable))
+    room_for_requests = gpus_per_replica * usable - one.weights - one.prefill_activations
+    batch = settings.serving_batch or max(1, min(max_batch, int(room_for_requests // per_request)))
+    memory = memory_at(batch)
+
+    # compute-bound work (prefill, and decode once the batch is large) runs at the prefill MFU; FP8 weights run
+    # FP8 matmuls (W8A8, as TensorRT-LLM's and vLLM's FP8 checkpoints do)
+    replica_flops = gpus_per_replica * peak_flops(device, "fp8" if fp8 else precision) * prefill_mfu.value
     replica_bandwidth = gpus_per_replica * device["memory_bandwidth_gbs"] * 1e9 * bandwidth_utilisation.value
     prefill_flops = 2 * n_params * prompt
     if method == "rag":
         prefill_flops += 2 * catalog.embedders()[RAG_EMBEDDER]["params"] * request.input_tokens
     prefill_seconds = prefill_flops / replica_flops
+    ttft_seconds = max(prefill_seconds, memory.weights / replica_bandwidth)
     # one decode step: read the weights once and each running request's KV cache (half-grown on average)
-    bytes_per_step = memory.weights + batch * (prompt + output / 2) * kv_cache_bytes_per_token(shape, precision)
+    kv_per_token = kv_cache_bytes_per_token(shape, precision, settings)
+    bytes_per_step = memory.weights + batch * (prompt + output / 2) * kv_per_token
     memory_seconds = bytes_per_step / replica_bandwidth
     compute_seconds = 2 * n_params * batch / replica_flops
     step_seconds = max(memory_seconds, compute_seconds)
@@ -167,6 +188,11 @@ def estimate_serving(
     if gpus_per_replica > 1:
         notes.append(
             f"{shape.name} does not fit on one {gpu} for serving: {gpus_per_replica} per replica (tensor parallel)"
+        )
+    if memory.total > gpus_per_replica * usable:
+        notes.append(
+            f"batch {batch} needs {memory.total / GIB:.1f} GiB, more than {gpus_per_replica} x {usable / GIB:.1f} GiB "
+            "usable: lower --serving-batch or raise --tensor-parallel"
         )
     return ServingEstimate(
         model=shape.name,
@@ -180,6 +206,8 @@ def estimate_serving(
         memory=memory,
         prefill_flops=prefill_flops,
         prefill_seconds=prefill_seconds,
+        ttft_seconds=ttft_seconds,
+        output_tokens_per_second=output / replica_seconds,
         decode_step_seconds=step_seconds,
         decode_bound="memory bandwidth" if memory_seconds >= compute_seconds else "compute",
         replica_seconds_per_request=replica_seconds,
@@ -191,4 +219,5 @@ def estimate_serving(
         decode_bandwidth_utilisation=bandwidth_utilisation,
         load_factor=load,
         notes=tuple(notes),
+        settings=settings,
     )

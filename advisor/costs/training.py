@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from advisor.costs.compute import (
     TrainingFlops,
     Utilisation,
-    default_utilisation,
     gpu_hours,
     gpu_hours_usd,
+    padded_seq_len,
     training_flops,
+    training_utilisation,
 )
 from advisor.costs.memory import (
-    DEFAULT_QUANTIZATION,
     MEMORY_METHODS,
     TrainingMemory,
     check_lora,
@@ -25,6 +25,7 @@ from advisor.costs.memory import (
     training_memory,
     usable_memory,
 )
+from advisor.costs.settings import TrainingSettings
 from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from harness import catalog
 from harness.errors import UserError
@@ -54,9 +55,14 @@ class TrainingEstimate:
     gradient_checkpointing: bool = False
     lora_targets: tuple[str, ...] = ()  # the adapted modules, each once ('all-linear' spelled out); () for full
     rank: int | None = None  # None for full fine-tuning
+    settings: TrainingSettings = TrainingSettings()
+    gpus: int = 1  # devices it runs on: settings.gpus, else the fewest that fit
+    compute_tokens: float = 0.0  # tokens the devices compute on, padding included
+    per_device_peak: float = 0.0  # bytes: the peak, or one device's share when sharded over several
 
     @property
     def fits(self) -> bool:
+        """One device holds the whole job (the point estimate; see ``fit`` for the band's verdict)."""
         return self.memory.peak <= self.usable_memory
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +87,10 @@ class TrainingEstimate:
             "gradient_checkpointing": self.gradient_checkpointing,
             "lora_targets": list(self.lora_targets),
             "rank": self.rank,
+            "settings": asdict(self.settings),
+            "gpus": self.gpus,
+            "compute_tokens": self.compute_tokens,
+            "per_device_peak_memory_gib": self.per_device_peak / GIB,
         }
 
 
@@ -112,21 +122,21 @@ def estimate_training(
     precision: str | None = None,
     lora_targets: str | Sequence[str] = DEFAULT_TARGET_MODULES,
     lora_dropout: float = 0.05,
-    quantization: str = DEFAULT_QUANTIZATION,
     gradient_checkpointing: bool | None = None,
-    gradient_accumulation: int = 1,
+    settings: TrainingSettings = TrainingSettings(),
     utilisation: Utilisation | None = None,
 ) -> TrainingEstimate:
     """Plan fine-tuning ``model_shape`` (a ModelShape or a models.yaml name) with memory method ``method`` (full,
-    lora, qlora: ``MEMORY_METHODS``) on catalog device ``gpu``: ``examples`` examples of ``seq_len`` tokens
-    (padding included) for ``epochs``.
+    lora, qlora: ``MEMORY_METHODS``) on catalog device ``gpu``: ``examples`` examples of at most ``seq_len``
+    tokens (the longest batch, for memory; ``settings.mean_seq_len`` for time and tokens) for ``epochs``.
 
     ``precision`` defaults to what the harness trains in there (``default_precision``: 'bf16' on a GPU with bf16,
     'fp32' otherwise); ``gradient_checkpointing`` None = the method's harness default (on for QLoRA, off
     otherwise); ``lora_targets`` and ``rank`` are checked (``check_lora``: duplicates counted once, 'all-linear'
-    anywhere in the list = every linear module, 1 <= rank < the smallest adapted dimension); ``utilisation``
-    (a strategy's, from its utilisation key, or calibrate_utilisation's) defaults to
-    data/catalog/utilisation.yaml's training figure under the method's name.
+    anywhere in the list = every linear module, 1 <= rank < the smallest adapted dimension); ``settings``: the
+    recipe (optimizer, loss, packing, gradient accumulation, devices, ...: advisor.costs.settings);
+    ``utilisation`` (calibrate_utilisation's, from measured runs) defaults to the catalog's curve
+    (``training_utilisation``) at this job's tokens per optimizer step per GPU.
     """
     for name, value in (
         ("examples", examples),
@@ -134,7 +144,6 @@ def estimate_training(
         ("epochs", epochs),
         ("batch_size", batch_size),
         ("rank", rank),
-        ("gradient_accumulation", gradient_accumulation),
     ):
         if value <= 0:
             raise UserError(f"{name}: {value} must be positive")
@@ -144,7 +153,10 @@ def estimate_training(
     device = catalog.check_gpu(gpu)
     precision = precision or default_precision(device)
     check_precision(precision)
-    total = param_counts(shape).total
+    if settings.fp8 and not device.get("peak_tflops_fp8_dense"):
+        raise UserError(f"fp8: {gpu} has no FP8 tensor cores; FP8 training needs an H100, H200, B200 or Ada GPU")
+    counts = param_counts(shape)
+    total = counts.total
     full = method == "full"
     targets = () if full else check_lora(shape, rank, lora_targets)
     adapters = 0 if full else lora_trainable_params(shape, rank, targets)
@@ -159,29 +171,47 @@ def estimate_training(
         rank=rank,
         lora_targets=targets or DEFAULT_TARGET_MODULES,
         lora_dropout=lora_dropout,
-        quantization=quantization,
         gradient_checkpointing=gradient_checkpointing,
-        gradient_accumulation=gradient_accumulation,
+        settings=settings,
     )
     usable = usable_memory(device)
-    tokens = examples * seq_len * epochs
-    # peft counts the adapters among the model's parameters; they run forward and backward with the rest
+    fewest = 1 if memory.peak <= usable else sharded_gpus(memory, usable)
+    devices = settings.gpus or fewest or 1
+    per_device_peak = sharded_peak(memory, devices) if devices > 1 else memory.peak
+    mean_len = min(settings.mean_seq_len or seq_len, seq_len)
+    tokens = examples * mean_len * epochs  # real tokens
+    computed_len = padded_seq_len(seq_len, settings.mean_seq_len, batch_size, settings.packing)
+    compute_tokens = examples * computed_len * epochs  # padding included: the device computes on it too
+    # peft counts the adapters among the model's parameters; they run forward and backward with the rest. A mixture
+    # of experts runs each token through its active parameters only (counts.active).
     flops = training_flops(
-        total + adapters, total if full else adapters, tokens, gradient_checkpointing=gradient_checkpointing
+        counts.active + adapters,
+        counts.active if full else adapters,
+        compute_tokens,
+        gradient_checkpointing=gradient_checkpointing,
     )
-    utilisation = utilisation or default_utilisation("training", method)
-    hours = gpu_hours(flops.total, device, precision, utilisation.value)
-    gpus_needed = 1 if memory.peak <= usable else sharded_gpus(memory, usable)
+    tokens_per_step_per_gpu = batch_size * computed_len * settings.gradient_accumulation
+    utilisation = utilisation or training_utilisation(
+        method, tokens_per_step_per_gpu, compile=settings.compile, fp8=settings.fp8, gpus=devices
+    )
+    hours = gpu_hours(flops.total, device, "fp8" if settings.fp8 else precision, utilisation.value)
     notes = []
-    if gpus_needed is None:
+    if fewest is None:
         notes.append(
             f"activations alone overflow one {gpu}: lower the batch size or sequence length, "
             f"or turn on gradient checkpointing"
         )
-    elif gpus_needed > 1:
+    elif fewest > 1 and not settings.gpus:
         notes.append(
-            f"does not fit one {gpu}: needs {gpus_needed} with FSDP/ZeRO-3 sharding "
-            f"(same GPU-hours, {hours / gpus_needed:.3g} h wall-clock)"
+            f"does not fit one {gpu}: needs {fewest} with FSDP/ZeRO-3 sharding "
+            f"({hours / fewest:.3g} h wall-clock)"
+        )
+    if settings.gpus and per_device_peak > usable:
+        notes.append(f"does not fit {settings.gpus} x {gpu}: {per_device_peak / GIB:.1f} GiB per device")
+    if settings.paged:
+        notes.append(
+            "paged optimizer states live in CUDA managed memory, outside the device peak: they are evicted to CPU "
+            "RAM when the device runs short, at a cost in speed"
         )
     return TrainingEstimate(
         model=shape.name,
@@ -193,7 +223,7 @@ def estimate_training(
         trainable_params=total if full else adapters,
         memory=memory,
         usable_memory=usable,
-        gpus_needed=gpus_needed,
+        gpus_needed=fewest,
         flops=flops,
         utilisation=utilisation,
         gpu_hours=hours,
@@ -202,4 +232,8 @@ def estimate_training(
         gradient_checkpointing=gradient_checkpointing,
         lora_targets=targets,
         rank=None if full else rank,
+        settings=settings,
+        gpus=devices,
+        compute_tokens=compute_tokens,
+        per_device_peak=per_device_peak,
     )

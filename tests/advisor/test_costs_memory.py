@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.costs.memory import (
-    NF4_BYTES_PER_PARAM,
-    PRECISIONS,
-    inference_memory,
-    kv_cache_bytes_per_token,
-    training_memory,
-)
+from advisor.costs.inference_memory import inference_memory, kv_cache_bytes_per_token
+from advisor.costs.memory import NF4_BYTES_PER_PARAM, PRECISIONS, training_memory
+from advisor.costs.settings import TrainingSettings
 from advisor.costs.shapes import ModelShape, param_counts
 
 GB = 1e9
@@ -176,8 +172,8 @@ def test_memory_savers_save_memory():
     assert training_memory(shape, "lora", **base, gradient_checkpointing=True).peak < lora.peak
     assert training_memory(shape, "qlora", **base).peak < lora.peak < training_memory(shape, "full", **base).peak
     assert (
-        training_memory(shape, "qlora", **base, quantization="nf4-dq").weights
-        < training_memory(shape, "qlora", **base, quantization="nf4").weights
+        training_memory(shape, "qlora", **base, settings=TrainingSettings(quantization="nf4-dq")).weights
+        < training_memory(shape, "qlora", **base, settings=TrainingSettings(quantization="nf4")).weights
     )
 
 
@@ -300,7 +296,8 @@ def test_default_precision_is_what_the_harness_trains_in():
 
 
 def test_default_gradient_checkpointing_and_quantization_are_the_harness_strategies():
-    from advisor.costs.memory import DEFAULT_QUANTIZATION, default_gradient_checkpointing
+    from advisor.costs.memory import default_gradient_checkpointing
+    from advisor.costs.settings import DEFAULT_QUANTIZATION
     from harness.strategies import STRATEGIES, traits
     from harness.strategies.qlora import QloraConfig
 
