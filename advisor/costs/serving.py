@@ -5,9 +5,9 @@ decode (one forward pass per output token; each step reads every weight and the 
 from memory, so it is bandwidth-bound until the batch is large enough to be compute-bound). Continuous
 batching (vLLM-style) decodes up to ``max_batch`` requests together, as many as their KV caches fit.
 A model that does not fit on one device is split over several (tensor parallel, assumed to scale
-perfectly). Time to first token (TTFT) is one request's prefill on an idle replica: the larger of its FLOPs at the
-prefill efficiency and one read of the weights at the decode efficiency; queueing behind other requests' prefills
-under load is not modelled. Fine-tuned weights are served in 16 bits: LoRA adapters merged into them, as the harness does; a
+perfectly). Time to first token (TTFT) is one request's prefill on an idle replica (with a fixed serving batch: the prefill
+of that many requests arriving together): the larger of its FLOPs at the prefill efficiency and one read of the
+weights at the decode efficiency; queueing under steady load is not modelled. Fine-tuned weights are served in 16 bits: LoRA adapters merged into them, as the harness does; a
 QLoRA adapter merged into a 16-bit copy of its base, the usual deployment (the harness measures it unmerged on
 the 4-bit base, since merging into 4-bit weights would round the update away). So every approach serves the
 same base network; they differ in prompt length.
@@ -94,7 +94,7 @@ class ServingEstimate:
     memory: InferenceMemory  # one replica at that batch
     prefill_flops: float  # per request (query embedding included for RAG)
     prefill_seconds: float  # replica time per request
-    ttft_seconds: float  # one request's prefill on an idle replica
+    ttft_seconds: float  # first token of one request on an idle replica (of a burst of serving_batch requests)
     output_tokens_per_second: float  # the replica's decode throughput, all requests together
     decode_step_seconds: float  # one step of the whole batch
     decode_bound: str  # memory bandwidth | compute
@@ -173,7 +173,8 @@ def estimate_serving(
     if method == "rag":
         prefill_flops += 2 * catalog.embedders()[RAG_EMBEDDER]["params"] * request.input_tokens
     prefill_seconds = prefill_flops / replica_flops
-    ttft_seconds = max(prefill_seconds, memory.weights / replica_bandwidth)
+    # a burst of serving_batch requests (a benchmark's concurrent start) is prefilled before any decodes
+    ttft_seconds = max(prefill_seconds * (settings.serving_batch or 1), memory.weights / replica_bandwidth)
     # one decode step: read the weights once and each running request's KV cache (half-grown on average)
     kv_per_token = kv_cache_bytes_per_token(shape, precision, settings)
     bytes_per_step = memory.weights + batch * (prompt + output / 2) * kv_per_token
