@@ -15,22 +15,22 @@ from advisor.costs import (
     DataCostConfig,
     RequestShape,
     data_cost,
-    default_utilisation,
     estimate_serving,
     estimate_training,
     param_counts,
 )
+from advisor.costs.bands import cost_band, fit_verdict, truth_band
 from advisor.costs.memory import (
-    ADAPTER_BYTES_PER_PARAM,
-    DEFAULT_QUANTIZATION,
     LOSS_FP32_COPIES,
-    NF4_BYTES_PER_PARAM,
     PRECISIONS,
+    QUANTIZED_BYTES_PER_PARAM,
+    adapter_bytes_per_param,
     check_lora,
     default_precision,
     usable_memory,
 )
 from advisor.costs.serving import HOURS_PER_MONTH
+from advisor.costs.settings import ServingSettings, TrainingSettings
 from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
 from harness import catalog
 from harness.strategies import STRATEGIES, traits
@@ -67,6 +67,8 @@ class Plan:
     monthly_requests: int
     request: RequestShape
     data_config: DataCostConfig
+    settings: TrainingSettings = TrainingSettings()
+    serving: ServingSettings = ServingSettings()
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -110,24 +112,42 @@ def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
             precision=plan.precision,
             lora_targets=plan.lora_targets,
             gradient_checkpointing=checkpointing_for(plan, strategy),
-            utilisation=default_utilisation("training", t.utilisation_key),
+            settings=plan.settings,
         )
         if t.memory_method and t.utilisation_key
         else None
     )
-    serving = estimate_serving(plan.shape, t.serving_method, plan.gpu, plan.monthly_requests, request=plan.request)
+    serving = estimate_serving(
+        plan.shape, t.serving_method, plan.gpu, plan.monthly_requests, request=plan.request, settings=plan.serving
+    )
     data = data_cost(examples_needed(strategy, plan), plan.data_config)
     train_usd = training.usd if training else 0.0
+    method = t.memory_method
+    peak = (training.per_device_peak if training else serving.memory.total) / GIB
+    peak_band = truth_band(peak, "memory", method if training else None)
+    usable = (training.usable_memory if training else usable_memory(catalog.gpus()[plan.gpu])) / GIB
+    serve_band = cost_band(serving.usd_per_month, "serving_throughput")
+    train_band = truth_band(training.gpu_hours, "time", method) if training else None
     device_kind = "cuda" if catalog.gpus()[plan.gpu]["kind"] == "gpu" else "cpu"
     runs_here = [] if device_kind in t.devices else [f"{t.display_name} needs {device_need(t)}"]
     return {
         "notes": runs_here,
         "trainable_params": training.trainable_params if training else 0,
         "peak_memory_gib": (training.memory.peak if training else serving.memory.total) / GIB,
+        "peak_memory_gib_range": peak_band.as_list(),
         "fits": training.fits if training else serving.fits,
+        "fit": fit_verdict(peak_band, usable),
         "train_gpu_hours": training.gpu_hours if training else 0.0,
+        "train_gpu_hours_range": train_band.as_list() if train_band else [0.0, 0.0],
         "train_usd": train_usd,
+        "train_usd_range": cost_band(train_usd, "time", method).as_list() if training else [0.0, 0.0],
         "serve_usd_per_month": serving.usd_per_month,
+        "serve_usd_per_month_range": serve_band.as_list(),
+        "bands": {
+            "memory": peak_band.source,
+            "time": train_band.source if train_band else None,
+            "serving": serve_band.source,
+        },
         "serve_usd_per_1k_requests": serving.usd_per_1k_requests,
         "data_usd": data.total_usd,
         "first_month_usd": data.total_usd + train_usd + serving.usd_per_month,
@@ -175,7 +195,15 @@ def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
 
     def fits(r):
         needed = r["training"]["gpus_needed"] if r["training"] else r["serving"]["gpus_per_replica"]
-        return "yes" if r["fits"] else f"no ({needed} GPUs)" if needed else "no"
+        return r["fit"] if r["fits"] or r["fit"] != "does not fit" else f"no ({needed} GPUs)" if needed else "no"
+
+    def band(key: str, fmt) -> Any:
+        return col(lambda r: f"{fmt(r[key + '_range'][0])}-{fmt(r[key + '_range'][1])}")
+
+    def train_band(key: str, fmt) -> Any:
+        return col(
+            lambda r: f"{fmt(r[key + '_range'][0])}-{fmt(r[key + '_range'][1])}" if r["training"] else NOT_APPLICABLE
+        )
 
     def gpu_seconds(s):
         return f"{s['replica_seconds_per_request'] * s['gpus_per_replica']:.3g}"
@@ -199,6 +227,7 @@ def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
         ("  KV cache (serving batch)", serve(lambda m: _gib(m["kv_cache"]))),
         ("  prefill + logits (serving)", serve(lambda m: _gib(m["prefill_activations"] + m["logits"]))),
         ("  peak: training / serving", col(lambda r: f"{r['peak_memory_gib']:.2f}")),
+        ("  80 % band (published runs)", band("peak_memory_gib", lambda x: f"{x:.1f}")),
         ("  peak phase", train(lambda t: t["memory_bytes"]["peak_phase"])),
         (f"  fits in {usable_gib:.1f} GiB usable", col(fits)),
         ("TRAINING", []),
@@ -207,7 +236,9 @@ def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
         ("  utilisation (sources below)", train(lambda t: f"{t['utilisation']['value']:.2f}")),
         ("  gradient checkpointing", train(lambda t: "on" if t["gradient_checkpointing"] else "off")),
         ("  GPU-hours", train(lambda t: f"{t['train_gpu_hours']:.3g}")),
+        ("  GPU-hours, 80 % band", train_band("train_gpu_hours", lambda x: f"{x:.3g}")),
         ("  cost", train(lambda t: _usd(t["train_usd"]))),
+        ("  cost, 80 % band", train_band("train_usd", _usd)),
         ("SERVING", []),
         ("  prompt + output tokens", col(lambda r: tokens(r["serving"]))),
         ("  requests decoded together", col(lambda r: str(r["serving"]["batch"]))),
@@ -216,6 +247,7 @@ def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
         ("  requests per replica-hour", col(lambda r: _count(r["serving"]["requests_per_replica_hour"]))),
         ("  GPUs", col(lambda r: str(r["serving"]["gpus"]))),
         ("  cost per month", col(lambda r: _usd(r["serve_usd_per_month"]))),
+        ("  cost per month, 80 % band", band("serve_usd_per_month", _usd)),
         ("  cost per 1k requests", col(lambda r: _usd(r["serve_usd_per_1k_requests"]))),
         ("DATA", []),
         ("  labelled examples", col(lambda r: f"{r['data']['examples']:,}")),
@@ -232,18 +264,42 @@ def _assumptions(plan: Plan, results: dict, usable_gib: float, device: dict) -> 
         return f"{utilisation['value']:.2f} ({utilisation['source']})"
 
     lines = [
-        "every training example is seq-len tokens long, padding included: tokens = examples x seq-len x epochs",
+        (
+            f"training examples average {plan.settings.mean_seq_len} tokens (--mean-seq-len; tokens = examples x mean x "
+            "epochs), the longest batch is seq-len (memory); the devices also compute on padding unless packed"
+            if plan.settings.mean_seq_len
+            else "every training example is seq-len tokens long: tokens = examples x seq-len x epochs (give "
+            "--mean-seq-len for time and tokens of shorter examples)"
+        ),
         f"precision '{plan.precision}': {p.weight:g} + {p.gradient:g} + {p.master_weight:g} + {p.optimizer:g} = "
         f"{p.trained_param:g} B per trained parameter (weights + gradients + fp32 master + Adam; "
         f"{PRECISION_MEANING[plan.precision]}), {p.frozen_weight:g} B per frozen one, {p.activation:g} B per "
-        "activation; LoRA adapters "
-        f"fp32 + Adam, {ADAPTER_BYTES_PER_PARAM} B each; QLoRA stores the blocks' matrices in NF4 "
-        f"with double quantisation, as the harness does ({NF4_BYTES_PER_PARAM[DEFAULT_QUANTIZATION] * 8:.3g} bits "
-        "per weight), embeddings and lm_head in 16 bits",
+        f"activation; LoRA adapters {plan.settings.adapter_dtype} + Adam, "
+        f"{adapter_bytes_per_param(plan.settings):.3g} B each; QLoRA stores the blocks' matrices in "
+        f"{plan.settings.quantization} ({QUANTIZED_BYTES_PER_PARAM[plan.settings.quantization] * 8:.3g} bits per "
+        "weight), embeddings and lm_head in 16 bits",
+        f"recipe: optimizer {plan.settings.optimizer}"
+        + (" stepped in the backward pass" if plan.settings.optimizer_in_backward else "")
+        + f", {plan.settings.loss} loss, gradient accumulation {plan.settings.gradient_accumulation}"
+        + (", packed" if plan.settings.packing else ", unpacked (batches padded to their longest)")
+        + (f", mean length {plan.settings.mean_seq_len}" if plan.settings.mean_seq_len else "")
+        + (", torch.compile" if plan.settings.compile else "")
+        + (", activation offload" if plan.settings.activation_offload else "")
+        + (", FP8" if plan.settings.fp8 else "")
+        + (f", {plan.settings.gpus} GPUs" if plan.settings.gpus else ""),
+        "bands: the 10th-90th percentile of predicted / measured on published runs "
+        "(data/catalog/estimate_bands.yaml, bench/published_validation.py): "
+        + "; ".join(
+            f"{name} {src}"
+            for name, src in next((r for r in results.values() if r["training"]), next(iter(results.values())))[
+                "bands"
+            ].items()
+            if src is not None
+        ),
         "activations: what Hugging Face transformers' decoder layers keep with SDPA attention (no seq x seq scores, "
         f"fp32 RMSNorm inputs); logits and loss (bytes per activation + {4 * LOSS_FP32_COPIES}) x vocab per token; "
         "gradient checkpointing keeps each layer's input and rebuilds one layer at a time",
-        f"fits: predicted peak of allocated memory <= {usable_gib:.1f} GiB, the usable share of "
+        f"fits: the peak's band against {usable_gib:.1f} GiB, the usable share of "
         f"{device['memory_gib']} GiB "
         f"(CUDA context, allocator fragmentation)",
         "training FLOPs per token: 2N forward + 2N input gradients + 2 x trained parameters for weight gradients "
@@ -309,6 +365,12 @@ def render_text(plan: Plan, results: dict) -> str:
     return "\n".join(lines + (["", "Notes:"] + notes if notes else []))
 
 
+def pick(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``values`` that are fields of dataclass ``cls``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
+
+
 @click.command(cls=OneLineUsageErrors)
 @click.option("--model", required=True, help="A model name from data/catalog/models.yaml (or its Hugging Face id).")
 @click.option(
@@ -365,6 +427,8 @@ def render_text(plan: Plan, results: dict) -> str:
     show_default=True,
     help="Tokens generated per request.",
 )
+@dataclass_options(TrainingSettings)
+@dataclass_options(ServingSettings)
 @dataclass_options(DataCostConfig)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @user_errors
@@ -384,7 +448,7 @@ def estimate(
     input_tokens: int,
     output_tokens: int,
     as_json: bool,
-    **data_fields: Any,
+    **fields: Any,
 ) -> None:
     """Estimate memory, training, serving and data costs of each approach for a model on a device, before any run."""
     device = catalog.check_gpu(gpu, where="--gpu")
@@ -407,7 +471,9 @@ def estimate(
         gradient_checkpointing=gradient_checkpointing,
         monthly_requests=monthly_requests,
         request=RequestShape(input_tokens=input_tokens, output_tokens=output_tokens),
-        data_config=DataCostConfig(**data_fields),
+        data_config=DataCostConfig(**pick(DataCostConfig, fields)),
+        settings=TrainingSettings(**pick(TrainingSettings, fields)),
+        serving=ServingSettings(**pick(ServingSettings, fields)),
     )
     if method and plan.gradient_checkpointing is None:  # one method: say what it does, not "its default"
         plan = dataclasses.replace(plan, gradient_checkpointing=checkpointing_for(plan, method))

@@ -26,7 +26,7 @@ from advisor.costs import (
     gpu_hours_usd,
     measured_training,
 )
-from advisor.costs.compute import catalog_gpu_for
+from advisor.costs.compute import catalog_gpu_for, training_utilisation
 from advisor.costs.data_cost import DataCostConfig
 from advisor.costs.serving import HOURS_PER_MONTH
 from harness import catalog
@@ -211,7 +211,7 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
         measured = measured_training(record)
         if measured:
             key = measured.utilisation_key
-            util = calibrated.get(key) or default_utilisation("training", key)
+            util = calibrated.get(key) or training_utilisation(key, measured.tokens_per_step_per_gpu)
             utilisations[key] = Utilisation(round(util.value, 4), util.source)
             precision = "bf16" if gpu.get("supports_bf16") else "fp32"
             costs.train_gpu_hours = gpu_hours(measured.flops, gpu, precision, util.value)

@@ -22,7 +22,7 @@ Measured, per run:
   tensors leave the RSS (bench/README.md: without it glibc keeps 10-140 % more resident);
 - step time: finetune's ``step_seconds_median``, the median wall time of optimizer steps 2..N (CUDA synchronised).
 
-Predicted: ``advisor.costs.memory.training_memory(..., precision="bf16" on CUDA / "fp32" on CPU, fused_adamw=True,
+Predicted: ``advisor.costs.memory.training_memory(..., precision="bf16" on CUDA / "fp32" on CPU, settings=TrainingSettings(optimizer="adamw-fused"),
 loss_tokens_per_sequence=None)`` and, for time, ``advisor.costs.training.estimate_training`` for one optimizer step
 (batch x seq tokens) on catalog device --gpu at the catalog's default utilisation for the method.
 
@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))  # runs from a checkout without installing
 
 from advisor.costs.compute import SECONDS_PER_HOUR, peak_flops
 from advisor.costs.memory import training_memory
+from advisor.costs.settings import TrainingSettings
 from advisor.costs.shapes import ModelShape, check_lora_targets, lora_trainable_params, param_counts
 from advisor.costs.training import estimate_training
 from harness import catalog
@@ -231,10 +232,10 @@ def predict(model: str, method: str, args, precision: str, gpu: str) -> dict:
         lora_targets=targets,
         lora_dropout=args.lora_dropout,
         loss_tokens_per_sequence=None,
-        fused_adamw=True,
+        settings=TrainingSettings(optimizer="adamw-fused"),
     )
     # one optimizer step = one "epoch" over batch_size examples; estimate_training's memory is what the `advisor
-    # estimate` CLI prints (torch's foreach AdamW), kept beside the fused one the harness's Trainer uses
+    # estimate` CLI prints (its defaults: fused AdamW too)
     plan = estimate_training(
         shape,
         method,
@@ -368,7 +369,7 @@ def markdown(rows: list[dict], args, meta: dict, total_runs: int) -> str:
             f"{', CUDA synchronised' if on_cuda else ''})"
         ),
         (
-            f'- Predicted peak: `advisor.costs.memory.training_memory(precision="{precision}", fused_adamw=True, '
+            f'- Predicted peak: `advisor.costs.memory.training_memory(precision="{precision}", optimizer adamw-fused, '
             "loss_tokens_per_sequence=None)`; predicted step: `advisor.costs.training.estimate_training`'s FLOPs for "
             f"batch x seq tokens / ({args.gpu} peak {meta['peak_tflops']:g} TFLOP/s {precision} x the catalog's "
             "default utilisation for the method); implied utilisation: the utilisation that would have predicted "

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.costs.compute import peak_flops
 from advisor.costs import ServingSettings, TrainingSettings, estimate_serving, estimate_training
+from advisor.costs.compute import peak_flops
 from advisor.costs.serving import RequestShape
 from advisor.costs.shapes import ModelShape
 from harness import catalog
@@ -452,4 +452,3 @@ def evaluate(runs: list[dict[str, Any]]) -> list[Row]:
             training_row(run, row)
         rows.append(row)
     return expand(rows)
-

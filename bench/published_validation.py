@@ -40,9 +40,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from published_rows import MEMORY_UNITS, Row, catalog_gpu, catalog_model, evaluate  # noqa: E402
+from published_rows import MEMORY_UNITS, Row, catalog_gpu, catalog_model, evaluate
 
-from harness import catalog  # noqa: E402
+from harness import catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "bench" / "published_runs.yaml"
@@ -184,10 +184,15 @@ def report(rows: list[Row], command: str, fit_notes: Sequence[str] = ()) -> str:
         "|---|---|---|---|",
     ]
     for component in COMPONENTS:
-        columns = [targets(component, summary) for summary in (overall[component], fitted[component], holdout[component])]
+        columns = [
+            targets(component, summary) for summary in (overall[component], fitted[component], holdout[component])
+        ]
         names = next(column for column in columns if len(column) > 1 or "any target" not in column[0][0])
         for i, (name, _) in enumerate(names):
-            cells = [column[i][1] if len(column) > i and "any target" not in column[0][0] else column[0][1] for column in columns]
+            cells = [
+                column[i][1] if len(column) > i and "any target" not in column[0][0] else column[0][1]
+                for column in columns
+            ]
             lines.append(f"| {name} | {' | '.join(cells)} |")
     lines += ["", "## Per row", "", *ROW_HEADER]
     lines += [row_line(row) for row in sorted(done, key=lambda r: (r.component, r.source, r.id))]
@@ -232,9 +237,7 @@ def catalog_values(values: dict[tuple[str, str, str], float]):
             table[section][key][name] = value
 
 
-def fit_training(
-    rows: Sequence[Row], leave_out: str = HOLDOUT
-) -> tuple[dict[tuple[str, str, str], float], list[str]]:
+def fit_training(rows: Sequence[Row], leave_out: str = HOLDOUT) -> tuple[dict[tuple[str, str, str], float], list[str]]:
     """Least squares on log utilisation: log u = log u_max[method] + log(T / (T + half)) + compile log c
     + fp8 log f - e log gpus, linear in everything but ``half``, which is searched on a log grid."""
     points = [
@@ -242,6 +245,7 @@ def fit_training(
     ]
     methods = sorted({p["method"] for p in points})
     measured = np.array([p["flops"] / (p["seconds"] * p["gpus"] * p["peak"]) for p in points])
+
     def solve(spread: bool) -> tuple[float, float, Any]:
         best: tuple[float, float, Any] | None = None
         for half in np.geomspace(100, 200_000, 400):
@@ -314,9 +318,11 @@ def write_fit(values: dict[tuple[str, str, str], float], sources: dict[str, str]
             rf"(^{section}:\n(?:.*\n)*?  {re.escape(key)}:\n    {name}: )[^\n]*(\n    source: )[^\n]*(\n    date: )[^\n]*",
             re.MULTILINE,
         )
+        source = yaml.safe_dump(sources[section], width=10_000).strip()
         text, count = pattern.subn(
-            lambda m: f"{m.group(1)}{value}{m.group(2)}{yaml.safe_dump(sources[section], width=10_000).strip()}"
-            f"{m.group(3)}\"{dt.date.today().isoformat()}\"",
+            lambda m, value=value, source=source: (
+                f'{m.group(1)}{value}{m.group(2)}{source}{m.group(3)}"{dt.date.today().isoformat()}"'
+            ),
             text,
             count=1,
         )

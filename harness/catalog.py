@@ -48,6 +48,12 @@ def utilisation() -> dict:
     return _load("utilisation")
 
 
+def estimate_bands() -> dict[str, dict]:
+    """data/catalog/estimate_bands.yaml: the spread of the estimator's predicted / measured ratios on published runs,
+    per compared quantity and training method (written by bench/published_validation.py --fit)."""
+    return _load("estimate_bands").get("bands", {})
+
+
 def api_prices() -> dict[str, dict]:
     """data/catalog/api_prices.yaml: hosted models' per-token list prices, keyed by the provider's model id."""
     return _load("api_prices").get("models", {})

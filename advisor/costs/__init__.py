@@ -23,8 +23,8 @@ from advisor.costs.compute import (
 from advisor.costs.data_cost import DataCost, DataCostConfig, data_cost, data_cost_config
 from advisor.costs.inference_memory import inference_memory
 from advisor.costs.memory import MEMORY_METHODS, PRECISIONS, training_memory
-from advisor.costs.settings import ServingSettings, TrainingSettings
 from advisor.costs.serving import SERVING_METHODS, RequestShape, ServingEstimate, estimate_serving
+from advisor.costs.settings import ServingSettings, TrainingSettings
 from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from advisor.costs.training import TrainingEstimate, estimate_training
 

@@ -173,6 +173,7 @@ class MeasuredTraining:
     precision: str
     gpu: str | None  # the catalog entry of the hardware it ran on
     devices: int = 1  # GPUs it trained on at once (processes on one CPU machine share it: 1)
+    tokens_per_step_per_gpu: float = 0.0  # what the utilisation curve is a function of
 
     @property
     def device_seconds(self) -> float:
@@ -206,6 +207,7 @@ def measured_training(record: RunRecord) -> MeasuredTraining | None:
         precision=train.precision or ("bf16" if hardware.on_cuda else "fp32"),
         gpu=catalog_gpu_for(hardware),
         devices=train.num_processes if hardware.on_cuda else 1,
+        tokens_per_step_per_gpu=train.tokens_trained / max(1, train.optimizer_steps) / max(1, train.num_processes),
     )
 
 

@@ -49,15 +49,18 @@ def kv_cache_bytes_per_token(
     return shape.num_layers * 2 * shape.kv_dim * element
 
 
-def served_weight_bytes(shape: ModelShape, precision: str = "bf16", settings: ServingSettings = ServingSettings()) -> float:
+def served_weight_bytes(
+    shape: ModelShape, precision: str = "bf16", settings: ServingSettings = ServingSettings()
+) -> float:
     """The weights as served: the blocks' linear layers in ``settings.weight_precision``, the rest 16-bit."""
     counts = param_counts(shape)
     frozen = check_precision(precision).frozen_weight
     if settings.weight_precision not in QUANTIZED_WEIGHT_BYTES:
         return counts.total * frozen
-    return counts.block_linear * QUANTIZED_WEIGHT_BYTES[settings.weight_precision] + (
-        counts.total - counts.block_linear
-    ) * frozen
+    return (
+        counts.block_linear * QUANTIZED_WEIGHT_BYTES[settings.weight_precision]
+        + (counts.total - counts.block_linear) * frozen
+    )
 
 
 def inference_memory(

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from advisor.costs.compute import default_utilisation
-from advisor.costs.settings import DEFAULT_QUANTIZATION, TrainingSettings
+from advisor.costs.settings import TrainingSettings
 from advisor.costs.shapes import HEAD_MODULE, ModelShape, check_lora_targets, lora_trainable_params, param_counts
 from harness.errors import UserError
 from harness.strategies import STRATEGIES, traits

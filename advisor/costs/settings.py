@@ -159,7 +159,9 @@ class ServingSettings:
     )
     weight_precision: str = field(
         default="bf16",
-        metadata=doc("Served weights: bf16, fp8 (1 byte) or int4 (AWQ/GPTQ: 4 bits + scales).", choices=WEIGHT_PRECISIONS),
+        metadata=doc(
+            "Served weights: bf16, fp8 (1 byte) or int4 (AWQ/GPTQ: 4 bits + scales).", choices=WEIGHT_PRECISIONS
+        ),
     )
     kv_cache_dtype: str = field(
         default="bf16", metadata=doc("KV cache elements: bf16 (2 bytes) or fp8 (1 byte).", choices=KV_CACHE_DTYPES)

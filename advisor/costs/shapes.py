@@ -89,8 +89,7 @@ def check_lora_targets(targets: str | Sequence[str], *, where: str = "lora targe
     for name in unique:
         if name != "all-linear" and name not in known:
             raise UserError(
-                f"{where}: unknown module '{name}'{closest(name, known)}; "
-                f"choose from: {', '.join(known)} or all-linear"
+                f"{where}: unknown module '{name}'{closest(name, known)}; choose from: {', '.join(known)} or all-linear"
             )
     if not unique:
         raise UserError(f"{where}: no module listed; name at least one of: {', '.join(known)}")

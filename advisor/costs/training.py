@@ -203,8 +203,7 @@ def estimate_training(
         )
     elif fewest > 1 and not settings.gpus:
         notes.append(
-            f"does not fit one {gpu}: needs {fewest} with FSDP/ZeRO-3 sharding "
-            f"({hours / fewest:.3g} h wall-clock)"
+            f"does not fit one {gpu}: needs {fewest} with FSDP/ZeRO-3 sharding ({hours / fewest:.3g} h wall-clock)"
         )
     if settings.gpus and per_device_peak > usable:
         notes.append(f"does not fit {settings.gpus} x {gpu}: {per_device_peak / GIB:.1f} GiB per device")

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from advisor.costs import Utilisation, calibrate_utilisation, estimate_training, training_flops
+from advisor.costs import TrainingSettings, Utilisation, calibrate_utilisation, estimate_training, training_flops
 from advisor.costs.compute import catalog_gpu_for, gpu_hours_usd, peak_flops
 from harness import catalog
 from harness.errors import UserError
@@ -65,9 +65,20 @@ def test_time_is_flops_over_peak_times_utilisation():
     assert estimate.utilisation.source == "test"
 
 
-def test_default_utilisation_says_where_it_comes_from():
+def test_default_utilisation_is_the_catalog_curve_at_the_jobs_tokens_per_step():
     estimate = estimate_training("llama-3.2-1b", "lora", "a10g", 100, 256, 1, 4)
-    assert estimate.utilisation.source.startswith("default:") and "http" in estimate.utilisation.source
+    entries = catalog.utilisation()["training"]
+    u_max, half = entries["lora"]["u_max"], entries["tokens_half"]["value"]
+    assert estimate.utilisation.value == pytest.approx(u_max * 1024 / (1024 + half))  # 4 x 256 tokens a step
+    assert estimate.utilisation.source.startswith("curve:") and "utilisation.yaml" in estimate.utilisation.source
+    bigger = estimate_training(
+        "llama-3.2-1b", "lora", "a10g", 100, 256, 1, 4, settings=TrainingSettings(gradient_accumulation=8)
+    )
+    assert bigger.utilisation.value > estimate.utilisation.value  # more tokens per optimizer step
+    compiled = estimate_training(
+        "llama-3.2-1b", "lora", "a10g", 100, 256, 1, 4, settings=TrainingSettings(compile=True)
+    )
+    assert compiled.utilisation.value == pytest.approx(estimate.utilisation.value * entries["compile_factor"]["value"])
 
 
 def _record(
@@ -165,15 +176,15 @@ def test_bad_inputs_are_user_errors():
 def test_too_big_for_one_gpu_reports_how_many_sharded_gpus():
     estimate = estimate_training("llama-3.1-70b", "full", "h100-sxm", 1000, 512, 1, 1, gradient_checkpointing=True)
     assert not estimate.fits
-    # the harness's pure bf16 (the default on a bf16 GPU), sharded over n GPUs: weights 2 + AdamW m, v 4 + (at the
-    # step) gradients 2 + foreach AdamW's bf16 sqrt(v) 2 = 10 B per parameter; 70.55e9 x 10 / n <= 77.3e9 B usable
-    # (0.9 x 80 GiB) -> n = 10 (with ZeRO's mixed precision, 20 B per parameter: 19)
+    # the harness's pure bf16 (the default on a bf16 GPU) with fused AdamW (the Trainer's), sharded over n GPUs:
+    # weights 2 + AdamW m, v 4 + (at the step) gradients 2 = 8 B per parameter; 70.55e9 x 8 / n <= 77.3e9 B usable
+    # (0.9 x 80 GiB) -> n = 8 (with ZeRO's mixed precision, 16 B per parameter: 15)
     assert estimate.precision == "bf16"
-    assert estimate.gpus_needed == 10
+    assert estimate.gpus_needed == 8
     mixed = estimate_training(
         "llama-3.1-70b", "full", "h100-sxm", 1000, 512, 1, 1, gradient_checkpointing=True, precision="mixed"
     )
-    assert mixed.gpus_needed == 19
+    assert mixed.gpus_needed == 15
     assert "FSDP/ZeRO-3" in estimate.notes[0]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from advisor.costs.inference_memory import inference_memory, kv_cache_bytes_per_token
 from advisor.costs.memory import NF4_BYTES_PER_PARAM, PRECISIONS, training_memory
-from advisor.costs.settings import TrainingSettings
+from advisor.costs.settings import TrainingSettings, split_settings
 from advisor.costs.shapes import ModelShape, param_counts
 
 GB = 1e9
@@ -155,7 +155,8 @@ PUBLISHED_PEAKS = [
     "what, model, method, settings, measured, source", PUBLISHED_PEAKS, ids=[case[0] for case in PUBLISHED_PEAKS]
 )
 def test_predicted_peak_within_25_percent_of_published_measurement(what, model, method, settings, measured, source):
-    predicted = training_memory(ModelShape.from_catalog(model), method, **settings).peak
+    kwargs, recipe = split_settings(settings)
+    predicted = training_memory(ModelShape.from_catalog(model), method, settings=recipe, **kwargs).peak
     assert 0.75 <= predicted / measured <= 1.25, (
         f"{what}: predicted {predicted / GB:.2f} GB, measured {measured / GB:.2f} GB ({source})"
     )
@@ -208,9 +209,10 @@ def test_activations_match_what_autograd_saves_in_the_harness_on_cpu():
 
 def test_harness_settings_logits_window_and_fused_adamw():
     shape = ModelShape.from_catalog("smollm2-135m-instruct")
-    every = training_memory(shape, "full", batch_size=8, seq_len=256, precision="fp32")
-    window = training_memory(
-        shape, "full", batch_size=8, seq_len=256, precision="fp32", loss_tokens_per_sequence=7, fused_adamw=True
+    foreach = TrainingSettings(optimizer="adamw")
+    every = training_memory(shape, "full", batch_size=8, seq_len=256, precision="fp32", settings=foreach)
+    window = training_memory(  # the defaults: fused AdamW, as the Trainer
+        shape, "full", batch_size=8, seq_len=256, precision="fp32", loss_tokens_per_sequence=7
     )
     assert every.logits_and_loss == 8 * 256 * shape.vocab_size * (4 + 12)
     assert window.logits_and_loss == 8 * 7 * shape.vocab_size * (4 + 12)

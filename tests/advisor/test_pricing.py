@@ -48,9 +48,9 @@ def test_training_is_projected_from_flops_on_the_deployment_gpu():
     util = assumptions.training_utilisation["full"].value
     # full fine-tuning: 6 x N x tokens = 6e14 FLOPs at the bf16 peak x utilisation
     expected_hours = 6e14 / (gpu["peak_tflops_bf16_dense"] * 1e12 * util) / 3600
-    assert costs.train_gpu_hours == pytest.approx(expected_hours, rel=1e-6)
-    assert costs.train_usd == pytest.approx(expected_hours * gpu["usd_per_hour"], rel=1e-6)
-    assert assumptions.training_utilisation["full"].source.startswith("default")
+    assert costs.train_gpu_hours == pytest.approx(expected_hours, rel=1e-3)  # the shown figure is rounded
+    assert costs.train_usd == pytest.approx(expected_hours * gpu["usd_per_hour"], rel=1e-3)
+    assert assumptions.training_utilisation["full"].source.startswith("curve")
     # measured on the 2-core CPU entry: its wall clock at that entry's price
     cpu = catalog.gpus()["cpu-2core"]
     assert costs.train_usd_measured_hardware == pytest.approx(600 / 3600 * cpu["usd_per_hour"])

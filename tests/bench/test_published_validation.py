@@ -26,7 +26,7 @@ def test_report_runs(tmp_path: Path) -> None:
     out = tmp_path / "report.md"
     assert pv.main(["--out", str(out)]) == 0
     text = out.read_text()
-    assert "Holdout (`torchtune`" in text and "## Not expressible" in text
+    assert "Holdout (`lmdeploy`" in text and "## Not expressible" in text
     rows = pv.evaluate(pv.yaml.safe_load(pv.RUNS.read_text())["runs"])
     done = [row for row in rows if row.ratio is not None]
     assert done and all(row.ratio > 0 for row in done)

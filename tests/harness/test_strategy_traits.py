@@ -48,7 +48,7 @@ def test_every_strategy_declares_every_trait(name):
 def test_the_utilisation_catalog_has_every_training_strategys_default(name):
     entry = catalog.utilisation()["training"].get(traits(name).utilisation_key)
     assert entry, f"data/catalog/utilisation.yaml: training.{traits(name).utilisation_key} is missing"
-    assert 0 < float(entry["value"]) < 1 and entry["source"] and entry["date"]
+    assert 0 < float(entry["u_max"]) < 1 and entry["source"] and entry["date"]
 
 
 def test_names_and_colours_tell_strategies_apart():
