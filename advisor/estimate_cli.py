@@ -265,8 +265,8 @@ def _assumptions(plan: Plan, results: dict, usable_gib: float, device: dict) -> 
 
     lines = [
         (
-            f"training examples average {plan.settings.mean_seq_len} tokens (--mean-seq-len; tokens = examples x mean x "
-            "epochs), the longest batch is seq-len (memory); the devices also compute on padding unless packed"
+            f"training examples average {plan.settings.mean_seq_len} tokens (--mean-seq-len; tokens = examples x "
+            "mean x epochs), the longest batch is seq-len (memory); the devices also compute on padding unless packed"
             if plan.settings.mean_seq_len
             else "every training example is seq-len tokens long: tokens = examples x seq-len x epochs (give "
             "--mean-seq-len for time and tokens of shorter examples)"

@@ -22,7 +22,7 @@ Measured, per run:
   tensors leave the RSS (bench/README.md: without it glibc keeps 10-140 % more resident);
 - step time: finetune's ``step_seconds_median``, the median wall time of optimizer steps 2..N (CUDA synchronised).
 
-Predicted: ``advisor.costs.memory.training_memory(..., precision="bf16" on CUDA / "fp32" on CPU, settings=TrainingSettings(optimizer="adamw-fused"),
+Predicted: ``advisor.costs.memory.training_memory(..., precision="bf16" on CUDA / "fp32" on CPU, fused AdamW,
 loss_tokens_per_sequence=None)`` and, for time, ``advisor.costs.training.estimate_training`` for one optimizer step
 (batch x seq tokens) on catalog device --gpu at the catalog's default utilisation for the method.
 

@@ -31,8 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
-from advisor.costs import default_utilisation, training_flops, training_memory
-from advisor.costs.compute import MeasuredTraining, catalog_gpu_for, peak_flops, pool_utilisation
+from advisor.costs import training_flops, training_memory
+from advisor.costs.compute import MeasuredTraining, catalog_gpu_for, peak_flops, pool_utilisation, training_utilisation
 from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from harness import catalog
 from harness.record import Hardware, MemoryKind
@@ -153,8 +153,7 @@ def predict(shape: ModelShape, method: str, batch: int, seq_len: int, checkpoint
         lora_dropout=lora.dropout,
         gradient_checkpointing=checkpointing,
         loss_tokens_per_sequence=ANSWER_TOKENS + 1,  # logits_to_keep = answer window + 1
-        fused_adamw=True,
-    )  # the Trainer's default optimizer: adamw_torch_fused
+    )  # the default optimizer is the Trainer's: adamw_torch_fused
     total = param_counts(shape).total
     adapters = lora_trainable_params(shape, lora.rank, lora.target_modules) if method == "lora" else 0
     flops = training_flops(
@@ -220,7 +219,7 @@ def table(rows: list, steps: int, started_load: float) -> str:
         )
         line += f"{'':>10}|"
         if gpu and peak:
-            default = flops / (peak * default_utilisation("training", method).value)
+            default = flops / (peak * training_utilisation(method, batch * seq_len).value)
             calib = flops / (peak * calibrated[method].value)
             line += f"{default:>8.3g}{default / m['step_seconds']:>7.2f}{calib:>8.3g}{calib / m['step_seconds']:>7.2f}"
         else:
@@ -233,8 +232,7 @@ def table(rows: list, steps: int, started_load: float) -> str:
             f"{peak / 1e12:g} TFLOP/s x utilisation); utilisation:"
         )
         for method in ("full", "lora"):
-            default = default_utilisation("training", method)
-            lines.append(f"  pred,  {method}: {default.value:.3f}, catalog {default.source.split(',')[0]}")
+            lines.append(f"  pred,  {method}: the catalog curve at each row's tokens per step (utilisation.yaml)")
             lines.append(f"  calib, {method}: {calibrated[method].value:.3f}, {calibrated[method].source}")
     else:
         lines.append("step time: this device matches no entry of data/catalog/gpus.yaml, so nothing is predicted")

@@ -17,7 +17,8 @@ efficiencies (grid search on log ratio) on every source except the holdout, writ
 data/catalog/utilisation.yaml with the rows they came from, and writes data/catalog/estimate_bands.yaml: the 10th
 and 90th percentile of predicted / measured per component, over all rows, which every estimate turns into its band.
 **Holdout: lmdeploy** (serving: throughput and TTFT) - never used to fit; reported apart. Training sources are
-checked leave-one-source-out as well: the curve refitted without a source, then that source predicted. Pure Python + numpy; a few seconds.
+checked leave-one-source-out as well: the curve refitted without a source, then that source predicted.
+Pure Python + numpy; a few seconds.
 """
 
 from __future__ import annotations
@@ -313,19 +314,16 @@ def fit_serving(runs: list[dict[str, Any]]) -> tuple[dict[tuple[str, str, str], 
 def write_fit(values: dict[tuple[str, str, str], float], sources: dict[str, str]) -> None:
     """Rewrite the fitted numbers and their source lines in utilisation.yaml, leaving its comments alone."""
     text = UTILISATION.read_text()
+    today = dt.date.today().isoformat()
     for (section, key, name), value in values.items():
-        pattern = re.compile(
-            rf"(^{section}:\n(?:.*\n)*?  {re.escape(key)}:\n    {name}: )[^\n]*(\n    source: )[^\n]*(\n    date: )[^\n]*",
-            re.MULTILINE,
-        )
+        entry = rf"(^{section}:\n(?:.*\n)*?  {re.escape(key)}:\n    {name}: )[^\n]*"
+        pattern = re.compile(entry + r"(\n    source: )[^\n]*(\n    date: )[^\n]*", re.MULTILINE)
         source = yaml.safe_dump(sources[section], width=10_000).strip()
-        text, count = pattern.subn(
-            lambda m, value=value, source=source: (
-                f'{m.group(1)}{value}{m.group(2)}{source}{m.group(3)}"{dt.date.today().isoformat()}"'
-            ),
-            text,
-            count=1,
-        )
+
+        def replace(m: re.Match[str], value: float = value, source: str = source) -> str:
+            return f'{m.group(1)}{value}{m.group(2)}{source}{m.group(3)}"{today}"'
+
+        text, count = pattern.subn(replace, text, count=1)
         if count != 1:
             raise SystemExit(f"{UTILISATION}: no entry {section}.{key}.{name} to rewrite")
     UTILISATION.write_text(text)

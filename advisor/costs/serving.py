@@ -5,12 +5,13 @@ decode (one forward pass per output token; each step reads every weight and the 
 from memory, so it is bandwidth-bound until the batch is large enough to be compute-bound). Continuous
 batching (vLLM-style) decodes up to ``max_batch`` requests together, as many as their KV caches fit.
 A model that does not fit on one device is split over several (tensor parallel, assumed to scale
-perfectly). Time to first token (TTFT) is one request's prefill on an idle replica (with a fixed serving batch: the prefill
-of that many requests arriving together): the larger of its FLOPs at the prefill efficiency and one read of the
-weights at the decode efficiency; queueing under steady load is not modelled. Fine-tuned weights are served in 16 bits: LoRA adapters merged into them, as the harness does; a
-QLoRA adapter merged into a 16-bit copy of its base, the usual deployment (the harness measures it unmerged on
-the 4-bit base, since merging into 4-bit weights would round the update away). So every approach serves the
-same base network; they differ in prompt length.
+perfectly). Time to first token (TTFT) is one request's prefill on an idle replica (with a fixed serving batch:
+the prefill of that many requests arriving together): the larger of its FLOPs at the prefill efficiency and one
+read of the weights at the decode efficiency; queueing under steady load is not modelled. Fine-tuned weights are
+served in 16 bits unless the settings say otherwise: LoRA adapters merged into them, as the harness does; a QLoRA
+adapter merged into a 16-bit copy of its base, the usual deployment (the harness measures it unmerged on the 4-bit
+base, since merging into 4-bit weights would round the update away). So every approach serves the same base
+network; they differ in prompt length.
 
 Serving methods (a strategy names its own in its traits): prompt = instruction and worked examples in every
 prompt; rag = instruction and retrieved chunks, plus embedding the query; fine-tuned = the message alone.
