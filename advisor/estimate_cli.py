@@ -20,6 +20,7 @@ from advisor.costs import (
     estimate_training,
     param_counts,
 )
+from advisor.costs.job_overhead import assumption_lines as job_overhead_lines
 from advisor.costs.memory import (
     ADAPTER_BYTES_PER_PARAM,
     DEFAULT_QUANTIZATION,
@@ -127,6 +128,8 @@ def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
         "fits": training.fits if training else serving.fits,
         "train_gpu_hours": training.gpu_hours if training else 0.0,
         "train_usd": train_usd,
+        "train_flop_usd": training.flop_usd if training else 0.0,
+        "train_fixed_usd": training.fixed.usd if training else 0.0,
         "serve_usd_per_month": serving.usd_per_month,
         "serve_usd_per_1k_requests": serving.usd_per_1k_requests,
         "data_usd": data.total_usd,
@@ -207,6 +210,9 @@ def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
         ("  utilisation (sources below)", train(lambda t: f"{t['utilisation']['value']:.2f}")),
         ("  gradient checkpointing", train(lambda t: "on" if t["gradient_checkpointing"] else "off")),
         ("  GPU-hours", train(lambda t: f"{t['train_gpu_hours']:.3g}")),
+        ("  fixed seconds per job (below)", train(lambda t: f"{t['fixed_costs']['total_seconds']:.3g}")),
+        ("  cost: compute", train(lambda t: _usd(t["train_flop_usd"]))),
+        ("  cost: fixed per job", train(lambda t: _usd(t["train_fixed_usd"]))),
         ("  cost", train(lambda t: _usd(t["train_usd"]))),
         ("SERVING", []),
         ("  prompt + output tokens", col(lambda r: tokens(r["serving"]))),
@@ -254,6 +260,8 @@ def _assumptions(plan: Plan, results: dict, usable_gib: float, device: dict) -> 
         for method, r in results.items()
         if r["training"]
     ]
+    if any(r["training"] for r in results.values()):
+        lines += job_overhead_lines(plan.gpu)
     lines += [
         f"request tokens: template {request.template_tokens}, instruction {request.instruction_tokens}, "
         f"{request.shots} shots x {request.shot_tokens}, {request.rag_chunks} RAG chunks x {request.chunk_tokens}, "

@@ -14,6 +14,7 @@ from advisor.costs.compute import (
     gpu_hours_usd,
     training_flops,
 )
+from advisor.costs.job_overhead import JobOverhead, job_bytes, job_overhead
 from advisor.costs.memory import (
     DEFAULT_QUANTIZATION,
     MEMORY_METHODS,
@@ -48,8 +49,9 @@ class TrainingEstimate:
     gpus_needed: int | None  # devices with FSDP / ZeRO-3 sharding; None: activations alone overflow one
     flops: TrainingFlops
     utilisation: Utilisation
-    gpu_hours: float
-    usd: float
+    gpu_hours: float  # the FLOP part
+    flop_usd: float  # gpu_hours x $/h
+    fixed: JobOverhead  # start-up, model load, evaluation, save, billing rounding
     notes: tuple[str, ...] = field(default_factory=tuple)
     gradient_checkpointing: bool = False
     lora_targets: tuple[str, ...] = ()  # the adapted modules, each once ('all-linear' spelled out); () for full
@@ -58,6 +60,11 @@ class TrainingEstimate:
     @property
     def fits(self) -> bool:
         return self.memory.peak <= self.usable_memory
+
+    @property
+    def usd(self) -> float:
+        """What the job costs: its FLOPs' part + its fixed part per job."""
+        return self.flop_usd + self.fixed.usd
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +84,10 @@ class TrainingEstimate:
             "utilisation": self.utilisation.as_dict(),
             "train_gpu_hours": self.gpu_hours,
             "train_usd": self.usd,
+            "train_flop_usd": self.flop_usd,
+            "train_fixed_usd": self.fixed.usd,
+            "train_fixed_gpu_hours": self.fixed.gpu_hours,
+            "fixed_costs": self.fixed.as_dict(),
             "notes": list(self.notes),
             "gradient_checkpointing": self.gradient_checkpointing,
             "lora_targets": list(self.lora_targets),
@@ -116,6 +127,7 @@ def estimate_training(
     gradient_checkpointing: bool | None = None,
     gradient_accumulation: int = 1,
     utilisation: Utilisation | None = None,
+    eval_seconds: float | None = None,
 ) -> TrainingEstimate:
     """Plan fine-tuning ``model_shape`` (a ModelShape or a models.yaml name) with memory method ``method`` (full,
     lora, qlora: ``MEMORY_METHODS``) on catalog device ``gpu``: ``examples`` examples of ``seq_len`` tokens
@@ -126,7 +138,8 @@ def estimate_training(
     otherwise); ``lora_targets`` and ``rank`` are checked (``check_lora``: duplicates counted once, 'all-linear'
     anywhere in the list = every linear module, 1 <= rank < the smallest adapted dimension); ``utilisation``
     (a strategy's, from its utilisation key, or calibrate_utilisation's) defaults to
-    data/catalog/utilisation.yaml's training figure under the method's name.
+    data/catalog/utilisation.yaml's training figure under the method's name. ``eval_seconds`` replaces the
+    catalog's evaluation time among the fixed costs per job (advisor.costs.job_overhead).
     """
     for name, value in (
         ("examples", examples),
@@ -183,6 +196,14 @@ def estimate_training(
             f"does not fit one {gpu}: needs {gpus_needed} with FSDP/ZeRO-3 sharding "
             f"(same GPU-hours, {hours / gpus_needed:.3g} h wall-clock)"
         )
+    held = gpus_needed or 1  # devices the job rents: the fixed seconds are paid on each
+    fixed = job_overhead(
+        job_bytes(total, method, trained_params=total if full else adapters, precision=precision),
+        gpu,
+        compute_seconds=hours * 3600 / held,
+        gpus=held,
+        eval_seconds=eval_seconds,
+    )
     return TrainingEstimate(
         model=shape.name,
         method=method,
@@ -197,7 +218,8 @@ def estimate_training(
         flops=flops,
         utilisation=utilisation,
         gpu_hours=hours,
-        usd=gpu_hours_usd(hours, device["usd_per_hour"]),
+        flop_usd=gpu_hours_usd(hours, device["usd_per_hour"]),
+        fixed=fixed,
         notes=tuple(notes),
         gradient_checkpointing=gradient_checkpointing,
         lora_targets=targets,
