@@ -20,6 +20,7 @@ from advisor.costs import (
     param_counts,
 )
 from advisor.costs.bands import cost_band, fit_verdict, truth_band
+from advisor.costs.job_overhead import assumption_lines as job_overhead_lines
 from advisor.costs.memory import (
     LOSS_FP32_COPIES,
     PRECISIONS,
@@ -140,7 +141,12 @@ def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
         "train_gpu_hours": training.gpu_hours if training else 0.0,
         "train_gpu_hours_range": train_band.as_list() if train_band else [0.0, 0.0],
         "train_usd": train_usd,
-        "train_usd_range": cost_band(train_usd, "time", method).as_list() if training else [0.0, 0.0],
+        # the band spreads the compute part; the fixed part per job is added to both ends
+        "train_usd_range": [x + training.fixed.usd for x in cost_band(training.flop_usd, "time", method).as_list()]
+        if training
+        else [0.0, 0.0],
+        "train_flop_usd": training.flop_usd if training else 0.0,
+        "train_fixed_usd": training.fixed.usd if training else 0.0,
         "serve_usd_per_month": serving.usd_per_month,
         "serve_usd_per_month_range": serve_band.as_list(),
         "bands": {
@@ -237,6 +243,9 @@ def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
         ("  gradient checkpointing", train(lambda t: "on" if t["gradient_checkpointing"] else "off")),
         ("  GPU-hours", train(lambda t: f"{t['train_gpu_hours']:.3g}")),
         ("  GPU-hours, 80 % band", train_band("train_gpu_hours", lambda x: f"{x:.3g}")),
+        ("  fixed seconds per job (below)", train(lambda t: f"{t['fixed_costs']['total_seconds']:.3g}")),
+        ("  cost: compute", train(lambda t: _usd(t["train_flop_usd"]))),
+        ("  cost: fixed per job", train(lambda t: _usd(t["train_fixed_usd"]))),
         ("  cost", train(lambda t: _usd(t["train_usd"]))),
         ("  cost, 80 % band", train_band("train_usd", _usd)),
         ("SERVING", []),
@@ -310,6 +319,8 @@ def _assumptions(plan: Plan, results: dict, usable_gib: float, device: dict) -> 
         for method, r in results.items()
         if r["training"]
     ]
+    if any(r["training"] for r in results.values()):
+        lines += job_overhead_lines(plan.gpu)
     lines += [
         f"request tokens: template {request.template_tokens}, instruction {request.instruction_tokens}, "
         f"{request.shots} shots x {request.shot_tokens}, {request.rag_chunks} RAG chunks x {request.chunk_tokens}, "

@@ -21,7 +21,9 @@ def curve_sentence(curve: LearningCurve, pricing: Pricing, arms: list[Arm]) -> s
     largest = next((a for a in arms if a.strategy == curve.strategy and a.variant == variant), None)
     config = pricing.assumptions.data_cost if pricing.assumptions else None
     return curve.sentence(
-        pricing.comparison.task.n_train or curve.max_examples, config, largest.train_usd if largest else None
+        pricing.comparison.task.n_train or curve.max_examples,
+        config,
+        largest.run.costs.train_usd_scaled if largest and largest.train_usd is not None else None,
     )
 
 
@@ -53,7 +55,9 @@ def bigger_model_sentence(pricing: Pricing, arm: Arm) -> str | None:
         pricing.comparison.task.goals.monthly_requests or 0,
         request=request,
     )
-    training = f" ≈ {usd(arm.train_usd * ratio)} of training and" if arm.train_usd else ""
+    # the FLOPs scale with the parameters; the fixed part per job is kept as the measured model's
+    scaled = arm.run.costs.train_usd_scaled(ratio)
+    training = f" ≈ {usd(scaled)} of training and" if scaled else ""
     return (
         f"A bigger base model (the ladder's answer when the task needs a capability the model lacks): {name} "
         f"has {ratio:.1f}x the parameters of {current.name}; as {strategy_name(arm.strategy)} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,9 +131,12 @@ class LearningCurve:
         low, high = np.percentile(curves, BAND_PERCENTILES, axis=0)
         return low, high
 
-    def sentence(self, have: int, config: DataCostConfig | None, largest_run_train_usd: float | None) -> str:
+    def sentence(
+        self, have: int, config: DataCostConfig | None, training_usd: Callable[[float], float | None] | None
+    ) -> str:
         """What the curve says about reaching the goal, with the data (beyond the ``have`` examples at hand)
-        and the training that would cost."""
+        and the training that would cost (``training_usd(ratio)``: the largest run's training at ``ratio`` x its
+        work, ``RunCosts.train_usd_scaled``)."""
         label = f"{strategy_name(self.strategy)} {self.variant}"
         sizes = f"{len(self.points)} runs, {self.points[0].examples:,}–{self.max_examples:,} examples"
         caveat = f" Unreliable: {'; '.join(self.warnings)}." if self.warnings else ""
@@ -153,12 +157,9 @@ class LearningCurve:
             if extra
             else f"within the {count(have)} examples you have"
         )
-        # same epochs: training tokens, and so FLOPs and dollars, grow with the examples
-        training = (
-            f" and ≈ {usd(largest_run_train_usd * needed / self.max_examples)} of training"
-            if largest_run_train_usd is not None
-            else ""
-        )
+        # same epochs: training tokens, and so FLOPs and their dollars, grow with the examples (not the fixed part)
+        scaled = training_usd(needed / self.max_examples) if training_usd is not None else None
+        training = f" and ≈ {usd(scaled)} of training" if scaled is not None else ""
         return (
             f"{label} ({sizes}): the fitted curve reaches {self.goal:.2f} at ≈ {count(needed)} examples "
             f"(90% interval {count(low)}–{count(high) if math.isfinite(high) else 'never'}): {more}{training}.{caveat}"

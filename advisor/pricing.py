@@ -3,7 +3,9 @@
 Training is projected, not read off this machine's clock: the run's measured work (FLOPs from the
 tokens it trained on and its trainable/total parameters) divided by the deployment GPU's peak
 times a utilisation, which is calibrated from measured runs on that GPU when there are some, and
-otherwise a published default (``data/catalog/utilisation.yaml``, under the strategy's utilisation key).
+otherwise a published default (``data/catalog/utilisation.yaml``, under the strategy's utilisation key),
+plus the fixed part every job pays (``advisor.costs.job_overhead``: start-up, model load, evaluation, checkpoint
+save, billing rounding), with the run's own measured model load and evaluation where its record has them.
 What the run cost on the hardware it was measured on is given beside it. Serving uses each run's measured
 prompt and output tokens per request, priced by the strategy's serving method. Data counts the labelled
 examples each arm consumes (the strategy's labelled-examples rule).
@@ -28,7 +30,10 @@ from advisor.costs import (
 )
 from advisor.costs.compute import catalog_gpu_for, training_utilisation
 from advisor.costs.data_cost import DataCostConfig
+from advisor.costs.job_overhead import JobOverhead, MeasuredPhases, job_bytes, job_overhead
+from advisor.costs.job_overhead import assumption_lines as job_overhead_lines
 from advisor.costs.serving import HOURS_PER_MONTH
+from advisor.costs.shapes import param_counts
 from harness import catalog
 from harness.record import LoadLevel, RunRecord
 from harness.runstore import Comparison, EndpointSummary, RunRow, StoredRun
@@ -51,8 +56,13 @@ class ServeBasis(StrEnum):
 class RunCosts:
     """What one run costs, projected on the deployment GPU (None: not priced, e.g. a failed run)."""
 
-    train_usd: float | None = None
-    train_gpu_hours: float | None = None
+    train_usd: float | None = None  # train_flop_usd + train_fixed_usd
+    train_gpu_hours: float | None = None  # the FLOP part
+    train_flop_usd: float | None = None  # train_gpu_hours x $/h
+    train_fixed_usd: float | None = None  # the fixed part per job (advisor.costs.job_overhead)
+    train_fixed_gpu_hours: float | None = None
+    train_fixed_seconds: dict[str, float] | None = None  # the fixed part's items
+    train_fixed_measured: list[str] | None = None  # its items taken from the run's own record
     train_flops: float | None = None
     train_usd_measured_hardware: float | None = None  # its wall-clock time at the price of what it ran on
     serve_usd_per_1k: float | None = None  # marginal: replica-hours actually used per 1,000 requests
@@ -64,6 +74,15 @@ class RunCosts:
     serve_requests_per_gpu_hour_predicted: float | None = None  # measured capacity: the serving model's figure
     data_usd: float | None = None
     labelled_examples: int | None = None
+
+    def train_usd_scaled(self, ratio: float) -> float | None:
+        """Training priced for ``ratio`` x this run's work (more examples, a bigger model): the FLOP part scales,
+        the fixed part per job is kept as it is."""
+        if self.train_usd is None:
+            return None
+        if self.train_flop_usd is None:  # priced without the split
+            return self.train_usd * ratio
+        return self.train_flop_usd * ratio + (self.train_fixed_usd or 0.0)
 
 
 @dataclass
@@ -181,6 +200,22 @@ def price_endpoint(
         costs.serve_requests_per_gpu_hour_predicted = 3600 / predicted.replica_seconds_per_request
 
 
+def fixed_part(
+    record: RunRecord, shape: ModelShape | None, gpu: str, precision: str, compute_seconds: float
+) -> JobOverhead:
+    """A training run's fixed part per job on one ``gpu``: its base model's bytes (the shape's parameters, else
+    what the run counted), its checkpoint (every weight, or its adapters), its measured phases where recorded."""
+    train = record.train_info
+    assert train is not None
+    method = traits(record.run_info.strategy).memory_method or "full"
+    adapters = 0 if method == "full" else train.trainable_params
+    base = param_counts(shape).total if shape is not None else train.total_params - adapters
+    phases = record.run_info.phases
+    measured = MeasuredPhases(model_load_s=phases.model_load, eval_s=phases.evaluation) if phases else None
+    job = job_bytes(base, method, trained_params=adapters, precision=precision)
+    return job_overhead(job, gpu, compute_seconds=compute_seconds, measured=measured)
+
+
 def model_shape(comparison: Comparison) -> ModelShape | None:
     """The base model's shape: its catalog entry, else what a run recorded when it loaded the model."""
     if comparison.task.model.catalog_name:
@@ -215,7 +250,12 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
             utilisations[key] = Utilisation(round(util.value, 4), util.source)
             precision = "bf16" if gpu.get("supports_bf16") else "fp32"
             costs.train_gpu_hours = gpu_hours(measured.flops, gpu, precision, util.value)
-            costs.train_usd = gpu_hours_usd(costs.train_gpu_hours, gpu["usd_per_hour"])
+            costs.train_flop_usd = gpu_hours_usd(costs.train_gpu_hours, gpu["usd_per_hour"])
+            fixed = fixed_part(record, shape, gpu_name, precision, costs.train_gpu_hours * 3600)
+            costs.train_fixed_usd, costs.train_fixed_gpu_hours = fixed.usd, fixed.gpu_hours
+            costs.train_fixed_seconds, costs.train_fixed_measured = fixed.item_seconds(), list(fixed.measured)
+            # train_usd = FLOP part + fixed part per job
+            costs.train_usd = costs.train_flop_usd + fixed.usd
             costs.train_flops = measured.flops
             here = catalog_gpu_for(record.meta_info.hardware) if record.meta_info else None
             if here:
@@ -245,10 +285,15 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
         data_cost=config,
         model_shape=shape,
         notes=[
-            "train_usd: the run's FLOPs (2N forward + 2N input gradients + 2 x trainable weight gradients per "
-            "token; the LM head's share only at the positions whose logits were computed, the answer windows) "
-            f"on one {gpu_name} at the utilisation shown; train_usd_measured_hardware: its wall-clock time at the "
-            "catalog price of the hardware it was measured on",
+            "train_usd = compute + fixed per job. Compute: the run's FLOPs (2N forward + 2N input gradients + 2 x "
+            "trainable weight gradients per token; the LM head's share only at the positions whose logits were "
+            f"computed, the answer windows) on one {gpu_name} at the utilisation shown; train_usd_measured_hardware: "
+            "its wall-clock time at the catalog price of the hardware it was measured on",
+            "fixed per job: the run's own model load (from its local copy; the download is priced from the catalog "
+            "on top) and evaluation as its record measured them, on the hardware it ran on, not projected; the "
+            "catalog's figures for runs recorded before these were timed; checkpoint save always from the catalog "
+            "(the harness saves none)",
+            *job_overhead_lines(gpu_name),
             "serve_usd_per_1k: replica-hours per 1,000 requests with each run's measured prompt and output tokens, "
             f"16-bit weights on {gpu_name}",
             "data_usd: labelled examples the arm consumes x the task's data_cost settings",

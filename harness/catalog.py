@@ -54,6 +54,12 @@ def estimate_bands() -> dict[str, dict]:
     return _load("estimate_bands").get("bands", {})
 
 
+def job_overheads() -> dict:
+    """data/catalog/job_overheads.yaml: a training job's start-up, load/save throughput, evaluation and billing
+    increments by provider, with sources."""
+    return _load("job_overheads")
+
+
 def api_prices() -> dict[str, dict]:
     """data/catalog/api_prices.yaml: hosted models' per-token list prices, keyed by the provider's model id."""
     return _load("api_prices").get("models", {})

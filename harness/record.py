@@ -2,7 +2,7 @@
 
     RunRecord
       run_info       what ran (strategy, variant, params, seed, device, model, config hash) and its wall time,
-                     the run's memory and the base model's shape
+                     the run's memory, the base model's shape and how long loading it and evaluating took
       status         RunStatus.OK or RunStatus.FAILED (with ``error``, and ``traceback`` for a crash)
       train_info     fine-tuning runs: time, tokens, parameters, losses, parallelism, memory
       eval_info      quality, latency, throughput, tokens per request, memory of the evaluation
@@ -84,6 +84,17 @@ class MetaInfo:
     hardware: Hardware
 
 
+@dataclass(frozen=True)
+class PhaseSeconds:
+    """Wall-clock seconds of a run's phases beside training (``TrainInfo.train_seconds``), in the main process.
+    None: not timed (an endpoint run loads no model). The harness saves no checkpoint, so there is no save phase."""
+
+    # loading the base model from its local copy (no download), every load of the run; a packaged GGUF model's
+    # first load also converts it to the cached safetensors once (harness.models)
+    model_load: float | None = None
+    evaluation: float | None = None  # the quality pass, the timed requests and any load test
+
+
 @dataclass
 class RunInfo:
     task: str
@@ -102,6 +113,7 @@ class RunInfo:
     wall_seconds: float | None = None
     memory: MemoryUse | None = None  # the whole run: loading, training and evaluation
     model_shape: ModelShape | None = None  # the base model as loaded (the cost models price runs with it)
+    phases: PhaseSeconds | None = None  # model load and evaluation times (added 2026-12-02; None in older records)
 
 
 @dataclass

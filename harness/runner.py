@@ -29,7 +29,16 @@ from harness.io import atomic_write_json
 from harness.job import Job
 from harness.load_test import run_load_test
 from harness.meters import PeakMemory, hardware, package_versions
-from harness.record import EndpointUse, LoadLevel, MetaInfo, RunInfo, RunRecord, RunStatus, StrategyInfo
+from harness.record import (
+    EndpointUse,
+    LoadLevel,
+    MetaInfo,
+    PhaseSeconds,
+    RunInfo,
+    RunRecord,
+    RunStatus,
+    StrategyInfo,
+)
 from harness.shapes import ModelShape
 from harness.spec import Datasets, Example, Task
 from harness.strategies import STRATEGIES, Prepared, Variant
@@ -52,6 +61,7 @@ class RunContext:
     api_cache_read: bool = True  # False with --fresh: ask again (and store the new answers)
     api_budget_usd: float | None = None  # endpoint variants: what this run may spend
     endpoint_client: EndpointClient | None = None  # set when an endpoint variant is prepared
+    model_load_seconds: float | None = None  # every load_model of the run, summed
     _tokenizer: Any = field(default=None, repr=False)
 
     @property
@@ -68,12 +78,14 @@ class RunContext:
         """The base model; ``quantization`` (a transformers BitsAndBytesConfig) loads it quantised (qlora)."""
         # FSDP shards the model from host memory onto the GPUs; a whole copy on each GPU first would
         # defeat it for exactly the models that need it
+        start = time.perf_counter()
         model = models.load_model(
             self.task.model_ref,
             self.device,
             place_on="cpu" if self.sharding == "fsdp" else None,
             quantization=quantization,
         )
+        self.model_load_seconds = (self.model_load_seconds or 0.0) + time.perf_counter() - start
         self.model_shape = ModelShape.from_hf_config(self.task.model_ref.name, model.config.to_dict())
         return model
 
@@ -124,19 +136,26 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
     run_info = dataclasses.replace(run_info, started_at=now())
     meta = MetaInfo(packages=package_versions(), hardware=hardware(ctx.device))
     start = time.perf_counter()
+    ctx.model_load_seconds = None  # this run's loads only
     try:
         seed_everything(ctx.seed)
         with PeakMemory(ctx.device) as memory:
             prepared = STRATEGIES[variant.strategy].prepare(ctx, variant)
             if not distributed.is_main_process():
                 return None
+            evaluating = time.perf_counter()
             eval_info, predictions = evaluate(
                 prepared, ctx.task, ctx.data, ctx.test, device=ctx.device, progress=ctx.progress
             )
             load_test = _load_test(ctx, prepared)
+            eval_seconds = time.perf_counter() - evaluating
         # an endpoint run's memory is the client's, not the model's: none is recorded
         run_info.memory = memory.use() if prepared.endpoint is None else None
         run_info.model_shape = ctx.model_shape
+        load = ctx.model_load_seconds
+        run_info.phases = PhaseSeconds(
+            model_load=round(load, 2) if load is not None else None, evaluation=round(eval_seconds, 2)
+        )
         record = RunRecord(
             run_info=run_info,
             status=RunStatus.OK,

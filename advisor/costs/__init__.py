@@ -1,6 +1,8 @@
 """Cost models: memory, training compute, serving and data, itemised, from data/catalog/*.yaml. No torch.
 
   estimate_training(model, method, gpu, examples, seq_len, epochs, batch_size, rank, ...) -> TrainingEstimate
+  job_overhead(job_bytes(...), gpu, compute_seconds=..., gpus=..., measured=...) -> JobOverhead (a job's fixed
+  part: start-up, model load, evaluation, checkpoint save, billing rounding; TrainingEstimate.fixed)
   estimate_serving(model, method, gpu, monthly_requests, request=RequestShape(...))      -> ServingEstimate
   data_cost(examples, DataCostConfig(...))                                                -> DataCost
   calibrate_utilisation(run records, gpu) -> {strategy: Utilisation}  (measured, for estimate_training)
@@ -22,6 +24,7 @@ from advisor.costs.compute import (
 )
 from advisor.costs.data_cost import DataCost, DataCostConfig, data_cost, data_cost_config
 from advisor.costs.inference_memory import inference_memory
+from advisor.costs.job_overhead import JobBytes, JobOverhead, MeasuredPhases, job_bytes, job_overhead
 from advisor.costs.memory import MEMORY_METHODS, PRECISIONS, training_memory
 from advisor.costs.serving import SERVING_METHODS, RequestShape, ServingEstimate, estimate_serving
 from advisor.costs.settings import ServingSettings, TrainingSettings
@@ -34,6 +37,9 @@ __all__ = [
     "SERVING_METHODS",
     "DataCost",
     "DataCostConfig",
+    "JobBytes",
+    "JobOverhead",
+    "MeasuredPhases",
     "MeasuredTraining",
     "ModelShape",
     "RequestShape",
@@ -51,6 +57,8 @@ __all__ = [
     "gpu_hours",
     "gpu_hours_usd",
     "inference_memory",
+    "job_bytes",
+    "job_overhead",
     "lora_trainable_params",
     "measured_training",
     "param_counts",

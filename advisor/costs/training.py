@@ -15,6 +15,7 @@ from advisor.costs.compute import (
     training_flops,
     training_utilisation,
 )
+from advisor.costs.job_overhead import JobOverhead, job_bytes, job_overhead
 from advisor.costs.memory import (
     MEMORY_METHODS,
     TrainingMemory,
@@ -49,8 +50,9 @@ class TrainingEstimate:
     gpus_needed: int | None  # devices with FSDP / ZeRO-3 sharding; None: activations alone overflow one
     flops: TrainingFlops
     utilisation: Utilisation
-    gpu_hours: float
-    usd: float
+    gpu_hours: float  # the FLOP part
+    flop_usd: float  # gpu_hours x $/h
+    fixed: JobOverhead  # start-up, model load, evaluation, save, billing rounding
     notes: tuple[str, ...] = field(default_factory=tuple)
     gradient_checkpointing: bool = False
     lora_targets: tuple[str, ...] = ()  # the adapted modules, each once ('all-linear' spelled out); () for full
@@ -64,6 +66,11 @@ class TrainingEstimate:
     def fits(self) -> bool:
         """One device holds the whole job (the point estimate; see ``fit`` for the band's verdict)."""
         return self.memory.peak <= self.usable_memory
+
+    @property
+    def usd(self) -> float:
+        """What the job costs: its FLOPs' part + its fixed part per job."""
+        return self.flop_usd + self.fixed.usd
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +90,10 @@ class TrainingEstimate:
             "utilisation": self.utilisation.as_dict(),
             "train_gpu_hours": self.gpu_hours,
             "train_usd": self.usd,
+            "train_flop_usd": self.flop_usd,
+            "train_fixed_usd": self.fixed.usd,
+            "train_fixed_gpu_hours": self.fixed.gpu_hours,
+            "fixed_costs": self.fixed.as_dict(),
             "notes": list(self.notes),
             "gradient_checkpointing": self.gradient_checkpointing,
             "lora_targets": list(self.lora_targets),
@@ -125,6 +136,7 @@ def estimate_training(
     gradient_checkpointing: bool | None = None,
     settings: TrainingSettings = TrainingSettings(),
     utilisation: Utilisation | None = None,
+    eval_seconds: float | None = None,
 ) -> TrainingEstimate:
     """Plan fine-tuning ``model_shape`` (a ModelShape or a models.yaml name) with memory method ``method`` (full,
     lora, qlora: ``MEMORY_METHODS``) on catalog device ``gpu``: ``examples`` examples of at most ``seq_len``
@@ -136,7 +148,8 @@ def estimate_training(
     anywhere in the list = every linear module, 1 <= rank < the smallest adapted dimension); ``settings``: the
     recipe (optimizer, loss, packing, gradient accumulation, devices, ...: advisor.costs.settings);
     ``utilisation`` (calibrate_utilisation's, from measured runs) defaults to the catalog's curve
-    (``training_utilisation``) at this job's tokens per optimizer step per GPU.
+    (``training_utilisation``) at this job's tokens per optimizer step per GPU. ``eval_seconds`` replaces the
+    catalog's evaluation time among the fixed costs per job (advisor.costs.job_overhead).
     """
     for name, value in (
         ("examples", examples),
@@ -212,6 +225,14 @@ def estimate_training(
             "paged optimizer states live in CUDA managed memory, outside the device peak: they are evicted to CPU "
             "RAM when the device runs short, at a cost in speed"
         )
+    held = devices  # devices the job rents: the fixed seconds are paid on each
+    fixed = job_overhead(
+        job_bytes(total, method, trained_params=total if full else adapters, precision=precision),
+        gpu,
+        compute_seconds=hours * 3600 / held,
+        gpus=held,
+        eval_seconds=eval_seconds,
+    )
     return TrainingEstimate(
         model=shape.name,
         method=method,
@@ -226,7 +247,8 @@ def estimate_training(
         flops=flops,
         utilisation=utilisation,
         gpu_hours=hours,
-        usd=gpu_hours_usd(hours, device["usd_per_hour"]),
+        flop_usd=gpu_hours_usd(hours, device["usd_per_hour"]),
+        fixed=fixed,
         notes=tuple(notes),
         gradient_checkpointing=gradient_checkpointing,
         lora_targets=targets,

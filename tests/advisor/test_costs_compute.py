@@ -61,7 +61,8 @@ def test_time_is_flops_over_peak_times_utilisation():
     )
     h100 = catalog.gpus()["h100-sxm"]
     assert estimate.gpu_hours == pytest.approx(estimate.flops.total / (989.5e12 * 0.5) / 3600)
-    assert estimate.usd == pytest.approx(estimate.gpu_hours * h100["usd_per_hour"])
+    assert estimate.flop_usd == pytest.approx(estimate.gpu_hours * h100["usd_per_hour"])
+    assert estimate.usd == pytest.approx(estimate.flop_usd + estimate.fixed.usd)
     assert estimate.utilisation.source == "test"
 
 

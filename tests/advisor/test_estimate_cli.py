@@ -49,7 +49,10 @@ def test_one_method_json_has_the_headline_figures():
     assert set(HEADLINE) <= set(data)
     assert data["trainable_params"] == 32 * 8 * (4096 + 4096 + 4096 + 1024 + 4096 + 1024 + 4096 + 4096)
     assert data["fits"] is True and 16 < data["peak_memory_gib"] < 21.6
-    assert data["train_usd"] == pytest.approx(data["train_gpu_hours"] * 1.006)
+    # the FLOP part keeps train_gpu_hours' meaning; the fixed part per job comes on top of it
+    assert data["train_flop_usd"] == pytest.approx(data["train_gpu_hours"] * 1.006)
+    assert data["train_usd"] == pytest.approx(data["train_flop_usd"] + data["train_fixed_usd"])
+    assert data["train_fixed_usd"] > 0
 
 
 def test_all_methods_json_is_keyed_by_method():
@@ -62,6 +65,51 @@ def test_all_methods_json_is_keyed_by_method():
     assert methods["prompt"]["trainable_params"] == 0 and methods["prompt"]["train_usd"] == 0
     assert methods["full"]["trainable_params"] == 8_030_261_248
     assert methods["full"]["train_gpu_hours"] > methods["lora"]["train_gpu_hours"]
+
+
+# what scripts read from `advisor estimate --json` (one method) before the fixed costs per job were added
+OLD_KEYS = {
+    "notes", "trainable_params", "peak_memory_gib", "fits", "train_gpu_hours", "train_usd", "serve_usd_per_month",
+    "serve_usd_per_1k_requests", "data_usd", "first_month_usd", "training", "serving", "data",
+}  # fmt: skip
+OLD_TRAINING_KEYS = {
+    "model", "method", "gpu", "precision", "tokens", "total_params", "trainable_params", "memory_bytes",
+    "peak_memory_gib", "usable_memory_gib", "fits", "gpus_needed", "flops", "utilisation", "train_gpu_hours",
+    "train_usd", "notes", "gradient_checkpointing", "lora_targets", "rank",
+}  # fmt: skip
+
+
+def test_json_keeps_every_old_key_and_adds_the_fixed_costs_per_job():
+    result = invoke("--model", "smollm2-135m-instruct", "--method", "full", "--gpu", "a10g", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    training = data["training"]
+    assert set(data) >= OLD_KEYS and set(training) >= OLD_TRAINING_KEYS
+    assert {"train_flop_usd", "train_fixed_usd"} <= set(data)
+    assert {"train_flop_usd", "train_fixed_usd", "train_fixed_gpu_hours", "fixed_costs"} <= set(training)
+    assert training["train_usd"] == data["train_usd"] == pytest.approx(data["train_flop_usd"] + data["train_fixed_usd"])
+    assert data["first_month_usd"] == pytest.approx(data["data_usd"] + data["train_usd"] + data["serve_usd_per_month"])
+    fixed = training["fixed_costs"]
+    assert set(fixed["seconds"]) == {"startup", "model_load", "eval", "save", "billing_rounding"}
+    assert fixed["total_seconds"] == pytest.approx(sum(fixed["seconds"].values()))
+    assert training["train_fixed_gpu_hours"] == pytest.approx(fixed["total_seconds"] / 3600)
+    # a small model's job: the fixed part (a minute of start-up alone) dwarfs its FLOPs
+    assert data["train_fixed_usd"] > data["train_flop_usd"]
+    assert fixed["billing"]["provider"] == "aws" and "per-second-billing" in fixed["sources"]["billing_rounding"]
+
+
+def test_table_shows_compute_and_fixed_costs_side_by_side_with_their_sources():
+    result = invoke("--model", "smollm2-135m-instruct", "--gpu", "a10g")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    labels = [line.split("  ")[1].strip() if line.startswith("  ") else "" for line in lines]
+    at = labels.index("cost: compute")
+    assert labels[at : at + 3] == ["cost: compute", "cost: fixed per job", "cost"]
+    methods = next(line for line in lines if line.split()[:1] == ["prompt"]).split()
+    fixed = dict(zip(methods, lines[at + 1].split()[-len(methods) :], strict=True))
+    assert fixed["prompt"] == "-" and fixed["full"].startswith("$")  # prompting trains nothing; full pays the part
+    assert "job_overheads.yaml" in result.output and "depot.dev" in result.output
+    assert "aws: 1-s increments, 60 s minimum" in result.output
 
 
 def test_table_shows_every_method_the_itemised_memory_and_the_assumptions():

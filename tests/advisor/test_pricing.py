@@ -5,9 +5,11 @@ import dataclasses
 import pytest
 
 from advisor.costs.data_cost import DataCostConfig
-from advisor.pricing import labelled_examples_needed, price
+from advisor.costs.job_overhead import job_bytes, job_overhead
+from advisor.costs.shapes import ModelShape, param_counts
+from advisor.pricing import RunCosts, labelled_examples_needed, price
 from harness import catalog
-from harness.record import Hardware, StrategyInfo
+from harness.record import Hardware, PhaseSeconds, RunRecord, StrategyInfo
 from harness.runstore import StoredRun
 from tests.advisor.factories import make_comparison, make_record
 
@@ -49,7 +51,11 @@ def test_training_is_projected_from_flops_on_the_deployment_gpu():
     # full fine-tuning: 6 x N x tokens = 6e14 FLOPs at the bf16 peak x utilisation
     expected_hours = 6e14 / (gpu["peak_tflops_bf16_dense"] * 1e12 * util) / 3600
     assert costs.train_gpu_hours == pytest.approx(expected_hours, rel=1e-3)  # the shown figure is rounded
-    assert costs.train_usd == pytest.approx(expected_hours * gpu["usd_per_hour"], rel=1e-3)
+    assert costs.train_flop_usd == pytest.approx(expected_hours * gpu["usd_per_hour"], rel=1e-3)
+    # train_usd = the FLOP part + the fixed part per job (start-up, load, evaluation, save, billing rounding)
+    assert costs.train_fixed_usd > 0
+    assert costs.train_usd == pytest.approx(costs.train_flop_usd + costs.train_fixed_usd)
+    assert costs.train_fixed_gpu_hours == pytest.approx(sum(costs.train_fixed_seconds.values()) / 3600)
     assert assumptions.training_utilisation["full"].source.startswith("curve")
     # measured on the 2-core CPU entry: its wall clock at that entry's price
     cpu = catalog.gpus()["cpu-2core"]
@@ -94,3 +100,51 @@ def test_data_cost_follows_the_task_settings_and_failed_runs_are_not_priced():
     lora, failed = price(comparison_of(records), DataCostConfig(minutes_per_example=2, hourly_rate_usd=60)).runs
     assert lora.costs.data_usd == pytest.approx(400 * 2 / 60 * 60)
     assert failed.costs.train_usd is None and failed.costs.data_usd is None
+
+
+def test_a_measured_model_load_and_evaluation_are_used_for_the_fixed_part():
+    timed = record("full", train=FULL_TRAIN)
+    timed.run_info.phases = PhaseSeconds(model_load=30.0, evaluation=5.0)
+    untimed = record("full", train=FULL_TRAIN)  # recorded before the phases were timed: catalog figures
+    measured, from_catalog = (run.costs for run in price(comparison_of([timed, untimed]), DataCostConfig()).runs)
+    assert measured.train_fixed_measured == ["model_load", "eval"] and from_catalog.train_fixed_measured == []
+    # same FLOPs, same start-up and save: the two differ by the load and evaluation alone
+    assert measured.train_flop_usd == pytest.approx(from_catalog.train_flop_usd)
+    base = param_counts(ModelShape.from_catalog("smollm2-135m-instruct")).total
+    expected = job_overhead(
+        job_bytes(base, "full", trained_params=0, precision="bf16"),
+        "a10g",
+        compute_seconds=measured.train_gpu_hours * 3600,
+        eval_seconds=5.0,
+    )
+    download = (
+        expected.model_load_s - base * 2 / catalog.job_overheads()["throughput"]["disk_read_bytes_per_s"]["value"]
+    )
+    assert measured.train_fixed_seconds["model_load"] == pytest.approx(download + 30.0)
+    assert measured.train_fixed_seconds["eval"] == 5.0
+    assert from_catalog.train_fixed_seconds["eval"] == catalog.job_overheads()["evaluation"]["seconds"]["value"]
+    assert measured.train_usd == pytest.approx(measured.train_flop_usd + measured.train_fixed_usd)
+    assert measured.train_usd != pytest.approx(from_catalog.train_usd)
+
+
+def test_the_pricing_assumptions_list_the_fixed_items_and_their_sources():
+    notes = price(comparison_of([record("lora", train=FULL_TRAIN)]), DataCostConfig()).assumptions.notes
+    text = " ".join(notes)
+    assert "fixed per job" in text and "job_overheads.yaml" in text
+    assert "per-second-billing" in text and "measured" in text
+
+
+def test_scaling_training_scales_the_flops_not_the_fixed_part():
+    costs = RunCosts(train_usd=1.5, train_flop_usd=0.5, train_fixed_usd=1.0)
+    assert costs.train_usd_scaled(10) == pytest.approx(6.0)
+    assert RunCosts(train_usd=2.0).train_usd_scaled(3) == pytest.approx(6.0)  # priced without the split
+    assert RunCosts().train_usd_scaled(3) is None
+
+
+def test_records_keep_their_phases_and_old_records_load_without_them():
+    run = record("full", train=FULL_TRAIN)
+    run.run_info.phases = PhaseSeconds(model_load=1.5, evaluation=2.5)
+    data = run.to_json()
+    assert RunRecord.from_json(data).run_info.phases == PhaseSeconds(1.5, 2.5)
+    del data["run_info"]["phases"]
+    assert RunRecord.from_json(data).run_info.phases is None

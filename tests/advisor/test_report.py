@@ -6,8 +6,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from advisor.recommend import analyse
 from advisor.report import render, republish
+from advisor.wording import usd
 from harness.record import Prediction
 from harness.runstore import RESULTS_SCHEMA
 from harness.typedjson import to_jsonable
@@ -179,6 +182,11 @@ def test_advisor_report_reprices_from_the_records_and_rerenders(tmp_path):
     # priced from the records: the measured FLOPs on the task's GPU, the labelled examples each arm used
     lora = next(row for row in stored["runs"] if row["variant"] == "r8")
     assert lora["train_usd"] > 0 and lora["labelled_examples"] == 384 and stored["costs"]["gpu"] == "a10g"
+    # training = compute + fixed per job, both shown, the fixed items and their sources among the assumptions
+    assert lora["train_usd"] == pytest.approx(lora["train_flop_usd"] + lora["train_fixed_usd"])
+    html = (tmp_path / "report.html").read_text()
+    assert f"+ {usd(lora['train_fixed_usd'])} fixed" in html and "fixed s per job" in html
+    assert "job_overheads.yaml" in html and "per-second-billing" in html
 
 
 def test_version_1_folders_still_render(tmp_path):

@@ -148,6 +148,10 @@ def test_full_finetuning_learns_the_answers(classification_task):
     curve = record.train_info.loss_curve
     assert len(curve) == record.train_info.optimizer_steps == 30
     assert sum(curve[-3:]) / 3 < 0.6 * sum(curve[:3]) / 3  # 10.8 (uniform over 49k tokens) -> ~5.5
+    # the phases the advisor prices a job's fixed part with: loading the model and evaluating, timed apart
+    phases = record.run_info.phases
+    assert phases.model_load > 0 and phases.evaluation > 0
+    assert phases.model_load + phases.evaluation + record.train_info.train_seconds <= record.run_info.wall_seconds
 
 
 def test_a_failing_arm_is_recorded_and_the_others_still_run(classification_task, tmp_path, monkeypatch):
