@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from harness import prompts
 from harness.record import StrategyInfo
 from harness.schema import doc
+from harness.shapes import HEAD_MODULE, LINEAR_MODULES
 from harness.spec import Example
 from harness.strategies.base import (
     LabelledExamples,
@@ -59,9 +60,12 @@ def lora_adapter_config(cfg: LoraConfig) -> Any:
     """The peft adapter settings of a LoRA config (shared with qlora, which adapts a 4-bit base the same way)."""
     import peft
 
-    # peft takes the shorthand 'all-linear' as a string, not in a list (beside it, other names add nothing)
+    # peft takes the shorthand 'all-linear' as a string, not in a list; it leaves the lm_head out, so 'all-linear'
+    # beside 'lm_head' is spelled out as every block module and the head (beside others, names add nothing)
     named = list(dict.fromkeys(cfg.target_modules))
-    targets = "all-linear" if "all-linear" in named else named
+    targets: Any = named
+    if "all-linear" in named:
+        targets = [*LINEAR_MODULES, HEAD_MODULE] if HEAD_MODULE in named else "all-linear"
     # lora_alpha: peft annotates an int but uses it as a number (the update is scaled by alpha / r)
     alpha: Any = cfg.alpha
     return peft.LoraConfig(

@@ -56,3 +56,30 @@ def test_lora_targets_are_counted_once_and_all_linear_may_sit_among_others():
     assert check_lora_targets("all-linear, q_proj") == LINEAR_MODULES
     with pytest.raises(UserError, match="q_prj"):
         check_lora_targets(["all-linear", "q_prj"])
+
+
+def test_mixtral_counts_all_experts_in_memory_and_the_active_ones_in_flops():
+    from advisor.costs import estimate_training
+
+    shape = ModelShape.from_catalog("mixtral-8x7b")
+    counts = param_counts(shape)
+    assert counts.total == shape.published_params == 46_702_792_704
+    # the paper's 12.9B active: embeddings, attention, norms, routers and 2 of the 8 experts of each layer
+    assert counts.active == counts.total - 32 * 6 * 3 * 4096 * 14336
+    assert 12.8e9 < counts.active < 13.0e9
+    estimate = estimate_training("mixtral-8x7b", "qlora", "h100-sxm", 100, 512, 1, 1)
+    assert estimate.flops.forward == 2 * (counts.active + estimate.trainable_params) * estimate.tokens
+    # 4-bit base: all 8 experts' matrices are stored
+    assert estimate.memory.weights > counts.block_linear * 0.5
+
+
+def test_lm_head_is_a_lora_target_once_for_the_model():
+    from advisor.costs.shapes import check_lora_targets
+
+    shape = ModelShape.from_catalog("llama-3.1-8b")
+    head = lora_trainable_params(shape, 8, ("lm_head",))
+    assert head == 8 * (4096 + 128_256)  # one (hidden -> vocab) matrix, not one per layer
+    assert lora_trainable_params(shape, 8, ("q_proj", "lm_head")) == lora_trainable_params(shape, 8, ("q_proj",)) + head
+    # peft's all-linear leaves the output layer out unless it is named too
+    assert "lm_head" not in check_lora_targets("all-linear")
+    assert check_lora_targets("all-linear,lm_head")[-1] == "lm_head"
