@@ -244,3 +244,35 @@ def test_qlora_8b_fits_a_24gb_card_at_seq_2048(gpu):
         "--gradient-checkpointing",
     )  # fmt: skip
     assert data["fits"] is True and data["peak_memory_gib"] < 0.9 * 24
+
+
+def test_recipe_and_serving_options_and_band_keys():
+    import json
+
+    from click.testing import CliRunner
+
+    from advisor.estimate_cli import estimate as command
+
+    args = ["--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--method", "full", "--json"]
+    plain = json.loads(CliRunner().invoke(command, args).output)
+    recipe = [
+        "--gradient-accumulation", "4", "--optimizer", "paged-adamw-8bit", "--optimizer-in-backward", "--loss",
+        "chunked", "--packing", "--mean-seq-len", "300", "--activation-offload", "--compile", "--fp8", "--gpus", "2",
+        "--serving-batch", "8", "--tensor-parallel", "1", "--weight-precision", "fp8", "--kv-cache-dtype", "fp8",
+    ]  # fmt: skip
+    result = CliRunner().invoke(command, args + recipe)
+    assert result.exit_code == 0, result.output
+    tuned = json.loads(result.output)
+    # today's keys stay; the bands and the verdict are added beside them
+    for key in ("peak_memory_gib", "fits", "train_gpu_hours", "train_usd", "serve_usd_per_month"):
+        assert key in tuned and key in plain
+    low, high = tuned["train_gpu_hours_range"]
+    assert low <= tuned["train_gpu_hours"] <= high or low < high
+    assert tuned["fit"] in ("fits", "may not fit", "does not fit")
+    assert tuned["peak_memory_gib"] < plain["peak_memory_gib"]
+    assert tuned["training"]["settings"]["optimizer"] == "paged-adamw-8bit"
+    assert tuned["serving"]["batch"] == 8 and tuned["serving"]["settings"]["weight_precision"] == "fp8"
+    bad = CliRunner().invoke(command, args + ["--optimizer", "sgd"])
+    assert bad.exit_code == 2 and "sgd" in bad.output
+    no_fp8 = CliRunner().invoke(command, ["--model", "llama-3.1-8b", "--gpu", "a100-80gb", "--method", "lora", "--fp8"])
+    assert no_fp8.exit_code == 2 and "FP8" in no_fp8.output and "Traceback" not in no_fp8.output
