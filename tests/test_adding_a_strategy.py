@@ -50,7 +50,7 @@ def registered(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "data" / "catalog", data / "catalog")
     text = (data / "catalog" / "utilisation.yaml").read_text(encoding="utf-8")
     text = text.replace(
-        "training:\n", 'training:\n  rslora:\n    value: 0.2\n    source: "test entry"\n    date: "2026-12-01"\n', 1
+        "training:\n", 'training:\n  rslora:\n    u_max: 0.2\n    source: "test entry"\n    date: "2026-12-01"\n', 1
     )
     (data / "catalog" / "utilisation.yaml").write_text(text, encoding="utf-8")
     monkeypatch.setenv("ADVISOR_DATA_DIR", str(data))
