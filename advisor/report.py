@@ -24,7 +24,7 @@ from advisor import charts
 from advisor.costs.data_cost import DataCostConfig, data_cost_config
 from advisor.ladder import curve_sentence
 from advisor.learning_curve import BOOTSTRAP_SAMPLES
-from advisor.pricing import price
+from advisor.pricing import PricedRun, price
 from advisor.recommend import Analysis, analyse
 from advisor.self_check import annotate
 from advisor.wording import hardware_name, usd
@@ -129,6 +129,18 @@ def _charts(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def self_check_table(runs: list[PricedRun]) -> dict[str, Any]:
+    """The "Our model vs this run" table from the records' checks: a (row, check) per checked run; below it, each
+    memory basis and note once, with the runs it applies to ("every run" when all)."""
+    checked = [(run.row, run.record.self_check) for run in runs if run.record.self_check]
+    said: dict[str, list[str]] = {}
+    for row, check in checked:
+        for text in (f"measured memory: {check.memory_basis}", *check.notes):
+            said.setdefault(text, []).append(f"{row.strategy} {row.variant}")
+    notes = [(text, "every run" if len(who) == len(checked) else ", ".join(who)) for text, who in said.items()]
+    return {"rows": checked, "notes": notes}
+
+
 def render(analysis: Analysis) -> str:
     """The report as one HTML string."""
     pricing, chosen = analysis.pricing, analysis.chosen
@@ -146,6 +158,7 @@ def render(analysis: Analysis) -> str:
             r=comparison,
             runs=pricing.runs,
             endpoint_runs=[run for run in pricing.runs if run.row.endpoint],
+            checks=self_check_table(pricing.runs),
             c=pricing.assumptions,
             rec=analysis.recommendation,
             analysis=analysis,

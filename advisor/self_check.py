@@ -26,6 +26,7 @@ every compare, resumed or not, and every ``advisor report`` leaves its records c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,8 +116,12 @@ def _training_check(record: RunRecord, among: Sequence[RunRecord]) -> SelfCheck 
         settings["seq_len"] = train.padded_len_max
     else:
         notes.append(f"the longest batch was not recorded: memory taken at max_seq_len ({config.max_seq_len})")
+    rows = train.examples * train.epochs
     if train.logit_window_max:
         settings["loss_tokens_per_sequence"] = train.logit_window_max
+    elif train.lm_head_positions and rows:
+        settings["loss_tokens_per_sequence"] = math.ceil(train.lm_head_positions / rows)
+        notes.append("the logit window was not recorded: taken as its mean over the rows (lm_head_positions)")
     cuda = train.memory.kind is MemoryKind.CUDA_MAX_ALLOCATED
     measured_bytes = train.memory.peak_mib * MIB if cuda else info.memory.growth_mib * MIB if info.memory else None
     check = SelfCheck(

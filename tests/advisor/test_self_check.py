@@ -104,6 +104,12 @@ def test_records_without_the_batch_shape_are_predicted_at_max_seq_len():
     expected = training_memory(SHAPE, "lora", batch_size=8, seq_len=128, precision="fp32", fused_adamw=True)
     assert check.predicted_peak_memory_bytes == expected.peak
     assert any("max_seq_len" in note for note in check.notes)
+    # the answer-window loss's positions, when recorded, give the mean window: 3,840 over 384 x 2 rows = 5
+    record.train_info.lm_head_positions = 3_840
+    windowed = training_memory(
+        SHAPE, "lora", batch_size=8, seq_len=128, precision="fp32", fused_adamw=True, loss_tokens_per_sequence=5
+    )
+    assert predict_run(record).predicted_peak_memory_bytes == windowed.peak
 
 
 def test_fsdp_runs_are_predicted_per_device():
@@ -168,5 +174,7 @@ def test_report_table_shows_predicted_measured_and_ratios():
     html = render(analyse(make_results([dataclasses.replace(row, row=type(row.row).of(row.stored))])))
     table = html[html.index('id="self-check"') : html.index("</table>", html.index('id="self-check"'))]
     assert f"{check.memory_ratio:,.2f}" in table and f"{check.time_ratio_default:,.2f}" in table
-    assert "cpu rss" in table and "by construction" in table
+    # the memory basis and the notes are said once each, below the table, with the runs they apply to
+    below = html[html.index('id="self-check-notes"') :]
+    assert "measured memory: cpu rss" in below and "by construction <span" in below and "(every run)" in below
     assert "Our model vs this run" not in render(analyse(make_results([make_row("prompt", "0-shot", 0.5)])))
