@@ -24,14 +24,16 @@ from advisor import charts
 from advisor.costs.data_cost import DataCostConfig, data_cost_config
 from advisor.ladder import curve_sentence
 from advisor.learning_curve import BOOTSTRAP_SAMPLES
-from advisor.pricing import price
+from advisor.pricing import PricedRun, price
 from advisor.recommend import Analysis, analyse
+from advisor.self_check import annotate
 from advisor.wording import hardware_name, usd
 from harness.errors import UserError
 from harness.io import atomic_write_text
 from harness.record import Prediction, RunRecord
 from harness.runstore import Comparison, load_comparison, write_results
 from harness.typedjson import to_jsonable
+from harness.units import GIB
 
 WORST_ERRORS = 12
 INPUT_CHARS = 400  # a long QA context is cut here; the full text is in the run record
@@ -59,6 +61,11 @@ def _fmt(value: Any, digits: int = 0, suffix: str = "") -> str:
     return str(value)
 
 
+def _gib(value: float | None, digits: int = 2) -> str:
+    """Bytes in GiB (2^30 bytes, harness.units)."""
+    return "—" if value is None else f"{value / GIB:,.{digits}f}"
+
+
 def _text(value: Any) -> str:
     """A target or prediction as text: extraction targets are JSON objects."""
     if value is None:
@@ -73,7 +80,7 @@ def _environment() -> Environment:
         autoescape=select_autoescape(["html", "j2"]),
         undefined=StrictUndefined,
     )
-    env.filters.update(fmt=_fmt, usd=usd, text=_text)
+    env.filters.update(fmt=_fmt, usd=usd, text=_text, gib=_gib)
     return env
 
 
@@ -122,6 +129,18 @@ def _charts(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def self_check_table(runs: list[PricedRun]) -> dict[str, Any]:
+    """The "Our model vs this run" table from the records' checks: a (row, check) per checked run; below it, each
+    memory basis and note once, with the runs it applies to ("every run" when all)."""
+    checked = [(run.row, run.record.self_check) for run in runs if run.record.self_check]
+    said: dict[str, list[str]] = {}
+    for row, check in checked:
+        for text in (f"measured memory: {check.memory_basis}", *check.notes):
+            said.setdefault(text, []).append(f"{row.strategy} {row.variant}")
+    notes = [(text, "every run" if len(who) == len(checked) else ", ".join(who)) for text, who in said.items()]
+    return {"rows": checked, "notes": notes}
+
+
 def render(analysis: Analysis) -> str:
     """The report as one HTML string."""
     pricing, chosen = analysis.pricing, analysis.chosen
@@ -139,6 +158,7 @@ def render(analysis: Analysis) -> str:
             r=comparison,
             runs=pricing.runs,
             endpoint_runs=[run for run in pricing.runs if run.row.endpoint],
+            checks=self_check_table(pricing.runs),
             c=pricing.assumptions,
             rec=analysis.recommendation,
             analysis=analysis,
@@ -155,8 +175,10 @@ def render(analysis: Analysis) -> str:
 
 
 def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tuple[Analysis, Path]:
-    """Price, recommend and render once, in memory; then write results.json (with costs and the recommendation)
-    and report.html, once each."""
+    """Check each run against the estimator (``advisor.self_check``: written into its record, which the report and
+    results.json then show); price, recommend and render once, in memory; then write results.json (with costs and
+    the recommendation) and report.html, once each."""
+    annotate(out_dir, comparison)
     pricing = price(comparison, config)
     analysis = analyse(pricing)
     html = render(analysis)

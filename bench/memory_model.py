@@ -5,16 +5,16 @@
 Fine-tunes smollm2-135m-instruct for a few optimizer steps per configuration - full and LoRA (r=8 on q, k, v, o),
 batch 8 at 64 and at 256 tokens, and LoRA with gradient checkpointing - on CUDA when torch sees a GPU, else on the
 CPU, with the harness's own loading and training code (harness.training.finetune), each run in a fresh process.
-Prints one table: advisor.costs's predicted peak memory and step time, the measured ones, predicted / measured.
-About 5 minutes on a 2-core CPU.
+Each run becomes a run record as compare writes one, and is checked the way every compare run is
+(advisor.self_check: the estimator's prediction for the run's own settings and hardware). Prints one table:
+predicted peak memory and step time, the measured ones, measured / predicted. About 5 minutes on a 2-core CPU.
 
-Measured peak memory is what ``advisor compare`` records (harness.meters.PeakMemory), taken over loading the model
-and training it, so it includes the weights: on CUDA torch.cuda.max_memory_allocated; on CPU the growth of the
-process's resident memory ("rss"). glibc's malloc keeps much of what torch frees resident, so on CPU every
-configuration runs a second time, with MALLOC_MMAP_THRESHOLD_ fixed at 128 KiB (every tensor above that gets its
-own mapping, returned to the system when freed): that RSS ("rss, mmap") is the memory the tensors need, which
-is what the model predicts. Step time is the mean time between the ends of consecutive optimizer steps, so the
-first step (lazy Adam state, first-touch page faults) is left out.
+Measured peak memory is what the self-check compares: on CUDA torch.cuda.max_memory_allocated during training
+(weights included); on CPU the growth of the process's resident memory ("rss") over loading the model and training
+it. glibc's malloc keeps much of what torch frees resident, so on CPU every configuration runs a second time, with
+MALLOC_MMAP_THRESHOLD_ fixed at 128 KiB (every tensor above that gets its own mapping, returned to the system when
+freed): that RSS ("rss, mmap") is the memory the tensors need, which is what the model predicts. Step time is the
+record's median optimizer step, the first (lazy Adam state, first-touch page faults) left out.
 """
 
 from __future__ import annotations
@@ -31,14 +31,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
-from advisor.costs import training_flops, training_memory
-from advisor.costs.compute import MeasuredTraining, catalog_gpu_for, peak_flops, pool_utilisation, training_utilisation
-from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
+from advisor.self_check import predict_run, self_checks
 from harness import catalog
-from harness.record import Hardware, MemoryKind
-from harness.strategies.lora import LoraConfig, lora_adapter_config
-from harness.typedjson import from_jsonable, to_jsonable
-from harness.units import GIB, MIB
+from harness.record import MemoryKind, RunRecord, SelfCheck
+from harness.units import GIB
 
 MODEL = "smollm2-135m-instruct"
 ANSWER_TOKENS = 6  # a short label and the end-of-turn tokens, as in the support-intents task
@@ -71,60 +67,60 @@ def synthetic_items(vocab_size: int, batch: int, seq_len: int, steps: int):
     return items
 
 
-def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: int) -> dict:
-    """Train one configuration as the harness's lora / full strategy does; call in a fresh process."""
+def measure(method: str, batch: int, seq_len: int, checkpointing: bool, steps: int) -> RunRecord:
+    """Train one configuration as the harness's lora / full strategy does, and record it as compare would (no
+    evaluation); call in a fresh process."""
     import torch
-    from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    from harness.meters import PeakMemory, hardware, synchronize
+    from harness.meters import PeakMemory, hardware, package_versions
     from harness.models import load_model, load_tokenizer
+    from harness.record import MetaInfo, RunInfo, RunStatus
     from harness.runner import seed_everything
-    from harness.strategies.full import FullConfig
+    from harness.shapes import ModelShape
+    from harness.strategies import STRATEGIES
+    from harness.strategies.lora import lora_adapter_config
     from harness.training import finetune
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ref = catalog.resolve_model(MODEL)
     tokenizer = load_tokenizer(ref)  # outside the measured phase: compare loads it once for all runs
     seed_everything(SEED)
-    settings: dict[str, Any] = {
+    params: dict[str, Any] = {
         "epochs": 1,
         "batch_size": batch,
         "max_seq_len": seq_len,
         "gradient_checkpointing": checkpointing,
     }
-    lora = LoraConfig(**settings)
-    cfg = lora if method == "lora" else FullConfig(**settings)
+    cfg = STRATEGIES[method].config_type(**params)  # the harness's defaults otherwise (LoRA: r=8, q/k/v/o)
     items = synthetic_items(len(tokenizer), batch, seq_len, steps)
-
-    step_ends = []
-
-    def on_step_end(optimizer, args, kwargs):
-        synchronize(device)
-        step_ends.append(time.perf_counter())
-
-    hook = register_optimizer_step_post_hook(on_step_end)  # fires for every optimizer, the Trainer's included
     with PeakMemory(device) as memory:
         model = load_model(ref, device)
+        shape = ModelShape.from_hf_config(ref.name, model.config.to_dict())
         if method == "lora":
             import peft
 
-            model = peft.get_peft_model(model, lora_adapter_config(lora))  # as harness/strategies/lora.py does
+            model = peft.get_peft_model(model, lora_adapter_config(cfg))  # as harness/strategies/lora.py does
         info, _ = finetune(model, tokenizer, items, cfg, device=device, seed=SEED, progress=False)
-    hook.remove()
-    if len(step_ends) != steps:
-        raise RuntimeError(f"expected {steps} optimizer steps, timed {len(step_ends)}")
-    return {
-        "peak_bytes": memory.use().growth_mib * MIB,
-        "memory_kind": memory.use().kind.value,
-        "step_seconds": (step_ends[-1] - step_ends[0]) / (steps - 1),
-        "total_params": info.total_params,
-        "trainable_params": info.trainable_params,
-        "precision": info.precision,
-        "hardware": to_jsonable(hardware(device)),
-    }
+    if info.optimizer_steps != steps:
+        raise RuntimeError(f"expected {steps} optimizer steps, the Trainer took {info.optimizer_steps}")
+    run_info = RunInfo(
+        task="bench-memory-model",
+        strategy=method,
+        variant=f"b{batch}-s{seq_len}" + ("-ckpt" if checkpointing else ""),
+        params=params,
+        config_hash="bench",
+        seed=SEED,
+        limit=None,
+        device=device,
+        model=ref,
+        memory=memory.use(),
+        model_shape=shape,
+    )
+    meta = MetaInfo(packages=package_versions(), hardware=hardware(device))
+    return RunRecord(run_info=run_info, status=RunStatus.OK, train_info=info, meta_info=meta)
 
 
-def run_isolated(config: tuple, steps: int, env: dict | None = None) -> dict:
+def run_isolated(config: tuple, steps: int, env: dict | None = None) -> RunRecord:
     """One configuration in its own process: peak RSS cannot be reset within a process, and compare gives
     every run a fresh worker process too."""
     out = subprocess.run(
@@ -136,55 +132,22 @@ def run_isolated(config: tuple, steps: int, env: dict | None = None) -> dict:
     )
     if out.returncode != 0:
         raise RuntimeError(f"{config} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return RunRecord.from_json(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def predict(shape: ModelShape, method: str, batch: int, seq_len: int, checkpointing: bool, precision: str):
-    """advisor.costs's peak memory and the FLOPs of one optimizer step, with the harness's settings."""
-    lora = LoraConfig()  # the harness's defaults, which the measured runs use
-    memory = training_memory(
-        shape,
-        method,
-        batch_size=batch,
-        seq_len=seq_len,
-        precision=precision,
-        rank=lora.rank,
-        lora_targets=lora.target_modules,
-        lora_dropout=lora.dropout,
-        gradient_checkpointing=checkpointing,
-        loss_tokens_per_sequence=ANSWER_TOKENS + 1,  # logits_to_keep = answer window + 1
-    )  # the default optimizer is the Trainer's: adamw_torch_fused
-    total = param_counts(shape).total
-    adapters = lora_trainable_params(shape, lora.rank, lora.target_modules) if method == "lora" else 0
-    flops = training_flops(
-        total + adapters, adapters or total, batch * seq_len, gradient_checkpointing=checkpointing
-    ).total
-    return memory, flops
+def _seconds(value: float | None, ratio: float | None) -> str:
+    return f"{value:>8.3g}{ratio:>7.2f}" if value is not None and ratio is not None else f"{'-':>8}{'-':>7}"
 
 
-def table(rows: list, steps: int, started_load: float) -> str:
-    shape = ModelShape.from_catalog(MODEL)
-    first = rows[0][1]
-    hardware, precision = from_jsonable(Hardware, first["hardware"]), first["precision"]  # fp32 on CPU, bf16 on CUDA
-    on_cpu = first["memory_kind"] == MemoryKind.CPU_RSS.value
-    gpu = catalog_gpu_for(hardware)
-    # calibrated utilisation: pooled per method over these very runs, so its ratios show how well FLOPs track
-    # time across shapes, not a forecast
-    measured = [
-        MeasuredTraining(
-            utilisation_key=c[0],
-            seconds=m["step_seconds"] * (steps - 1),
-            precision=precision,
-            gpu=gpu,
-            flops=training_flops(
-                m["total_params"], m["trainable_params"], c[1] * c[2] * (steps - 1), gradient_checkpointing=c[3]
-            ).total,
-        )
-        for c, m, _ in rows
-    ]
-    calibrated = pool_utilisation(measured, gpu) if gpu else {}
-    peak = peak_flops(catalog.gpus()[gpu], precision) if gpu else None
-
+def table(rows: list[tuple[tuple, RunRecord, RunRecord | None]], steps: int, started_load: float) -> str:
+    records = [record for _, record, _ in rows]
+    # calibrated utilisation: pooled per strategy over these very runs, as a compare calibrates over its own runs,
+    # so its ratios show how well FLOPs track time across shapes, not a forecast
+    checks = self_checks(records)
+    first, check = records[0], checks[0]
+    assert first.meta_info and first.train_info and check
+    hardware, precision = first.meta_info.hardware, first.train_info.precision  # fp32 on CPU, bf16 on CUDA
+    on_cpu = first.train_info.memory.kind is MemoryKind.CPU_RSS
     device = hardware.gpu or f"{hardware.cpu}, {hardware.cpu_count} cores"
     memory_columns = (
         f"{'rss GiB':>8}{'ratio':>7}{'rss,mmap':>10}{'ratio':>7}" if on_cpu else f"{'alloc GiB':>8}{'ratio':>7}{'':>17}"
@@ -194,48 +157,56 @@ def table(rows: list, steps: int, started_load: float) -> str:
             f"{MODEL}, {precision}, {hardware.device} ({device}), torch {hardware.torch_threads} threads, "
             f"{dt.date.today()}, load average {started_load:.1f} at start, {os.getloadavg()[0]:.1f} at end"
         ),
+        f"peak memory: {check.memory_basis}",
         (
-            f"peak memory over loading + training (weights included): {first['memory_kind']}; step time: mean of "
-            f"steps 2..{steps}; batches of exactly seq tokens, loss on the last {ANSWER_TOKENS}"
+            f"step time: median of steps 2..{steps}; batches of exactly seq tokens, loss on the last "
+            f"{ANSWER_TOKENS}; predictions and ratios (measured / predicted) from advisor.self_check"
         ),
         "",
-        f"{'':<19}{'predicted':>17}  {'measured / ratio (predicted / measured)':^42}|{'step time, s':^48}",
+        f"{'':<19}{'predicted':>17}  {'measured / ratio (measured / predicted)':^42}|{'step time, s':^48}",
         (
             f"{'config':<19}{'phase':>8}{'GiB':>9}  {memory_columns}{'':>10}|"
             f"{'pred':>8}{'ratio':>7}{'calib':>8}{'ratio':>7}{'measured':>10}"
         ),
     ]
-    for config, m, m_mmap in rows:
+    by_method: dict[str, SelfCheck] = {}
+    for (config, record, mmap), check in zip(rows, checks, strict=True):
+        assert check is not None and check.predicted_peak_memory_bytes and record.train_info
         method, batch, seq_len, checkpointing = config
-        memory, flops = predict(shape, method, batch, seq_len, checkpointing, precision)
+        by_method.setdefault(method, check)
         name = f"{method} b{batch} s{seq_len}" + (" ckpt" if checkpointing else "")
-        phase = "fwd/bwd" if memory.peak_phase == "forward/backward" else "optim"
+        phase = "fwd/bwd" if check.peak_phase == "forward/backward" else "optim"
         line = (
-            f"{name:<19}{phase:>8}{memory.peak / GIB:>9.2f}  {m['peak_bytes'] / GIB:>8.2f}"
-            f"{memory.peak / m['peak_bytes']:>7.2f}"
+            f"{name:<19}{phase:>8}{check.predicted_peak_memory_bytes / GIB:>9.2f}  "
+            f"{(check.measured_peak_memory_bytes or 0) / GIB:>8.2f}{check.memory_ratio or 0:>7.2f}"
         )
-        line += (
-            f"{m_mmap['peak_bytes'] / GIB:>10.2f}{memory.peak / m_mmap['peak_bytes']:>7.2f}" if m_mmap else f"{'':>17}"
-        )
-        line += f"{'':>10}|"
-        if gpu and peak:
-            default = flops / (peak * training_utilisation(method, batch * seq_len).value)
-            calib = flops / (peak * calibrated[method].value)
-            line += f"{default:>8.3g}{default / m['step_seconds']:>7.2f}{calib:>8.3g}{calib / m['step_seconds']:>7.2f}"
+        mmap_check = predict_run(mmap, records) if mmap else None
+        if mmap_check and mmap_check.measured_peak_memory_bytes:
+            line += f"{mmap_check.measured_peak_memory_bytes / GIB:>10.2f}{mmap_check.memory_ratio or 0:>7.2f}"
         else:
-            line += f"{'-':>8}{'-':>7}{'-':>8}{'-':>7}"
-        lines.append(line + f"{m['step_seconds']:>10.3g}")
+            line += f"{'':>17}"
+        line += f"{'':>10}|"
+        line += _seconds(check.predicted_step_seconds_default, check.step_ratio_default)
+        line += _seconds(check.predicted_step_seconds_calibrated, check.step_ratio_calibrated)
+        lines.append(line + f"{record.train_info.step_seconds_median or 0:>10.3g}")
     lines.append("")
-    if gpu and peak:
+    gpu = check.catalog_device
+    if gpu:
+        peak = catalog.gpus()[gpu]["peak_tflops_fp32" if precision == "fp32" else "peak_tflops_bf16_dense"]
         lines.append(
-            f"step time = FLOPs per step (advisor.costs.training_flops) / ({gpu} peak {precision} "
-            f"{peak / 1e12:g} TFLOP/s x utilisation); utilisation:"
+            f"step time = the run's FLOPs per step (advisor.costs.compute.measured_training) / ({gpu} peak "
+            f"{precision} {peak:g} TFLOP/s x utilisation); utilisation:"
         )
-        for method in ("full", "lora"):
-            lines.append(f"  pred,  {method}: the catalog curve at each row's tokens per step (utilisation.yaml)")
-            lines.append(f"  calib, {method}: {calibrated[method].value:.3f}, {calibrated[method].source}")
+        for method, check in by_method.items():
+            lines.append(f"  pred,  {method}: {check.utilisation_default:.3f}, catalog default")
+            lines.append(
+                f"  calib, {method}: {check.utilisation_calibrated:.3f}, calibrated over these "
+                f"{check.calibration_runs} {method} runs (train seconds, first step included)"
+            )
     else:
         lines.append("step time: this device matches no entry of data/catalog/gpus.yaml, so nothing is predicted")
+    for note in dict.fromkeys(note for check in checks if check for note in check.notes):
+        lines.append(f"note: {note}")
     return "\n".join(lines)
 
 
@@ -246,7 +217,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.measure:
         method, batch, seq_len, checkpointing, steps = json.loads(args.measure)
-        print(json.dumps(measure(method, batch, seq_len, checkpointing, steps)))
+        print(json.dumps(measure(method, batch, seq_len, checkpointing, steps).to_json()))
         return
     if args.steps < 2:
         parser.error("--steps: at least 2 (the first step is not timed)")
@@ -259,7 +230,7 @@ def main() -> None:
         # on CPU, again with freed memory returned to the system; 2 steps reach the peak (Adam states exist)
         mmap = (
             run_isolated(config, 2, RETURN_FREED_MEMORY)
-            if measured["memory_kind"] == MemoryKind.CPU_RSS.value
+            if measured.train_info and measured.train_info.memory.kind is MemoryKind.CPU_RSS
             else None
         )
         rows.append((config, measured, mmap))

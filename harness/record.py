@@ -10,6 +10,8 @@
       meta_info      package versions and the hardware
       endpoint       endpoint variants: where the requests went, what they used and cost, retries, errors, cache hits
       load_test      endpoint variants: one level per concurrency (throughput, latency, time to first token, errors)
+      self_check     what the advisor's estimator predicted for this run's own settings and hardware, beside what
+                     it measured (written by the advisor at the end of a compare, ``advisor.self_check``)
       predictions    one per test example, with its score
 
 Units follow ``harness.units``: memory in MiB, with peaks and growths named apart (``MemoryUse``).
@@ -142,6 +144,10 @@ class TrainInfo:
     global_batch_size: int | None = None  # batch_size x gradient_accumulation x processes
     memory_per_process: list[MemoryUse] | None = None  # several processes: each one's
     quantization: dict[str, Any] | None = None  # qlora: how the base was quantised
+    # the shape of the largest micro-batch, for the memory model (None: recorded before 2026-12): the widest
+    # padded length (tokens per row), and the most positions per row whose logits the loss computed
+    padded_len_max: int | None = None
+    logit_window_max: int | None = None
 
 
 @dataclass
@@ -223,6 +229,45 @@ class LoadLevel:
     output_tokens_from: str = "usage"  # usage | stream chunks (a server that sends no usage when streaming)
 
 
+class CheckedPhase(StrEnum):
+    TRAINING = "training"  # a fine-tuning run: its training peak and time
+    INFERENCE = "inference"  # a prompt or RAG run: the memory of serving the model
+
+
+@dataclass
+class SelfCheck:
+    """The advisor's estimator against this run: what it predicts for the run's own settings and hardware, beside
+    what the run measured (computed by ``advisor.self_check``; the harness only stores it). Ratios are measured /
+    predicted: 1 is exact, above 1 the run needed more than predicted. Memory in bytes (binary units when shown),
+    time in seconds; None where the estimator or the record lacks what it takes."""
+
+    phase: CheckedPhase
+    memory_basis: str  # what the measured peak is (allocator or resident memory, which phases, weights included)
+    predicted_peak_memory_bytes: float | None = None
+    measured_peak_memory_bytes: float | None = None
+    memory_ratio: float | None = None
+    peak_phase: str | None = None  # where the predicted training peak sits: forward/backward | optimizer step
+    precision: str | None = None  # the regime predicted in: bf16 | fp32
+    catalog_device: str | None = None  # the data/catalog/gpus.yaml entry the hardware matched (None: no time)
+    utilisation_default: float | None = None  # data/catalog/utilisation.yaml's training figure for the strategy
+    utilisation_calibrated: float | None = None  # from this compare's runs of the same key on the same hardware
+    calibration_runs: int = 0  # how many runs that calibration pooled (1: this run alone)
+    predicted_train_seconds_default: float | None = None
+    predicted_train_seconds_calibrated: float | None = None
+    measured_train_seconds: float | None = None
+    time_ratio_default: float | None = None
+    time_ratio_calibrated: float | None = None
+    predicted_step_seconds_default: float | None = None  # the run's FLOPs per optimizer step at each utilisation
+    predicted_step_seconds_calibrated: float | None = None
+    measured_step_seconds: float | None = None  # median step, the first (warm-up) left out
+    step_ratio_default: float | None = None
+    step_ratio_calibrated: float | None = None
+    predicted_tokens: float | None = None  # the estimator's: examples x max_seq_len x epochs (padding included)
+    measured_tokens: int | None = None  # every token of every item, times the epochs (no padding)
+    tokens_ratio: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
 @dataclass
 class RunRecord:
     run_info: RunInfo
@@ -237,6 +282,7 @@ class RunRecord:
     load_test: list[LoadLevel] | None = None
     predictions: list[Prediction] = field(default_factory=list)
     schema: int = RECORD_SCHEMA
+    self_check: SelfCheck | None = None  # added by the advisor once the compare's runs are in
 
     @classmethod
     def failed(

@@ -23,7 +23,7 @@ from typing import Any
 from harness.catalog import ModelRef, TokenPrice
 from harness.errors import UserError
 from harness.io import atomic_write_json, read_json
-from harness.record import Hardware, LoadLevel, MemoryKind, RunRecord, RunStatus
+from harness.record import Hardware, LoadLevel, MemoryKind, RunRecord, RunStatus, SelfCheck
 from harness.spec import Deployment, Endpoint, Goals, SelfHostedSpec
 from harness.strategies import Variant
 from harness.typedjson import from_jsonable, to_jsonable
@@ -128,6 +128,7 @@ class RunRow:
     final_loss: float | None = None
     wall_seconds: float | None = None
     config_hash: str | None = None
+    self_check: SelfCheck | None = None  # the estimator against this run (the record's, once the advisor added it)
 
     @classmethod
     def of(cls, run: StoredRun) -> RunRow:
@@ -141,6 +142,7 @@ class RunRow:
             error=record.error,
             wall_seconds=info.wall_seconds,
             config_hash=info.config_hash,
+            self_check=record.self_check,
         )
         if info.memory:
             row.memory_kind, row.memory_peak_mib = info.memory.kind, info.memory.peak_mib
@@ -220,6 +222,12 @@ def load_record(path: Path) -> RunRecord | None:
         return RunRecord.from_json(data)
     except (TypeError, KeyError, ValueError):
         return None
+
+
+def save_record(out_dir: Path, run: StoredRun) -> None:
+    """Write ``run``'s record again at its place in ``out_dir``: after the advisor has added what it computes from
+    all the runs together (``RunRecord.self_check``); what the run measured is unchanged."""
+    atomic_write_json(Path(out_dir) / run.path, run.record.to_json())
 
 
 def reusable(path: Path, digest: str) -> RunRecord | None:

@@ -141,6 +141,9 @@ class _AnswerWindowTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = True  # our compute_loss takes num_items_in_batch, whatever the model
         self.lm_head_positions = 0  # where the LM head ran: the compute model charges its FLOPs only there
+        # the largest micro-batch, for the memory model: the widest padded length and the widest logit window
+        self.padded_len_max = 0
+        self.logit_window_max = 0
 
     def _get_train_sampler(self, train_dataset=None):
         """Batches of similar length (less padding), grouped per *global* batch and shuffled by the data seed:
@@ -157,7 +160,11 @@ class _AnswerWindowTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = answer_window_loss(model, inputs, num_items_in_batch)
-        self.lm_head_positions += inputs["labels"].shape[0] * logit_window(inputs)
+        rows, width = inputs["labels"].shape
+        window = logit_window(inputs)
+        self.lm_head_positions += rows * window
+        self.padded_len_max = max(self.padded_len_max, int(width))
+        self.logit_window_max = max(self.logit_window_max, window)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:
             loss = loss * self.accelerator.num_processes
         return (loss, None) if return_outputs else loss
@@ -266,7 +273,9 @@ def finetune(
         losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
         processes = trainer.accelerator.num_processes
         # a collective: every process calls it
-        per_process: list[tuple[MemoryUse, int]] = distributed.gather_objects((memory.use(), trainer.lm_head_positions))
+        per_process: list[tuple[MemoryUse, int, int, int]] = distributed.gather_objects(
+            (memory.use(), trainer.lm_head_positions, trainer.padded_len_max, trainer.logit_window_max)
+        )
         trained = _unsharded(trainer, model, device) if fsdp else model
     if trained is not None:
         trained.eval()
@@ -277,7 +286,7 @@ def finetune(
         )
     tokens_per_epoch = sum(len(it.input_ids) for it in items)
     loss_tokens_per_epoch = sum(sum(1 for x in it.labels if x != -100) for it in items)
-    memories = [use for use, _ in per_process]
+    memories = [use for use, *_ in per_process]
     steady = step_times.seconds[1:] or step_times.seconds  # the first step pays for warm-up
     median_step = percentile(steady, 50)
     info = TrainInfo(
@@ -289,7 +298,9 @@ def finetune(
         first_step_seconds=round(step_times.seconds[0], 4) if step_times.seconds else None,
         tokens_trained=int(tokens_per_epoch * cfg.epochs),
         loss_tokens=int(loss_tokens_per_epoch * cfg.epochs),
-        lm_head_positions=sum(positions for _, positions in per_process),
+        lm_head_positions=sum(positions for _, positions, _, _ in per_process),
+        padded_len_max=max(width for *_, width, _ in per_process) or None,
+        logit_window_max=max(window for *_, window in per_process) or None,
         tokens_per_second=round(tokens_per_epoch * cfg.epochs / seconds, 1) if seconds else None,
         trainable_params=sum(p.numel() for p in (trained or model).parameters() if p.requires_grad),
         total_params=sum(p.numel() for p in (trained or model).parameters()),

@@ -52,6 +52,10 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
     # the LM head ran on each row's answer window + 1 only: at least the answer tokens, far fewer than all
     train = full["train_info"]
     assert train["loss_tokens"] + train["examples"] <= train["lm_head_positions"] < train["tokens_trained"] / 2
+    # the largest micro-batch, for the memory model: no row longer than the widest batch, no window wider
+    rows = train["examples"] * train["epochs"]
+    assert train["tokens_trained"] <= rows * train["padded_len_max"] and train["padded_len_max"] <= 384
+    assert train["lm_head_positions"] <= rows * train["logit_window_max"] < rows * train["padded_len_max"]
 
     # the record has everything the issue lists
     record = json.loads((out / runs[("rag", "top-2")]["record"]).read_text())
