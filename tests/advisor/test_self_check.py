@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from advisor.costs import default_utilisation
-from advisor.costs.compute import measured_training, peak_flops
-from advisor.costs.memory import inference_memory, training_memory
+from advisor.costs.compute import measured_training, peak_flops, training_utilisation
+from advisor.costs.inference_memory import inference_memory
+from advisor.costs.memory import training_memory
 from advisor.recommend import analyse
 from advisor.report import render, republish
 from advisor.self_check import annotate, predict_run, ratio, self_checks
@@ -47,7 +47,6 @@ def test_memory_is_the_memory_model_at_the_runs_own_settings_and_the_ratio_is_me
         rank=8,
         loss_tokens_per_sequence=7,
         gradient_checkpointing=False,
-        fused_adamw=True,
     )
     assert check.predicted_peak_memory_bytes == expected.peak
     assert check.peak_phase == expected.peak_phase
@@ -73,7 +72,7 @@ def test_time_at_the_default_and_at_the_calibrated_utilisation():
     checks = self_checks([fast, slow])
     work = measured_training(fast)
     peak = peak_flops(catalog.gpus()["cpu-2core"], "fp32")
-    default = default_utilisation("training", "lora").value
+    default = training_utilisation("lora", work.tokens_per_step_per_gpu).value  # the catalog curve at its step
     check = checks[0]
     assert check.catalog_device == "cpu-2core" and check.utilisation_default == default
     assert check.predicted_train_seconds_default == pytest.approx(work.flops / (peak * default))
@@ -101,14 +100,12 @@ def test_tokens_are_the_estimators_count_against_the_tokens_trained():
 def test_records_without_the_batch_shape_are_predicted_at_max_seq_len():
     record = trained(padded_len_max=None, logit_window_max=None)
     check = predict_run(record)
-    expected = training_memory(SHAPE, "lora", batch_size=8, seq_len=128, precision="fp32", fused_adamw=True)
+    expected = training_memory(SHAPE, "lora", batch_size=8, seq_len=128, precision="fp32")  # fused AdamW: the default
     assert check.predicted_peak_memory_bytes == expected.peak
     assert any("max_seq_len" in note for note in check.notes)
     # the answer-window loss's positions, when recorded, give the mean window: 3,840 over 384 x 2 rows = 5
     record.train_info.lm_head_positions = 3_840
-    windowed = training_memory(
-        SHAPE, "lora", batch_size=8, seq_len=128, precision="fp32", fused_adamw=True, loss_tokens_per_sequence=5
-    )
+    windowed = training_memory(SHAPE, "lora", batch_size=8, seq_len=128, precision="fp32", loss_tokens_per_sequence=5)
     assert predict_run(record).predicted_peak_memory_bytes == windowed.peak
 
 
