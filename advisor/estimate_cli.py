@@ -19,7 +19,7 @@ from advisor.costs import (
     estimate_training,
     param_counts,
 )
-from advisor.costs.bands import cost_band, fit_verdict, truth_band
+from advisor.costs.bands import DOES_NOT_FIT, cost_band, fit_verdict, truth_band
 from advisor.costs.job_overhead import assumption_lines as job_overhead_lines
 from advisor.costs.memory import (
     LOSS_FP32_COPIES,
@@ -201,7 +201,9 @@ def _rows(results: dict, usable_gib: float) -> list[tuple[str, list[str]]]:
 
     def fits(r):
         needed = r["training"]["gpus_needed"] if r["training"] else r["serving"]["gpus_per_replica"]
-        return r["fit"] if r["fits"] or r["fit"] != "does not fit" else f"no ({needed} GPUs)" if needed else "no"
+        if r["fit"] != DOES_NOT_FIT:
+            return r["fit"]
+        return f"no ({needed} GPUs)" if needed else "no"
 
     def band(key: str, fmt) -> Any:
         return col(lambda r: f"{fmt(r[key + '_range'][0])}-{fmt(r[key + '_range'][1])}")

@@ -6,6 +6,7 @@ Every mapping the sources do not state exactly is an *assumption*, written into 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,19 +217,19 @@ def seq_len_of(run: dict[str, Any], model: str, row: Row) -> int | None:
     return None
 
 
+def locate(run: dict[str, Any], row: Row) -> tuple[str | None, str | None]:
+    """The row's catalog model and GPU; what is missing goes to its reasons, what was assumed to its assumptions."""
+    model, why, assumed = catalog_model(run["model"])
+    gpu, why_gpu, assumed_gpu = catalog_gpu(run["gpu"])
+    row.reasons += [reason for reason in (why if model is None else "", why_gpu if gpu is None else "") if reason]
+    row.assumptions += [text for text in (assumed, assumed_gpu) if text]
+    return model, gpu
+
+
 def training_row(run: dict[str, Any], row: Row) -> None:
     """Predict one training row (memory or throughput) into ``row``."""
     s, method, measured = run["settings"], run["method"], run["measured"]
-    model, why, assumed = catalog_model(run["model"])
-    if model is None:
-        row.reasons.append(why)
-    elif assumed:
-        row.assumptions.append(assumed)
-    gpu, why, assumed = catalog_gpu(run["gpu"])
-    if gpu is None:
-        row.reasons.append(why)
-    elif assumed:
-        row.assumptions.append(assumed)
+    model, gpu = locate(run, row)
     lora = s.get("lora") or {}
     if method != "full" and not lora.get("rank") and run["source"] == "torchtune":
         lora = TORCHTUNE_LORA
@@ -251,7 +252,7 @@ def training_row(run: dict[str, Any], row: Row) -> None:
     if run["kind"] == "throughput" and "steps" in s and "tokens" in measured and not settings.packing:
         # the mean example length the source's own counts imply: tokens / (steps x global batch)
         mean = round(float(measured["tokens"]) / (int(s["steps"]) * int(s.get("global_batch_size") or batch)))
-        settings = TrainingSettings(**{**settings.__dict__, "mean_seq_len": mean})
+        settings = dataclasses.replace(settings, mean_seq_len=mean)
         row.assumptions.append(f"mean length {mean} = tokens / (steps x batch); batches padded to their longest")
     checkpointing = s.get("gradient_checkpointing")
     if run["source"] == "torchtune" and checkpointing is None:
@@ -317,10 +318,6 @@ def peak_of(gpu: str, fp8: bool) -> float:
     return peak_flops(catalog.gpus()[gpu], "fp8" if fp8 else "bf16")
 
 
-def optimizer_is(settings: dict[str, Any], name: str) -> bool:
-    return str(settings.get("optimizer", "")).startswith(name)
-
-
 def measured_time(run: dict[str, Any], row: Row) -> tuple[float | None, float | None]:
     """(tokens, seconds) of all GPUs together, from whichever form the source gives."""
     m = run["measured"]
@@ -360,14 +357,7 @@ def describe(
 
 def serving_row(run: dict[str, Any], row: Row) -> None:
     s, measured = run["settings"], run["measured"]
-    model, why, assumed = catalog_model(run["model"])
-    if model is None:
-        row.reasons.append(why)
-    elif assumed:
-        row.assumptions.append(assumed)
-    gpu, why, assumed_gpu = catalog_gpu(run["gpu"])
-    if gpu is None:
-        row.reasons.append(why)
+    model, gpu = locate(run, row)
     if "litgpt generate" in str(s.get("engine")):
         # eager PyTorch, one request at a time, no CUDA graphs: launch-bound, not bandwidth-bound like the engines
         # (vLLM, TensorRT-LLM, lmdeploy) whose efficiencies the serving model carries
@@ -382,8 +372,6 @@ def serving_row(run: dict[str, Any], row: Row) -> None:
         weights = "bf16"
     if row.reasons or model is None or gpu is None:
         return
-    if assumed_gpu:
-        row.assumptions.append(assumed_gpu)
     batch = s.get("batch")
     fixed_batch = batch if isinstance(batch, int) else None
     if fixed_batch is None and isinstance(s.get("concurrency"), int):
@@ -418,7 +406,7 @@ def serving_row(run: dict[str, Any], row: Row) -> None:
     if "ttft_ms" in measured:
         value, predicted = float(measured["ttft_ms"]) / 1000, estimate.ttft_seconds
         parts.append(("ttft", predicted, value, f"TTFT {value * 1000:.0f} ms", f"{predicted * 1000:.0f} ms"))
-    row.fit_inputs = {"parts": parts, "estimate": estimate}
+    row.fit_inputs = {"parts": parts}
     if not parts:
         row.reasons.append("no throughput or TTFT figure")
 
@@ -432,7 +420,7 @@ def expand(rows: list[Row]) -> list[Row]:
             out.append(row)
             continue
         for component, predicted, value, shown, said in parts:
-            twin = Row(**{**row.__dict__, "reasons": list(row.reasons), "assumptions": list(row.assumptions)})
+            twin = dataclasses.replace(row, reasons=list(row.reasons), assumptions=list(row.assumptions))
             twin.id = row.id if len(parts) == 1 else f"{row.id}#{component}"
             twin.component, twin.metric, twin.measured, twin.predicted = component, component, shown, said
             twin.ratio = predicted / value

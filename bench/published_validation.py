@@ -51,8 +51,6 @@ DEFAULT_OUT = ROOT / "reports" / "bench" / "published_validation.md"
 UTILISATION = ROOT / "data" / "catalog" / "utilisation.yaml"
 BANDS = ROOT / "data" / "catalog" / "estimate_bands.yaml"
 HOLDOUT = "lmdeploy"
-# |predicted / measured - 1| a row must stay within, per compared quantity (the targets)
-TOLERANCE = {"memory": 0.15, "throughput": 0.30, "serving": 0.20}
 BAND_PERCENTILES = (10, 90)
 __all__ = ["MEMORY_UNITS", "catalog_gpu", "catalog_model", "evaluate", "main"]
 

@@ -77,7 +77,6 @@ PRECISIONS = {
 # fp32 Adam: 4 (weight) + 4 (gradient) + 8 (m, v) = 16 bytes per adapter parameter. bf16 adapters (torchtune,
 # LitGPT bf16-true): 2 + 2 + 4 = 8.
 ADAPTER_ELEMENT_BYTES_BY_DTYPE = {"fp32": 4, "bf16": 2}
-ADAPTER_BYTES_PER_PARAM = 16
 ADAPTER_ELEMENT_BYTES = ADAPTER_ELEMENT_BYTES_BY_DTYPE["fp32"]
 # bitsandbytes' 8-bit optimizers: m and v in one byte each, blockwise-quantised with one fp32 absmax per block of
 # 256 values (Dettmers et al. 2022, "8-bit Optimizers via Block-wise Quantization"): 2 x (1 + 4/256) bytes
@@ -124,7 +123,7 @@ def default_precision(device: dict[str, Any]) -> str:
     bf16 there is pure bf16, not mixed precision: the weights and their gradients are bf16 and torch's AdamW
     keeps m and v in the parameter's dtype, with no fp32 master copy - PRECISIONS['bf16'], 2 + 2 + 4 = 8 bytes
     per trained parameter. LoRA/QLoRA adapters are fp32 in either regime (peft), priced apart
-    (ADAPTER_BYTES_PER_PARAM). 'mixed' (ZeRO's 16 bytes) is not what the harness does; it stays a choice."""
+    (adapter_bytes_per_param). 'mixed' (ZeRO's 16 bytes) is not what the harness does; it stays a choice."""
     if device["kind"] == "cpu" or not device.get("supports_bf16", False):
         return "fp32"
     return "bf16"

@@ -225,12 +225,11 @@ def estimate_training(
             "paged optimizer states live in CUDA managed memory, outside the device peak: they are evicted to CPU "
             "RAM when the device runs short, at a cost in speed"
         )
-    held = devices  # devices the job rents: the fixed seconds are paid on each
     fixed = job_overhead(
         job_bytes(total, method, trained_params=total if full else adapters, precision=precision),
         gpu,
-        compute_seconds=hours * 3600 / held,
-        gpus=held,
+        compute_seconds=hours * 3600 / devices,
+        gpus=devices,  # the devices the job rents: the fixed seconds are paid on each
         eval_seconds=eval_seconds,
     )
     return TrainingEstimate(
