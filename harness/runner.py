@@ -147,8 +147,8 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
             eval_info, predictions = evaluate(
                 prepared, ctx.task, ctx.data, ctx.test, device=ctx.device, progress=ctx.progress
             )
+            eval_seconds = time.perf_counter() - evaluating  # the test set only, not an endpoint's load test
             load_test = _load_test(ctx, prepared)
-            eval_seconds = time.perf_counter() - evaluating
         # an endpoint run's memory is the client's, not the model's: none is recorded
         run_info.memory = memory.use() if prepared.endpoint is None else None
         run_info.model_shape = ctx.model_shape

@@ -38,16 +38,23 @@ class JobBytes:
     checkpoint: float
 
 
-def job_bytes(base_params: int, method: str, *, trained_params: int, precision: str) -> JobBytes:
+def job_bytes(
+    base_params: int,
+    method: str,
+    *,
+    trained_params: int,
+    precision: str,
+    adapter_element_bytes: float = ADAPTER_ELEMENT_BYTES,
+) -> JobBytes:
     """Bytes a job of memory method ``method`` (full, lora, qlora) loads and saves.
 
     model      = base parameters x 2 (16-bit as stored; QLoRA quantises them on load)
     checkpoint = base parameters x bytes per weight of ``precision`` (full fine-tuning: every weight)
-               | trained (adapter) parameters x 4 (LoRA, QLoRA: the adapters alone, fp32)"""
+               | trained (adapter) parameters x their bytes (LoRA, QLoRA: the adapters alone; fp32 = 4, peft's)"""
     if method == "full":
         checkpoint = base_params * PRECISIONS[precision].weight
     else:
-        checkpoint = trained_params * ADAPTER_ELEMENT_BYTES
+        checkpoint = trained_params * adapter_element_bytes
     return JobBytes(model=base_params * STORED_BYTES_PER_WEIGHT, checkpoint=checkpoint)
 
 

@@ -17,6 +17,7 @@ from advisor.costs.compute import (
 )
 from advisor.costs.job_overhead import JobOverhead, job_bytes, job_overhead
 from advisor.costs.memory import (
+    ADAPTER_ELEMENT_BYTES_BY_DTYPE,
     MEMORY_METHODS,
     TrainingMemory,
     check_lora,
@@ -226,7 +227,13 @@ def estimate_training(
             "RAM when the device runs short, at a cost in speed"
         )
     fixed = job_overhead(
-        job_bytes(total, method, trained_params=total if full else adapters, precision=precision),
+        job_bytes(
+            total,
+            method,
+            trained_params=total if full else adapters,
+            precision=precision,
+            adapter_element_bytes=ADAPTER_ELEMENT_BYTES_BY_DTYPE[settings.adapter_dtype],
+        ),
         gpu,
         compute_seconds=hours * 3600 / devices,
         gpus=devices,  # the devices the job rents: the fixed seconds are paid on each
