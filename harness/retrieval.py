@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from harness.catalog import ModelRef
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Retriever:
@@ -20,6 +23,8 @@ class Retriever:
         self.size = len(texts)
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np  # deferred: 80 ms that `advisor estimate`, `validate` and `report` never need
+
         vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype="float32")
 

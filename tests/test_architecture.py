@@ -20,7 +20,18 @@ PACKAGES = ("advisor", "harness")
 TORCH_LIBRARIES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "sentence_transformers", "faiss")
 # openai (half a second: pydantic and its HTTP stack) and the llama.cpp server load only for endpoint runs and
 # `advisor serve`
-HEAVY_LIBRARIES = (*TORCH_LIBRARIES, "matplotlib", "mlflow", "ray", "openai", "llama_cpp", "uvicorn", "fastapi")
+# numpy (80 ms) is needed only once a retriever embeds texts
+HEAVY_LIBRARIES = (
+    *TORCH_LIBRARIES,
+    "numpy",
+    "matplotlib",
+    "mlflow",
+    "ray",
+    "openai",
+    "llama_cpp",
+    "uvicorn",
+    "fastapi",
+)
 
 
 def module_name(path: Path) -> str:
