@@ -13,37 +13,39 @@ Prompting and RAG runs are evaluation only and stay one process.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from harness import distributed
+from harness import checkpoints, distributed
 from harness.endpoints import CompareBudgets
 from harness.errors import UserError
 from harness.io import atomic_write_json, display_path
 from harness.job import Job
 from harness.meters import hardware
-from harness.record import Hardware, RunInfo, RunRecord, RunStatus
+from harness.record import Hardware, RunInfo, RunRecord, RunStatus, ValidationInfo
 from harness.runstore import (
     CompareSettings,
     Comparison,
     EndpointSummary,
+    Splits,
     StoredRun,
     TaskSummary,
     config_hash,
     load_record,
-    record_path,
     reusable,
-    run_id,
     write_results,
 )
 from harness.schema import doc
-from harness.spec import Task
+from harness.spec import Task, carve_validation
 from harness.strategies import STRATEGIES, Variant, check_device, traits
 from harness.task import check_endpoint_keys, load_examples
+from harness.tuning import checkpoint_dir, choose, final_path, plan_arms, trial_path
 
 # (variant, this device, processes per run, sharding) -> why the run cannot fit, or None: the advisor's memory model,
 # so that what cannot fit fails before training, not an hour in
@@ -81,10 +83,20 @@ class CompareOptions:
     limit: int | None = field(
         default=None,
         metadata=option(
-            "Quick look: at most N test and 5*N training examples; learning-curve runs are skipped.", min=1
+            "Quick look: at most N test and 5*N training examples; one setting per arm (no tuning trials), one seed, "
+            "no learning-curve runs.",
+            min=1,
         ),
     )
     seed: int | None = field(default=None, metadata=option("Override the task's seed.", min=0))
+    seeds: int | None = field(
+        default=None,
+        metadata=option(
+            "Run each fine-tuning arm's chosen setting with N seeds (default: the task's evaluation.seeds); the "
+            "rows give the mean, the standard deviation and each seed's score.",
+            min=1,
+        ),
+    )
     fresh: bool = field(default=False, metadata=option("Recompute runs even when a finished record matches."))
     progress: bool = field(default=True, metadata=option("Show progress bars.", flag="--progress/--no-progress"))
     num_processes: int = field(
@@ -238,7 +250,18 @@ def run_compare(
     check_endpoint_keys(task, endpoint_names)  # an unset key: one line now, nothing runs
     budgets = CompareBudgets(task, endpoint_names, options.max_api_usd)
     out_dir = options.folder(task)
-    train, test = data.limited(options.limit, seed)
+    limited_train, test = data.limited(options.limit, seed)
+    train, validation = carve_validation(limited_train, task.spec.evaluation.validation, seed)
+    n_seeds = options.seeds or task.spec.evaluation.seeds
+    arms = plan_arms(
+        task,
+        variants,
+        seed=seed,
+        seeds=n_seeds,
+        trials=task.spec.tuning.trials,
+        has_validation=bool(validation),
+        quick=bool(options.limit),
+    )
     machine = hardware(device)
     comparison = Comparison(
         task=TaskSummary(
@@ -250,6 +273,7 @@ def run_compare(
             labels=data.labels,
             n_train=len(train),
             n_test=len(test),
+            n_validation=len(validation),
             goals=task.spec.goals,
             deployment=task.spec.deployment,
             knowledge=display_path(task.knowledge_path) if task.knowledge_path else None,
@@ -265,91 +289,170 @@ def run_compare(
             num_processes=options.num_processes,
             sharding=options.sharding,
             max_api_usd=options.max_api_usd,
+            seeds=1 if options.limit else n_seeds,
+            trials=1 if options.limit or not validation else task.spec.tuning.trials,
+        ),
+        splits=Splits(
+            train=[ex.id for ex in train], validation=[ex.id for ex in validation], test=[ex.id for ex in test]
         ),
     )
-    done: dict[str, StoredRun] = {}
+    finished: list[list[StoredRun]] = [[] for _ in arms]  # per arm, its rows so far
 
     def save_results() -> None:
-        comparison.runs = [done[run_id(v)] for v in variants if run_id(v) in done]
+        comparison.runs = [run for rows in finished for run in rows]
         write_results(out_dir, comparison)
 
-    def processes(v: Variant) -> int:
-        return options.num_processes if traits(v.strategy).trains else 1
-
     fingerprint = task.fingerprint()
-    digests = {
-        run_id(v): config_hash(
+    total = sum(arm.run_count for arm in arms)
+    counter = iter(range(1, total + 1))
+
+    def run_one(variant: Variant, path: Path, *, role: str, run_seed: int, **job_extra: Any) -> StoredRun:
+        """One run (reused when a finished record has the same config hash)."""
+        n = options.num_processes if traits(variant.strategy).trains and not job_extra.get("load_checkpoint") else 1
+        digest = config_hash(
             fingerprint,
-            v,
-            seed=seed,
+            variant,
+            seed=run_seed,
             limit=options.limit,
             device=device,
             model=task.model_ref,
-            num_processes=processes(v),
-            endpoint=task.endpoint_identity(v.params),
+            num_processes=n,
+            endpoint=task.endpoint_identity(variant.params),
+            role=role,
         )
-        for v in variants
-    }
-    try:
-        for i, variant in enumerate(variants, start=1):
-            path = record_path(out_dir, variant)
-            label = f"[{i}/{len(variants)}] {variant.strategy} {variant.name}"
-            record = None if options.fresh else reusable(path, digests[run_id(variant)])
-            if record:
-                log(f"{label}: reusing finished run ({path}); --fresh recomputes")
+        what = "trial on validation" if role == "trial" else "on test"
+        label = f"[{next(counter)}/{total}] {variant.strategy} {variant.name}" + (
+            f" seed {run_seed}" if run_seed != seed else ""
+        )
+        record = None if options.fresh else reusable(path, digest)
+        if record:
+            log(f"{label}: reusing finished run ({path}); --fresh recomputes")
+            return StoredRun(record, str(path.relative_to(out_dir)))
+        sharding = _sharding(variant, options.sharding, machine, n, plan_sharding) if n > 1 else "none"
+        log(f"{label} ({what}): running on {device}" + (f" x {n} processes ({sharding})" if n > 1 else "") + " ...")
+        run_info = RunInfo(
+            task=task.name,
+            strategy=variant.strategy,
+            variant=variant.name,
+            params=variant.params,
+            config_hash=digest,
+            seed=run_seed,
+            limit=options.limit,
+            device=device,
+            model=task.model_ref.shown(),
+            num_processes=n,
+            sharding=sharding,
+            role=role,
+        )
+        job = Job(
+            task=task,
+            data=data,
+            train=train,
+            test=test,
+            variant=variant,
+            run_info=run_info,
+            record_path=path,
+            progress=options.progress,
+            api_cache=out_dir / API_CACHE,
+            api_cache_read=not options.fresh,
+            api_budget_usd=budgets.left(task.endpoint_of(variant.params)),
+            **job_extra,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            reason = preflight(variant, machine, n, sharding) if preflight and n > 0 else None
+            if reason:
+                record = _store(job, RunRecord.failed(run_info, reason))
+            elif isolate:
+                record = _run_in_worker(job, n, options.accelerate_config)
             else:
-                n = processes(variant)
-                sharding = _sharding(variant, options.sharding, machine, n, plan_sharding) if n > 1 else "none"
-                log(f"{label}: running on {device}" + (f" x {n} processes ({sharding})" if n > 1 else "") + " ...")
-                run_info = RunInfo(
-                    task=task.name,
-                    strategy=variant.strategy,
-                    variant=variant.name,
-                    params=variant.params,
-                    config_hash=digests[run_id(variant)],
-                    seed=seed,
-                    limit=options.limit,
-                    device=device,
-                    model=task.model_ref.shown(),
-                    num_processes=n,
-                    sharding=sharding,
-                )
-                job = Job(
-                    task=task,
-                    data=data,
-                    train=train,
-                    test=test,
-                    variant=variant,
-                    run_info=run_info,
-                    record_path=path,
-                    progress=options.progress,
-                    api_cache=out_dir / API_CACHE,
-                    api_cache_read=not options.fresh,
-                    api_budget_usd=budgets.left(task.endpoint_of(variant.params)),
-                )
-                reason = preflight(variant, machine, n, sharding) if preflight else None
-                if reason:
-                    record = _store(job, RunRecord.failed(run_info, reason))
-                elif isolate:
-                    record = _run_in_worker(job, n, options.accelerate_config)
-                else:
-                    from harness.runner import execute
+                from harness.runner import execute
 
-                    record = execute(job)
-                    assert record is not None  # one process: the main one
-                budgets.spend(record)
-                log(f"{label}: {_one_line(record)}")
-            done[run_id(variant)] = StoredRun(record, str(path.relative_to(out_dir)))
-            save_results()
+                record = execute(job)
+                assert record is not None  # one process: the main one
+        except KeyboardInterrupt:
+            record = reusable(path, digest)  # a worker may have finished its record just before the interrupt
+            if record is None:
+                raise
+        budgets.spend(record)
+        log(f"{label}: {_one_line(record)}")
+        return StoredRun(record, str(path.relative_to(out_dir)))
+
+    try:
+        for index, arm in enumerate(arms):
+            trials: list[tuple[Variant, StoredRun]] = []
+            for variant in arm.candidates if arm.tuned else []:
+                keep: dict[str, Any] = {"save_checkpoint": checkpoint_dir(out_dir, variant)} if arm.trains else {}
+                trials.append(
+                    (
+                        variant,
+                        run_one(
+                            variant,
+                            trial_path(out_dir, variant),
+                            role="trial",
+                            run_seed=seed,
+                            validation=validation,
+                            **keep,
+                        ),
+                    )
+                )
+            if arm.tuned:
+                picked = choose([(v, r.record) for v, r in trials])
+                if picked is None:  # every trial failed: the arm's row is its first failure
+                    finished[index] = [trials[0][1]]
+                    save_results()
+                    continue
+                chosen, chosen_record = picked
+                log(
+                    f"{arm.strategy}: chose {chosen.name} on validation "
+                    f"({_validation_line(trials, chosen)}); only it is scored on test"
+                )
+            else:
+                chosen = arm.candidates[0]
+            rows: dict[str, StoredRun] = {}
+            for final in arm.finals(chosen):
+                path = final_path(out_dir, final)
+                serves_trial = arm.tuned and final.variant == chosen and final.first_seed
+                extra: dict[str, Any] = {}
+                if serves_trial and arm.trains and checkpoints.exists(checkpoint_dir(out_dir, chosen)):
+                    extra["load_checkpoint"] = checkpoint_dir(out_dir, chosen)
+                if not arm.tuned and final.variant == chosen and final.first_seed:
+                    extra["validation"] = validation  # no trials: the one run scores validation too
+                run = run_one(final.variant, path, role="final", run_seed=final.seed, **extra)
+                if serves_trial and run.record.ok and run.record.validation is None:
+                    trial = dict((v.name, r) for v, r in trials)[chosen.name]
+                    run.record.validation = dataclasses.replace(
+                        trial.record.validation or _missing_validation(task), from_trial=trial.path
+                    )
+                    atomic_write_json(path, run.record.to_json())
+                if final.first_seed:
+                    rows[final.variant.name] = run
+                    if final.variant == chosen:
+                        run.trials = [r for _, r in trials]
+                else:
+                    rows[final.variant.name].repeats.append(run)
+                finished[index] = sorted(
+                    rows.values(), key=lambda r: r.record.run_info.params.get("data_fraction", 1.0)
+                )
+                save_results()
+            for variant in arm.candidates if arm.trains and arm.tuned else []:
+                checkpoints.remove(checkpoint_dir(out_dir, variant))  # the final run has the chosen weights' record
     except KeyboardInterrupt:
-        for variant in variants:  # a worker may have finished its record just before the interrupt
-            path = record_path(out_dir, variant)
-            record = None if run_id(variant) in done else reusable(path, digests[run_id(variant)])
-            if record:
-                done[run_id(variant)] = StoredRun(record, str(path.relative_to(out_dir)))
         save_results()
-        raise CompareInterrupted(out_dir, sum(run.record.ok for run in done.values())) from None
+        raise CompareInterrupted(out_dir, sum(r.record.ok for rows in finished for r in rows)) from None
     return comparison
+
+
+def _missing_validation(task: Task) -> ValidationInfo:
+    raise RuntimeError(f"{task.name}: a finished trial without its validation score")
+
+
+def _validation_line(trials: list[tuple[Variant, StoredRun]], chosen: Variant) -> str:
+    parts = []
+    for variant, run in trials:
+        v = run.record.validation
+        parts.append(f"{variant.name} {v.quality:.3f}" if v else f"{variant.name} failed")
+    return ", ".join(parts)
 
 
 API_CACHE = "api-cache"  # under the output folder: one JSON file per endpoint request answered
@@ -370,9 +473,14 @@ def _sharding(
 
 
 def _one_line(record: RunRecord) -> str:
-    ev, tr = record.eval_info, record.train_info
-    if not record.ok or ev is None:
+    ev, tr, val = record.eval_info, record.train_info, record.validation
+    if not record.ok or (ev is None and val is None):
         return f"{'STOPPED' if record.status is RunStatus.STOPPED_BUDGET else 'FAILED'}: {record.error}"
+    if ev is None and val is not None:  # a trial
+        trained = f", trained {tr.train_seconds:.0f} s" if tr else ""
+        wall = record.run_info.wall_seconds or 0
+        return f"ok: validation {val.metric} {val.quality:.3f}{trained}, {wall:.0f} s total"
+    assert ev is not None
     parts = [f"{ev.metric} {ev.quality:.3f}", f"p50 {ev.latency_ms_p50:.0f} ms", f"p95 {ev.latency_ms_p95:.0f} ms"]
     if tr:
         parts.append(f"trained {tr.train_seconds:.0f} s")
@@ -380,5 +488,7 @@ def _one_line(record: RunRecord) -> str:
         use = record.endpoint
         spent = f"${use.usd_spent:.4f}" if use.usd_spent is not None else "price missing"
         parts.append(f"{use.requests} requests ({use.cache_hits} cached, {use.errors} errors), {spent}")
+    if val is not None:
+        parts.append(f"validation {val.quality:.3f}")
     parts.append(f"{record.run_info.wall_seconds or 0:.0f} s total")
     return "ok: " + ", ".join(parts)

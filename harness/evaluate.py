@@ -13,7 +13,7 @@ from harness import prompts
 from harness.endpoints import EndpointClient
 from harness.meters import PeakMemory, percentile, synchronize
 from harness.metrics import METRICS
-from harness.record import EvalInfo, Prediction
+from harness.record import EvalInfo, Prediction, ValidationInfo
 from harness.spec import Datasets, Example, Task
 from harness.strategies.base import Prepared
 
@@ -134,7 +134,6 @@ def evaluate(
     Every example is scored.
     """
     backend = backend_for(prepared, task, device)
-    score = METRICS[task.metric]
     n_single = min(task.spec.evaluation.latency_requests, len(examples))
     outputs: list[Output | None] = [None] * len(examples)
     latencies: list[float] = []
@@ -155,36 +154,12 @@ def evaluate(
                 bar.update(1)
 
         start = time.perf_counter()
-        rest = list(range(n_single, len(examples)))
-        messages = {i: prepared.build_messages(examples[i]) for i in rest}
-        rest.sort(key=lambda i: sum(len(m["content"]) for m in messages[i]), reverse=True)
-        live = 0  # answered now, not from the endpoint's request cache: what the throughput counts
-        for b in range(0, len(rest), backend.batch_size):
-            idx = rest[b : b + backend.batch_size]
-            for i, result in zip(idx, backend([messages[i] for i in idx]), strict=True):
-                outputs[i] = result
-                live += result.cached_latency_ms is None
-            bar.update(len(idx))
+        live = _answer_in_batches(backend, prepared, examples, range(n_single, len(examples)), outputs, bar)
         synchronize(device)
         batched_seconds = time.perf_counter() - start
     bar.close()
 
-    predictions = []
-    for ex, output in zip(examples, outputs, strict=True):
-        assert output is not None
-        pred = prompts.parse_output(task, data, output.text)
-        predictions.append(
-            Prediction(
-                id=ex.id,
-                input=ex.input,
-                target=ex.target,
-                prediction=pred,
-                output=output.text,
-                score=score(pred, ex.target),
-                prompt_tokens=output.prompt_tokens,
-                output_tokens=output.output_tokens,
-            )
-        )
+    predictions = _scored(task, data, examples, outputs)
     n = len(predictions)
     if live:  # throughput of the batched part; without one (or all of it cached), of the one-at-a-time requests
         throughput, throughput_batch = live / batched_seconds, backend.batch_size
@@ -208,3 +183,71 @@ def evaluate(
         memory=memory.use(),
     )
     return info, predictions
+
+
+def _answer_in_batches(
+    backend: Backend,
+    prepared: Prepared,
+    examples: list[Example],
+    indices: range,
+    outputs: list[Output | None],
+    bar: tqdm,
+) -> int:
+    """Answer ``examples[i]`` for ``i`` in ``indices`` in batches - local: sorted by length to waste little
+    padding; an endpoint: that many requests in flight - into ``outputs``; how many were answered live (not from
+    the endpoint's request cache)."""
+    rest = list(indices)
+    messages = {i: prepared.build_messages(examples[i]) for i in rest}
+    rest.sort(key=lambda i: sum(len(m["content"]) for m in messages[i]), reverse=True)
+    live = 0
+    for b in range(0, len(rest), backend.batch_size):
+        idx = rest[b : b + backend.batch_size]
+        for i, result in zip(idx, backend([messages[i] for i in idx]), strict=True):
+            outputs[i] = result
+            live += result.cached_latency_ms is None
+        bar.update(len(idx))
+    return live
+
+
+def _scored(task: Task, data: Datasets, examples: list[Example], outputs: list[Output | None]) -> list[Prediction]:
+    score = METRICS[task.metric]
+    predictions = []
+    for ex, output in zip(examples, outputs, strict=True):
+        assert output is not None
+        pred = prompts.parse_output(task, data, output.text)
+        predictions.append(
+            Prediction(
+                id=ex.id,
+                input=ex.input,
+                target=ex.target,
+                prediction=pred,
+                output=output.text,
+                score=score(pred, ex.target),
+                prompt_tokens=output.prompt_tokens,
+                output_tokens=output.output_tokens,
+            )
+        )
+    return predictions
+
+
+def validate(
+    prepared: Prepared, task: Task, data: Datasets, examples: list[Example], *, device: str, progress: bool = True
+) -> ValidationInfo:
+    """The quality on the validation split: every example answered in batches and scored, nothing timed (a
+    setting is chosen on quality; latency is measured once, on test)."""
+    backend = backend_for(prepared, task, device)
+    outputs: list[Output | None] = [None] * len(examples)
+    bar = tqdm(total=len(examples), desc="validate", unit="ex", disable=not progress, leave=False)
+    start = time.perf_counter()
+    _answer_in_batches(backend, prepared, examples, range(len(examples)), outputs, bar)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    bar.close()
+    predictions = _scored(task, data, examples, outputs)
+    return ValidationInfo(
+        metric=task.metric,
+        quality=sum(p.score for p in predictions) / len(predictions),
+        n_examples=len(predictions),
+        unparsed=sum(p.prediction is None for p in predictions),
+        seconds=round(seconds, 2),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.record import RunInfo
@@ -21,7 +21,7 @@ from harness.strategies import Variant
 class Job:
     task: Task
     data: Datasets
-    train: list[Example]  # after --limit
+    train: list[Example]  # after --limit, without the validation split
     test: list[Example]
     variant: Variant
     run_info: RunInfo  # what the record will say ran (config hash included)
@@ -30,6 +30,9 @@ class Job:
     api_cache: Path | None = None  # endpoint variants: the request cache's folder
     api_cache_read: bool = True  # False with --fresh
     api_budget_usd: float | None = None  # endpoint variants: what this run may spend (None: no cap)
+    validation: list[Example] = field(default_factory=list)  # scored when not empty (a trial; an untuned arm's run)
+    save_checkpoint: Path | None = None  # a fine-tuning trial: where its trained weights are kept
+    load_checkpoint: Path | None = None  # a tuned arm's final run: the chosen trial's weights
 
     def save(self) -> Path:
         """A temporary file holding this job; the caller removes it."""

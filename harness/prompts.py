@@ -23,7 +23,11 @@ _JINJA = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
 
 
 def render_instruction(task: Task, data: Datasets) -> str:
-    template = task.spec.instruction or DEFAULT_INSTRUCTION[task.kind]
+    return render_template(task, data, task.spec.instruction or DEFAULT_INSTRUCTION[task.kind])
+
+
+def render_template(task: Task, data: Datasets, template: str) -> str:
+    """An instruction template (the task's, or one a prompting grid tries) rendered for this task's data."""
     try:
         return (
             _JINJA.from_string(template)

@@ -116,6 +116,7 @@ class RunInfo:
     memory: MemoryUse | None = None  # the whole run: loading, training and evaluation
     model_shape: ModelShape | None = None  # the base model as loaded (the cost models price runs with it)
     phases: PhaseSeconds | None = None  # model load and evaluation times (added 2026-12-02; None in older records)
+    role: str = "final"  # final: scored on test | trial: a grid point scored on the validation split only
 
 
 @dataclass
@@ -167,6 +168,19 @@ class EvalInfo:
     output_tokens_mean: float
     max_new_tokens: int
     memory: MemoryUse
+
+
+@dataclass
+class ValidationInfo:
+    """The quality on the validation split (carved from train): what a tuned arm's setting is chosen on. Answered
+    in batches, untimed: latency is measured on test."""
+
+    metric: str
+    quality: float
+    n_examples: int
+    unparsed: int
+    seconds: float  # generating and scoring the split
+    from_trial: str | None = None  # a final run of a tuned arm: the trial (its record) whose checkpoint it serves
 
 
 @dataclass
@@ -275,7 +289,8 @@ class RunRecord:
     error: str | None = None
     traceback: str | None = None
     train_info: TrainInfo | None = None
-    eval_info: EvalInfo | None = None
+    eval_info: EvalInfo | None = None  # on test; None for a trial (scored on validation only)
+    validation: ValidationInfo | None = None
     strategy_info: StrategyInfo | None = None
     meta_info: MetaInfo | None = None
     endpoint: EndpointUse | None = None

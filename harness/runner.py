@@ -24,16 +24,18 @@ from transformers.utils import logging as hf_logging
 from harness import distributed, models, prompts
 from harness.endpoints import Budget, BudgetExceeded, EndpointClient, EndpointError, RequestCache
 from harness.errors import UserError
-from harness.evaluate import evaluate
+from harness.evaluate import evaluate, validate
 from harness.io import atomic_write_json
 from harness.job import Job
 from harness.load_test import run_load_test
 from harness.meters import PeakMemory, hardware, package_versions
 from harness.record import (
     EndpointUse,
+    EvalInfo,
     LoadLevel,
     MetaInfo,
     PhaseSeconds,
+    Prediction,
     RunInfo,
     RunRecord,
     RunStatus,
@@ -50,10 +52,11 @@ class RunContext:
 
     task: Task
     data: Datasets
-    train: list[Example]
+    train: list[Example]  # without the validation split
     test: list[Example]
     device: str
     seed: int
+    validation: list[Example] = field(default_factory=list)
     progress: bool = True
     sharding: str = "none"  # several processes (harness.distributed): "ddp" or "fsdp"; "none" = one process
     model_shape: ModelShape | None = None  # set when the base model is loaded; the cost models price runs with it
@@ -62,6 +65,8 @@ class RunContext:
     api_budget_usd: float | None = None  # endpoint variants: what this run may spend
     endpoint_client: EndpointClient | None = None  # set when an endpoint variant is prepared
     model_load_seconds: float | None = None  # every load_model of the run, summed
+    save_checkpoint: Path | None = None  # a fine-tuning trial: keep the trained weights here (harness.checkpoints)
+    load_checkpoint: Path | None = None  # a tuned arm's final run: the chosen trial's weights, not trained again
     _tokenizer: Any = field(default=None, repr=False)
 
     @property
@@ -144,11 +149,21 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
             if not distributed.is_main_process():
                 return None
             evaluating = time.perf_counter()
-            eval_info, predictions = evaluate(
-                prepared, ctx.task, ctx.data, ctx.test, device=ctx.device, progress=ctx.progress
+            validation = (
+                validate(prepared, ctx.task, ctx.data, ctx.validation, device=ctx.device, progress=ctx.progress)
+                if ctx.validation
+                else None
             )
-            eval_seconds = time.perf_counter() - evaluating  # the test set only, not an endpoint's load test
-            load_test = _load_test(ctx, prepared)
+            eval_info: EvalInfo | None = None
+            predictions: list[Prediction] = []
+            load_test = None
+            if run_info.role == "final":
+                eval_info, predictions = evaluate(
+                    prepared, ctx.task, ctx.data, ctx.test, device=ctx.device, progress=ctx.progress
+                )
+            eval_seconds = time.perf_counter() - evaluating  # the splits scored, not an endpoint's load test
+            if run_info.role == "final":
+                load_test = _load_test(ctx, prepared)
         # an endpoint run's memory is the client's, not the model's: none is recorded
         run_info.memory = memory.use() if prepared.endpoint is None else None
         run_info.model_shape = ctx.model_shape
@@ -161,6 +176,7 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
             status=RunStatus.OK,
             train_info=prepared.train_info,
             eval_info=eval_info,
+            validation=validation,
             strategy_info=prepared.info,
             meta_info=meta,
             endpoint=prepared.endpoint.use() if prepared.endpoint else None,
@@ -224,11 +240,14 @@ def execute(job: Job) -> RunRecord | None:
         test=job.test,
         device=device,
         seed=job.run_info.seed,
+        validation=job.validation,
         progress=job.progress and distributed.is_main_process(),
         sharding=job.run_info.sharding,
         api_cache=job.api_cache,
         api_cache_read=job.api_cache_read,
         api_budget_usd=job.api_budget_usd,
+        save_checkpoint=job.save_checkpoint,
+        load_checkpoint=job.load_checkpoint,
     )
     record = run_variant(ctx, job.variant, job.run_info)
     if record is not None:

@@ -4,18 +4,22 @@ Layout of an output folder::
 
     results.json                     what the compare was (task, device, settings), a row per run, and - once
                                      the advisor has priced and recommended - costs and the recommendation
-    runs/<strategy>-<variant>.json   one full record per run (harness.record, predictions included)
+    runs/<strategy>-<variant>.json   one full record per run scored on test (harness.record, predictions included)
+    runs/<...>-seed<N>.json          the same run repeated with another seed (``--seeds``)
+    runs/trials/<...>.json           a tuned arm's grid points, scored on the validation split only
+    checkpoints/<...>/               a fine-tuning trial's weights, until its arm's final run (harness.checkpoints)
 
-The records are the source of truth: ``load_comparison`` reads the runs back from them, and the rows of
-results.json are summaries written for people and scripts (``RunRow``), never read back.
-results.json schema 3 (2026-12-02: endpoint rows, ``input_tokens_mean`` for ``prompt_tokens_mean``); schemas 1
-and 2 load too (their rows are never read back).
+The records are the source of truth: ``load_comparison`` reads the runs back from them; of the rows of
+results.json (``RunRow``, summaries written for people and scripts) only the record paths are read back.
+results.json schema 4 (2026-12-02: ``splits``, seeds and trials in the rows, ``comparisons``); schema 3 added
+endpoint rows; older schemas load too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +27,12 @@ from typing import Any
 from harness.catalog import ModelRef, TokenPrice
 from harness.errors import UserError
 from harness.io import atomic_write_json, read_json
-from harness.record import Hardware, LoadLevel, MemoryKind, RunRecord, RunStatus, SelfCheck
+from harness.record import Hardware, LoadLevel, MemoryKind, RunRecord, RunStatus, SelfCheck, ValidationInfo
 from harness.spec import Deployment, Endpoint, Goals, SelfHostedSpec
 from harness.strategies import Variant
 from harness.typedjson import from_jsonable, to_jsonable
 
-RESULTS_SCHEMA = 3
+RESULTS_SCHEMA = 4
 
 
 @dataclass
@@ -55,11 +59,12 @@ class TaskSummary:
     metric: str
     model: ModelRef
     labels: list[str] | None
-    n_train: int  # training examples the runs could use (after --limit)
+    n_train: int  # training examples the runs could use (after --limit, without the validation split)
     n_test: int
     goals: Goals
     deployment: Deployment
     knowledge: str | None
+    n_validation: int = 0  # held out of train to choose each arm's setting
     data_cost: dict[str, Any] = field(default_factory=dict)  # the task file's data_cost block, as written
     endpoints: dict[str, EndpointSummary] = field(default_factory=dict)
 
@@ -73,22 +78,76 @@ class CompareSettings:
     num_processes: int = 1
     sharding: str = "auto"
     max_api_usd: float | None = None
+    seeds: int = 1  # fine-tuning arms' runs per setting
+    trials: int = 1  # grid points each fine-tuning arm tried
 
 
 @dataclass
 class StoredRun:
+    """A run scored on test, with what belongs to it: the same run with the other seeds, and - for a tuned arm's
+    run on all of train - the trials its setting was chosen from."""
+
     record: RunRecord
     path: str  # of its record, relative to the output folder
+    repeats: list[StoredRun] = field(default_factory=list)  # the other seeds' runs (--seeds), same settings
+    trials: list[StoredRun] = field(default_factory=list)  # the grid, in priority order, scored on validation
+
+    @property
+    def seed_runs(self) -> list[StoredRun]:
+        """Every seed's run, the base seed's first."""
+        return [self, *self.repeats]
+
+    def seed_qualities(self) -> list[float]:
+        """The test quality of each seed's finished run."""
+        return [r.record.eval_info.quality for r in self.seed_runs if r.record.ok and r.record.eval_info]
+
+    def all_runs(self) -> list[StoredRun]:
+        """Every run this one stands for: its seeds and its trials (what the comparison itself cost)."""
+        return [*self.seed_runs, *self.trials]
+
+
+@dataclass
+class Splits:
+    """The example ids of each split: train (what the runs trained on or drew from), validation (carved from
+    train, seeded: where settings are chosen) and test (scored once per arm)."""
+
+    train: list[str]
+    validation: list[str]
+    test: list[str]
 
 
 @dataclass
 class Comparison:
-    """One compare: the task, the machine, the settings, and every run in plan order."""
+    """One compare: the task, the machine, the settings, and every run scored on test, in plan order."""
 
     task: TaskSummary
     device: Hardware
     options: CompareSettings
     runs: list[StoredRun] = field(default_factory=list)
+    splits: Splits | None = None
+
+
+@dataclass
+class TrialRow:
+    """One grid point of a tuned arm, scored on the validation split."""
+
+    variant: str
+    settings: dict[str, Any]  # the tuned fields' values at this point
+    status: RunStatus
+    record: str
+    validation_quality: float | None = None
+    train_seconds: float | None = None
+    wall_seconds: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Tuning:
+    """How a tuned arm's setting was chosen: its trials and the one chosen (best validation quality)."""
+
+    metric: str
+    chosen: str  # the variant
+    trials: list[TrialRow]
 
 
 @dataclass
@@ -126,6 +185,12 @@ class RunRow:
     examples_labelled: int | None = None
     data_fraction: float | None = None
     final_loss: float | None = None
+    validation_quality: float | None = None  # the chosen setting on the validation split
+    seeds: list[int] | None = None  # with --seeds: each seed's run; quality is their mean
+    seed_qualities: list[float] | None = None
+    quality_std: float | None = None  # sample standard deviation over the seeds
+    seed_records: list[str] | None = None
+    tuning: Tuning | None = None  # a tuned arm's grid and choice
     wall_seconds: float | None = None
     config_hash: str | None = None
     self_check: SelfCheck | None = None  # the estimator against this run (the record's, once the advisor added it)
@@ -143,6 +208,7 @@ class RunRow:
             wall_seconds=info.wall_seconds,
             config_hash=info.config_hash,
             self_check=record.self_check,
+            validation_quality=record.validation.quality if record.validation else None,
         )
         if info.memory:
             row.memory_kind, row.memory_peak_mib = info.memory.kind, info.memory.peak_mib
@@ -171,7 +237,45 @@ class RunRow:
                 tr.examples_labelled,
                 tr.data_fraction,
             )
+        if run.repeats:
+            qualities = run.seed_qualities()
+            row.seeds = [r.record.run_info.seed for r in run.seed_runs]
+            row.seed_records = [r.path for r in run.repeats]
+            row.seed_qualities = [round(q, 4) for q in qualities]
+            if qualities:
+                row.quality = sum(qualities) / len(qualities)
+                row.quality_std = round(statistics.stdev(qualities), 4) if len(qualities) > 1 else 0.0
+        if run.trials:
+            row.tuning = Tuning(
+                metric=row.metric or (run.trials[0].record.validation or _NO_VALIDATION).metric,
+                chosen=info.variant,
+                trials=[trial_row(t, tuned_settings(run)) for t in run.trials],
+            )
         return row
+
+
+_NO_VALIDATION = ValidationInfo(metric="", quality=0.0, n_examples=0, unparsed=0, seconds=0.0)
+
+
+def tuned_settings(run: StoredRun) -> list[str]:
+    """The parameters that differ between a tuned arm's trials (its grid's axes)."""
+    params = [t.record.run_info.params for t in run.trials]
+    keys = dict.fromkeys(k for p in params for k in p)
+    return [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=str) for p in params}) > 1]
+
+
+def trial_row(run: StoredRun, axes: list[str]) -> TrialRow:
+    record = run.record
+    return TrialRow(
+        variant=record.run_info.variant,
+        settings={k: record.run_info.params.get(k) for k in axes},
+        status=record.status,
+        record=run.path,
+        validation_quality=record.validation.quality if record.validation else None,
+        train_seconds=record.train_info.train_seconds if record.train_info else None,
+        wall_seconds=record.run_info.wall_seconds,
+        error=record.error,
+    )
 
 
 def run_id(variant: Variant) -> str:
@@ -192,6 +296,7 @@ def config_hash(
     model: ModelRef,
     num_processes: int = 1,
     endpoint: dict[str, Any] | None = None,
+    role: str = "final",
 ) -> str:
     """Everything that determines a run's result; equal hash = same run, safe to reuse. The number of training
     processes counts (it multiplies the global batch) only when there are several, so one-process records
@@ -208,6 +313,8 @@ def config_hash(
     }
     if num_processes > 1:
         payload["num_processes"] = num_processes
+    if role != "final":  # a trial is scored on validation only: not the same record as the final run
+        payload["role"] = role
     if endpoint is not None:  # an endpoint variant: where it ran and its load test (Task.endpoint_identity)
         payload["endpoint"] = endpoint
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -243,6 +350,7 @@ def write_results(
     row_costs: list[dict[str, Any]] | None = None,
     costs: Any = None,
     recommendation: Any = None,
+    comparisons: Any = None,
 ) -> Path:
     """results.json for ``comparison``; the advisor adds each row's costs, the assumptions and the recommendation."""
     rows = [to_jsonable(RunRow.of(run)) for run in comparison.runs]
@@ -256,7 +364,9 @@ def write_results(
             "task": to_jsonable(comparison.task),
             "device": to_jsonable(comparison.device),
             "options": to_jsonable(comparison.options),
+            "splits": to_jsonable(comparison.splits),
             "runs": rows,
+            "comparisons": to_jsonable(comparisons),
             "costs": to_jsonable(costs),
             "recommendation": to_jsonable(recommendation),
         },
@@ -279,20 +389,28 @@ def load_comparison(out_dir: Path) -> Comparison:
         ) from None
     if data.get("schema", 1) == 1:
         data = _upgrade_results_v1(data)
-    runs = []
-    for i, row in enumerate(data.get("runs") or []):
-        record = load_record(out_dir / row["record"])
+
+    def stored(where: str, record_file: str) -> StoredRun:
+        record = load_record(out_dir / record_file)
         if record is None:
             raise UserError(
-                f"{path}: runs[{i}]: its record {out_dir / row['record']} is missing or unreadable; "
+                f"{path}: {where}: its record {out_dir / record_file} is missing or unreadable; "
                 f"run the same advisor compare again to redo it"
             )
-        runs.append(StoredRun(record, row["record"]))
+        return StoredRun(record, record_file)
+
+    runs = []
+    for i, row in enumerate(data.get("runs") or []):
+        run = stored(f"runs[{i}]", row["record"])
+        run.repeats = [stored(f"runs[{i}].seed_records", f) for f in row.get("seed_records") or []]
+        run.trials = [stored(f"runs[{i}].tuning", t["record"]) for t in (row.get("tuning") or {}).get("trials", [])]
+        runs.append(run)
     return Comparison(
         task=from_jsonable(TaskSummary, data["task"]),
         device=from_jsonable(Hardware, data["device"]),
         options=from_jsonable(CompareSettings, data.get("options") or {}),
         runs=runs,
+        splits=from_jsonable(Splits, data["splits"]) if data.get("splits") else None,
     )
 
 

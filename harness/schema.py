@@ -27,13 +27,15 @@ def doc(
     max: float | None = None,
     choices: tuple[str, ...] | None = None,
     gt: float | None = None,
+    tunable: bool = False,
 ) -> dict:
     """Field metadata: its documentation and the checks ``build`` applies.
 
     ``min``/``max`` are inclusive bounds, ``gt`` an exclusive lower bound, ``choices`` the allowed
-    strings (for lists: allowed items).
+    strings (for lists: allowed items). ``tunable``: a list of values is a grid axis, tried on the validation
+    split (``harness.strategies.base.grid``).
     """
-    return {"doc": text, "min": min, "max": max, "gt": gt, "choices": choices}
+    return {"doc": text, "min": min, "max": max, "gt": gt, "choices": choices, "tunable": tunable}
 
 
 def closest(name: str, allowed: typing.Iterable[str]) -> str:
@@ -178,6 +180,8 @@ def schema_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
         text = f.metadata.get("doc", "")
         if f.metadata.get("choices"):
             text += f" One of: {', '.join(f.metadata['choices'])}."
+        if f.metadata.get("tunable"):
+            text += " Tunable: a list is a grid, tried on the validation split (see `tuning`)."
         rows.append((key, _type_name(tp), default, text))
     return rows
 

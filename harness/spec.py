@@ -87,6 +87,23 @@ class LoadTest:
 
 @dataclass
 class Evaluation:
+    validation: float | None = field(
+        default=0.15,
+        metadata=doc(
+            "Validation split carved from train (seeded; test is never touched): a fraction below 1, or a count of "
+            "examples. Each arm's settings are chosen on it from its grid (`tuning`), and only the chosen setting is "
+            "scored on test. 0 or null: no validation split; each arm runs its first grid point.",
+            min=0,
+        ),
+    )
+    seeds: int = field(
+        default=1,
+        metadata=doc(
+            "Fine-tuning arms run this many times with different seeds (data order, adapter initialisation, "
+            "dropout): the report gives the mean, the standard deviation and each seed's score (`--seeds`).",
+            min=1,
+        ),
+    )
     batch_size: int = field(default=16, metadata=doc("Test examples generated together in the quality pass.", min=1))
     max_new_tokens: int | None = field(
         default=None,
@@ -106,6 +123,19 @@ class Evaluation:
             "Endpoint variants only: after the quality pass, a load test at each concurrency level measures "
             "requests/s, output tokens/s, p50/p95 end-to-end latency, p50 time to first token and errors "
             "(`load_test: null` turns it off). Its requests are live (never cached) and count against the budget."
+        ),
+    )
+
+
+@dataclass
+class Tuning:
+    trials: int = field(
+        default=2,
+        metadata=doc(
+            "Settings tried on the validation split by each fine-tuning arm: the first N points of its grid in "
+            "priority order (each list's first value first), so every fine-tuning arm gets the same budget. "
+            "Prompting and RAG try their whole grid (evaluation only). `--limit` tries one.",
+            min=1,
         ),
     )
 
@@ -222,6 +252,9 @@ class TaskSpec:
         default_factory=Deployment, metadata=doc("Where the result would be trained and served.")
     )
     evaluation: Evaluation = field(default_factory=Evaluation, metadata=doc("How runs are evaluated and timed."))
+    tuning: Tuning = field(
+        default_factory=Tuning, metadata=doc("How each arm's settings are chosen on the validation split.")
+    )
     data_cost: dict[str, Any] = field(
         default_factory=dict,
         metadata=doc(
@@ -294,9 +327,10 @@ class Task:
         spec = {
             k: v
             for k, v in asdict(self.spec).items()
-            if k not in ("strategies", "goals", "deployment", "data_cost", "endpoints")
+            if k not in ("strategies", "goals", "deployment", "data_cost", "endpoints", "tuning")
         }
-        spec["evaluation"] = {k: v for k, v in spec["evaluation"].items() if k != "load_test"}
+        # each run's seed is in its own hash: how many seeds a compare repeats changes no run
+        spec["evaluation"] = {k: v for k, v in spec["evaluation"].items() if k not in ("load_test", "seeds")}
         return {"spec": spec, "files": files, "metric": self.metric}
 
     def endpoint_of(self, params: dict[str, Any]) -> Endpoint | None:
@@ -311,6 +345,21 @@ class Task:
             return None
         load_test = self.spec.evaluation.load_test
         return {**endpoint.identity(), "load_test": asdict(load_test) if load_test else None}
+
+
+def validation_size(validation: float | None, n_train: int) -> int:
+    """How many training examples ``evaluation.validation`` holds out: a count, or a fraction below 1 (rounded, at
+    least one, never the last training example: a one-example train set gets no validation split)."""
+    if not validation:
+        return 0
+    return min(max(1, round(validation * n_train)), n_train - 1) if validation < 1 else int(validation)
+
+
+def carve_validation(train: list[Example], validation: float | None, seed: int) -> tuple[list[Example], list[Example]]:
+    """(train without the validation split, the validation split): a seeded random subset, both in file order."""
+    n = validation_size(validation, len(train))
+    held = set(random.Random(f"validation:{seed}").sample(range(len(train)), n)) if n else set()
+    return [ex for i, ex in enumerate(train) if i not in held], [ex for i, ex in enumerate(train) if i in held]
 
 
 @dataclass

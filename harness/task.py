@@ -15,7 +15,17 @@ from harness.errors import UserError
 from harness.io import read_jsonl, read_yaml
 from harness.prompts import render_instruction
 from harness.schema import build, closest
-from harness.spec import DEFAULT_METRIC, NAME_PATTERN, Datasets, Endpoint, EndpointSpec, Example, Task, TaskSpec
+from harness.spec import (
+    DEFAULT_METRIC,
+    NAME_PATTERN,
+    Datasets,
+    Endpoint,
+    EndpointSpec,
+    Example,
+    Task,
+    TaskSpec,
+    validation_size,
+)
 from harness.strategies import STRATEGIES, default_strategies
 
 
@@ -52,6 +62,11 @@ def load_task(path: str | Path) -> Task:
     if spec.knowledge:
         knowledge_path = _resolve(base, spec.knowledge, "knowledge", path)
 
+    validation = spec.evaluation.validation
+    if validation is not None and validation >= 1 and validation != int(validation):
+        raise UserError(
+            f"{path}: evaluation.validation: {validation:g} is neither a fraction below 1 nor a whole count of examples"
+        )
     metric = spec.metric or DEFAULT_METRIC[spec.kind]
     if spec.kind == "extraction" and metric == "accuracy":
         raise UserError(f"{path}: metric: accuracy compares labels; for extraction use json_match or exact_match")
@@ -162,6 +177,12 @@ def load_examples(task: Task) -> Datasets:
     spec = task.spec
     train = _examples_from(task.train_path, spec, "train", task.path)
     test = _examples_from(task.test_path, spec, "test", task.path)
+    held = validation_size(spec.evaluation.validation, len(train))
+    if held >= len(train):
+        raise UserError(
+            f"{task.path}: evaluation.validation: holding out {held} of {len(train)} training examples leaves none to "
+            f"train on; use a fraction below 1 (e.g. 0.15) or a smaller count"
+        )
     labels = fields = None
     if spec.kind == "classification":
         labels = list(spec.labels) if spec.labels else sorted({ex.target for ex in train})

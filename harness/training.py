@@ -21,11 +21,12 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from harness import distributed, prompts
+from harness import checkpoints, distributed, prompts
 from harness.corpus import read_corpus
 from harness.errors import UserError
 from harness.meters import PeakMemory, percentile, synchronize
 from harness.record import MemoryUse, TrainInfo
+from harness.strategies.base import one
 
 if TYPE_CHECKING:  # both import the strategy registry, whose fine-tuning strategies import this module
     from harness.runner import RunContext
@@ -221,7 +222,7 @@ def finetune(
             per_device_train_batch_size=cfg.batch_size,
             gradient_accumulation_steps=cfg.gradient_accumulation,
             num_train_epochs=cfg.epochs,
-            learning_rate=cfg.learning_rate,
+            learning_rate=one(cfg.learning_rate),
             lr_scheduler_type="linear",
             warmup_steps=cfg.warmup_ratio,  # a float < 1 is a fraction of all steps (transformers 5)
             weight_decay=cfg.weight_decay,
@@ -367,9 +368,16 @@ def train_on_task(
 ) -> tuple[TrainInfo, Any]:
     """Fine-tune ``model`` on the task (the strategies differ only in what is trainable): (train info, trained
     model; see ``finetune``)."""
+    if checkpoints.exists(ctx.load_checkpoint):  # a tuned arm's final run: the chosen trial's weights
+        assert ctx.load_checkpoint is not None
+        info = checkpoints.load(model, ctx.load_checkpoint)
+        model.eval()
+        return info, model
     items, labelled = build_items(ctx, instruction, cfg, fraction)
     info, trained = finetune(
         model, ctx.tokenizer, items, cfg, device=ctx.device, seed=ctx.seed, progress=ctx.progress, sharding=ctx.sharding
     )
     info.examples_labelled, info.data_fraction = labelled, fraction
+    if ctx.save_checkpoint and trained is not None:  # a trial: kept until its arm's final run
+        checkpoints.save(trained, info, ctx.save_checkpoint)
     return info, trained

@@ -12,6 +12,7 @@ needs to run).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import Enum, IntEnum
@@ -173,8 +174,8 @@ class TrainingConfig:
     """Fine-tuning settings shared by the lora, qlora and full strategies."""
 
     epochs: float = field(default=2.0, metadata=doc("Passes over the training examples.", gt=0))
-    learning_rate: float = field(
-        default=1e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0)
+    learning_rate: float | list[float] = field(
+        default=1e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0, tunable=True)
     )
     batch_size: int = field(
         default=8, metadata=doc("Examples per optimizer step per device (before gradient accumulation).", min=1)
@@ -231,14 +232,66 @@ class TrainingConfig:
 C = TypeVar("C", bound=TrainingConfig)
 
 
-def training_variants(strategy: str, name: str, config: TrainingConfig) -> list[Variant]:
-    """One variant per data fraction: ``name`` on all of train, ``name-25pct`` on a quarter of it."""
-    params = dict(vars(config))
-    fractions = params.pop("data_fractions")
+def grid(config: Any) -> list[dict[str, Any]]:
+    """The candidate settings of ``config``: every tunable field (``doc(tunable=True)``) given as a list is an axis,
+    and the points come in priority order - each list's first value first, then one step away from it on one axis
+    (the earlier axis first), and so on: ``tuning.trials`` takes the first N. Without lists: one point."""
+    axes = {
+        f.name: list(dict.fromkeys(v if isinstance(v := getattr(config, f.name), list) else [v]))
+        for f in fields(config)
+        if f.metadata.get("tunable")
+    }
+    order = sorted(
+        itertools.product(*(range(len(values)) for values in axes.values())),
+        key=lambda index: (sum(index), tuple(reversed(index))),  # nearest the first values first
+    )
+    return [{name: axes[name][i] for name, i in zip(axes, index, strict=True)} for index in order]
+
+
+def varied(config: Any) -> set[str]:
+    """The tunable fields of ``config`` that list more than one value (what a variant's name must show)."""
+    return {f.name for f in fields(config) if f.metadata.get("tunable") and len(set(_listed(config, f.name))) > 1}
+
+
+def _listed(config: Any, name: str) -> list[Any]:
+    value = getattr(config, name)
+    return value if isinstance(value, list) else [value]
+
+
+def grid_variants(strategy: str, config: Any, name: Namer, *, drop: tuple[str, ...] = ()) -> list[Variant]:
+    """One variant per grid point, in priority order: the config's values with the point's filled in, named by
+    ``name(point params, varied fields)``; ``drop``: config keys that are not run parameters."""
+    base = {k: v for k, v in vars(config).items() if k not in drop}
+    axes = varied(config)
+    variants = []
+    for point in grid(config):
+        params = {**base, **point}
+        variants.append(Variant(strategy, name(params, axes), params))
+    return variants
+
+
+Namer = Callable[[dict[str, Any], set[str]], str]  # (a grid point's params, the varied fields) -> variant name
+
+
+def training_variants(strategy: str, config: TrainingConfig, name: Namer) -> list[Variant]:
+    """A fine-tuning strategy's grid, each point on all of train (its data-fraction runs come after the choice:
+    ``fraction_variant``)."""
     return [
-        Variant(strategy, name if f == 1 else f"{name}-{f * 100:g}pct", {**params, "data_fraction": f})
-        for f in sorted(set(fractions))
+        Variant(v.strategy, v.name, {**v.params, "data_fraction": 1.0})
+        for v in grid_variants(strategy, config, name, drop=("data_fractions",))
     ]
+
+
+def fraction_variant(variant: Variant, fraction: float) -> Variant:
+    """``variant`` trained on a nested subset of train: ``r8-25pct`` (a learning-curve point)."""
+    if fraction == 1:
+        return variant
+    name = f"{variant.name}-{fraction * 100:g}pct"
+    return Variant(variant.strategy, name, {**variant.params, "data_fraction": fraction})
+
+
+def lr_label(params: dict[str, Any]) -> str:
+    return f"lr{params['learning_rate']:g}"
 
 
 def training_config(cls: type[C], params: dict[str, Any]) -> tuple[C, float]:
@@ -248,3 +301,10 @@ def training_config(cls: type[C], params: dict[str, Any]) -> tuple[C, float]:
     values = {k: v for k, v in params.items() if k in known and k != "data_fractions"}
     fraction = params.get("data_fraction", 1.0)
     return cls(**values, data_fractions=[fraction]), fraction
+
+
+def one(value: Any) -> Any:
+    """A tunable field's value in one run's config (a grid point's scalar, never the list)."""
+    if isinstance(value, list):
+        raise TypeError("a grid axis, not one run's value: take it from the variant's params")
+    return value

@@ -15,6 +15,7 @@ from harness.strategies.base import (
     StrategyTraits,
     TrainingConfig,
     Variant,
+    lr_label,
     training_config,
     training_variants,
 )
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class FullConfig(TrainingConfig):
-    learning_rate: float = field(
-        default=5e-5, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0)
+    # the default grid: 5e-5 first (the usual full fine-tuning rate of small models), then 2e-5 and 1e-4
+    learning_rate: float | list[float] = field(
+        default_factory=lambda: [5e-5, 2e-5, 1e-4],
+        metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0, tunable=True),
     )
 
 
@@ -46,7 +49,9 @@ class FullStrategy:
     )
 
     def variants(self, config: FullConfig) -> list[Variant]:
-        return training_variants(self.name, "all-weights", config)
+        return training_variants(
+            self.name, config, lambda p, axes: "all-weights" + (f"-{lr_label(p)}" if "learning_rate" in axes else "")
+        )
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         from harness.training import train_on_task

@@ -17,6 +17,8 @@ from harness.strategies.base import (
     StrategyTraits,
     TrainingConfig,
     Variant,
+    lr_label,
+    one,
     training_config,
     training_variants,
 )
@@ -31,12 +33,19 @@ DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 @dataclass
 class LoraConfig(TrainingConfig):
-    learning_rate: float = field(
-        default=5e-4, metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0)
+    # the default grid: 3e-4 is the common LoRA rate for small models (the plain-script baseline's), 1e-3 the
+    # higher one small datasets often need; rank 8 first, 16 next (tuning.trials takes the first points)
+    learning_rate: float | list[float] = field(
+        default_factory=lambda: [3e-4, 1e-3, 1e-4],
+        metadata=doc("Peak learning rate (AdamW, linear decay after warm-up).", gt=0, tunable=True),
     )
-    rank: int = field(
-        default=8,
-        metadata=doc("LoRA rank r: each adapted d_out x d_in matrix gets r*(d_in+d_out) trainable parameters.", min=1),
+    rank: int | list[int] = field(
+        default_factory=lambda: [8, 16],
+        metadata=doc(
+            "LoRA rank r: each adapted d_out x d_in matrix gets r*(d_in+d_out) trainable parameters.",
+            min=1,
+            tunable=True,
+        ),
     )
     alpha: float = field(
         default=16.0, metadata=doc("LoRA scaling numerator: the update is scaled by alpha / rank.", gt=0)
@@ -50,7 +59,7 @@ class LoraConfig(TrainingConfig):
     def memory_settings(self) -> dict[str, Any]:
         return {
             **super().memory_settings(),
-            "rank": self.rank,
+            "rank": one(self.rank),
             "lora_targets": tuple(self.target_modules),
             "lora_dropout": self.dropout,
         }
@@ -69,8 +78,13 @@ def lora_adapter_config(cfg: LoraConfig) -> Any:
     # lora_alpha: peft annotates an int but uses it as a number (the update is scaled by alpha / r)
     alpha: Any = cfg.alpha
     return peft.LoraConfig(
-        r=cfg.rank, lora_alpha=alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM", target_modules=targets
+        r=one(cfg.rank), lora_alpha=alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM", target_modules=targets
     )
+
+
+def lora_name(params: dict[str, Any], varied: set[str]) -> str:
+    """'r8', or 'r8-lr0.001' when the grid tries several learning rates."""
+    return "-".join([f"r{params['rank']}"] + ([lr_label(params)] if "learning_rate" in varied else []))
 
 
 class LoraStrategy:
@@ -89,7 +103,7 @@ class LoraStrategy:
     )
 
     def variants(self, config: LoraConfig) -> list[Variant]:
-        return training_variants(self.name, f"r{config.rank}", config)
+        return training_variants(self.name, config, lora_name)
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         import peft

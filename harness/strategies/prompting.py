@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import prompts
 from harness.record import StrategyInfo
@@ -17,6 +17,7 @@ from harness.strategies.base import (
     StrategyTraits,
     Variant,
     endpoints_field,
+    grid_variants,
     with_endpoints,
 )
 
@@ -26,12 +27,21 @@ if TYPE_CHECKING:
 
 @dataclass
 class PromptConfig:
-    shots: list[int] = field(
+    shots: int | list[int] = field(
         default_factory=lambda: [0, 4],
         metadata=doc(
-            "Numbers of in-context examples to try, one run each; examples are drawn from train with the seed "
-            "and are the same for every test input.",
+            "Numbers of in-context examples to try; examples are drawn from train with the seed and are the same "
+            "for every test input.",
             min=0,
+            tunable=True,
+        ),
+    )
+    instruction: str | list[str] | None = field(
+        default=None,
+        metadata=doc(
+            "Instructions (jinja2 templates, like the task's `instruction`) to try instead of the task's; null: the "
+            "task's.",
+            tunable=True,
         ),
     )
     endpoints: list[str] = endpoints_field()
@@ -58,8 +68,13 @@ class PromptStrategy:
     )
 
     def variants(self, config: PromptConfig) -> list[Variant]:
-        local = [Variant(self.name, f"{k}-shot", {"shots": k}) for k in dict.fromkeys(config.shots)]
-        return with_endpoints(local, config.endpoints)
+        instructions = config.instruction if isinstance(config.instruction, list) else [config.instruction]
+
+        def name(params: dict[str, Any], axes: set[str]) -> str:
+            number = instructions.index(params["instruction"]) + 1
+            return f"{params['shots']}-shot" + (f"-instruction{number}" if "instruction" in axes else "")
+
+        return with_endpoints(grid_variants(self.name, config, name, drop=("endpoints",)), config.endpoints)
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         shots = [
@@ -67,7 +82,10 @@ class PromptStrategy:
             for ex in pick_shots(ctx.train, variant.params["shots"], ctx.seed)
         ]
 
+        template = variant.params.get("instruction")
+        instruction = ctx.instruction if template is None else prompts.render_template(ctx.task, ctx.data, template)
+
         def build(example: Example) -> list[dict[str, str]]:
-            return prompts.messages(ctx.instruction, example, shots=shots)
+            return prompts.messages(instruction, example, shots=shots)
 
         return ctx.base_predictor(variant, build, StrategyInfo(shot_ids=[ex.id for ex, _ in shots]))

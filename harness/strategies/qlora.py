@@ -32,7 +32,7 @@ from harness.strategies.base import (
     training_variants,
     unavailable_reason,
 )
-from harness.strategies.lora import LoraConfig, lora_adapter_config
+from harness.strategies.lora import LoraConfig, lora_adapter_config, lora_name
 from harness.units import MIB
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class QloraStrategy:
     )
 
     def variants(self, config: QloraConfig) -> list[Variant]:
-        return training_variants(self.name, f"r{config.rank}-{config.quant_type}", config)
+        return training_variants(self.name, config, lambda p, axes: f"{lora_name(p, axes)}-{p['quant_type']}")
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         reason = unavailable_reason(self.name, self.traits, ctx.device)

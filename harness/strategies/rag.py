@@ -9,7 +9,7 @@ In-Context Examples for GPT-3?"). Retrieval runs inside each request, so it is i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import catalog, prompts
 from harness.corpus import chunk_document, read_corpus
@@ -24,6 +24,7 @@ from harness.strategies.base import (
     StrategyTraits,
     Variant,
     endpoints_field,
+    grid_variants,
     with_endpoints,
 )
 
@@ -33,9 +34,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class RagConfig:
-    top_k: int = field(default=3, metadata=doc("Chunks (or nearest training examples) put into each prompt.", min=1))
-    chunk_words: int = field(
-        default=120, metadata=doc("Target chunk size in words when splitting the knowledge corpus.", min=10)
+    top_k: int | list[int] = field(
+        default=3,
+        metadata=doc("Chunks (or nearest training examples) put into each prompt.", min=1, tunable=True),
+    )
+    chunk_words: int | list[int] = field(
+        default=120,
+        metadata=doc("Target chunk size in words when splitting the knowledge corpus.", min=10, tunable=True),
     )
     chunk_overlap: int = field(default=20, metadata=doc("Words shared by consecutive chunks.", min=0))
     embedder: str = field(
@@ -46,6 +51,11 @@ class RagConfig:
         ),
     )
     endpoints: list[str] = endpoints_field()
+
+
+def rag_name(params: dict[str, Any], varied: set[str]) -> str:
+    """'top-3', or 'top-3-c120' when the grid tries several chunk sizes."""
+    return f"top-{params['top_k']}" + (f"-c{params['chunk_words']}" if "chunk_words" in varied else "")
 
 
 class RagStrategy:
@@ -64,8 +74,8 @@ class RagStrategy:
     )
 
     def variants(self, config: RagConfig) -> list[Variant]:
-        params = {k: v for k, v in vars(config).items() if k != "endpoints"}
-        return with_endpoints([Variant(self.name, f"top-{config.top_k}", params)], config.endpoints)
+        local = grid_variants(self.name, config, rag_name, drop=("endpoints",))
+        return with_endpoints(local, config.endpoints)
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         p = variant.params

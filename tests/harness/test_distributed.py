@@ -28,7 +28,7 @@ labels: [billing, refund, account_access]
 strategies:
   lora: {{rank: 4, learning_rate: 0.01, dropout: 0, {train}}}  # dropout draws differ per process
   full: {{learning_rate: 0.001, {train}}}
-evaluation: {{batch_size: 4, latency_requests: 1, max_new_tokens: 4}}
+evaluation: {{validation: 0, batch_size: 4, latency_requests: 1, max_new_tokens: 4}}  # 12 = 3 whole batches
 """,
     )
 

@@ -788,10 +788,15 @@ def test_variants_run_locally_and_on_each_endpoint(folder):
         ("prompt", "4-shot@box"),
         ("rag", "top-3"),
         ("rag", "top-3@gpt"),
-        ("lora", "r8"),
+        ("lora", "r8-lr0.0003"),  # LoRA's default grid, in priority order
+        ("lora", "r8-lr0.001"),
+        ("lora", "r16-lr0.0003"),
+        ("lora", "r8-lr0.0001"),
+        ("lora", "r16-lr0.001"),
+        ("lora", "r16-lr0.0001"),
     ]
     by_name = {v.name: v for v in plan(task, None)}
-    assert by_name["4-shot@box"].params == {"shots": 4, "endpoint": "box"}
+    assert by_name["4-shot@box"].params == {"shots": 4, "instruction": None, "endpoint": "box"}
     assert "endpoint" not in by_name["4-shot"].params and "endpoint" not in by_name["top-3"].params
     assert by_name["top-3@gpt"].params == {**by_name["top-3"].params, "endpoint": "gpt"}
 

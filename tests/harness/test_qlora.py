@@ -32,7 +32,7 @@ def context(task_path, device: str = "cpu") -> RunContext:
 
 
 def tiny_variant(**overrides):
-    config = QloraConfig(rank=4, epochs=1, batch_size=4, **overrides)
+    config = QloraConfig(rank=4, epochs=1, batch_size=4, learning_rate=5e-4, **overrides)
     return STRATEGIES["qlora"].variants(config)[0]
 
 
@@ -98,24 +98,32 @@ def test_the_4bit_config_is_qloras_recipe(monkeypatch):
     assert fp4.bnb_4bit_quant_type == "fp4" and fp4.bnb_4bit_use_double_quant is False
     assert fp4.bnb_4bit_compute_dtype == torch.float16
 
-    assert QloraConfig().gradient_checkpointing is True and QloraConfig().learning_rate == 5e-4
-    assert QloraConfig().memory_settings()["quantization"] == "nf4-dq"
-    assert QloraConfig(double_quant=False).memory_settings()["quantization"] == "nf4"
+    assert QloraConfig().gradient_checkpointing is True and QloraConfig().learning_rate == [3e-4, 1e-3, 1e-4]
+    assert QloraConfig(rank=8).memory_settings()["quantization"] == "nf4-dq"
+    assert QloraConfig(rank=8, double_quant=False).memory_settings()["quantization"] == "nf4"
 
 
 def test_task_files_configure_qlora_by_name(classification_task):
     body = classification_task.read_text()
     classification_task.write_text(
         body.replace(
-            "  full: {epochs: 1, batch_size: 4}", "  qlora: {rank: 16, quant_type: fp4, data_fractions: [0.5, 1.0]}"
+            "  full: {epochs: 1, batch_size: 4, learning_rate: 5.0e-5}",
+            "  qlora: {rank: 16, quant_type: fp4, data_fractions: [0.5, 1.0]}",
         )
     )
     config = load_task(classification_task).strategy_configs["qlora"]
     assert isinstance(config, QloraConfig)
     assert (config.rank, config.quant_type, config.double_quant) == (16, "fp4", True)
-    assert [v.name for v in STRATEGIES["qlora"].variants(config)] == ["r16-fp4-50pct", "r16-fp4"]
+    # the grid (LoRA's default learning rates); data fractions are run after the choice
+    assert [v.name for v in STRATEGIES["qlora"].variants(config)] == [
+        "r16-lr0.0003-fp4",
+        "r16-lr0.001-fp4",
+        "r16-lr0.0001-fp4",
+    ]
 
-    classification_task.write_text(body.replace("  full: {epochs: 1, batch_size: 4}", "  qlora: {quant_type: int3}"))
+    classification_task.write_text(
+        body.replace("  full: {epochs: 1, batch_size: 4, learning_rate: 5.0e-5}", "  qlora: {quant_type: int3}")
+    )
     with pytest.raises(UserError, match="strategies.qlora.quant_type"):
         load_task(classification_task)
 

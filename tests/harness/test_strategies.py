@@ -29,9 +29,8 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
     out = tmp_path / "out"
     results, _ = compare(classification_task, out)
     runs = {(r["strategy"], r["variant"]): r for r in results["runs"]}
-    assert list(runs) == [
+    assert list(runs) == [  # prompting's shots are a grid: chosen on validation, only the chosen one on test
         ("prompt", "0-shot"),
-        ("prompt", "2-shot"),
         ("rag", "top-2"),
         ("lora", "r4"),
         ("full", "all-weights"),
@@ -40,10 +39,18 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
         assert set(row) >= REQUIRED_RUN_KEYS, key
         assert row["status"] == "ok", (key, row["error"])
         assert 0 <= row["quality"] <= 1 and row["n_examples"] == 6
+        assert 0 <= row["validation_quality"] <= 1  # 2 of the 12 training examples held out
         assert row["latency_ms_p95"] >= row["latency_ms_p50"] > 0
         assert row["memory_kind"] == "cpu_rss" and row["memory_peak_mib"] > row["memory_growth_mib"] >= 0
     assert runs[("prompt", "0-shot")]["train_seconds"] is None
     assert runs[("lora", "r4")]["train_seconds"] > 0
+
+    tuning = runs[("prompt", "0-shot")]["tuning"]
+    assert tuning["chosen"] == "0-shot" and [t["variant"] for t in tuning["trials"]] == ["0-shot", "2-shot"]
+    assert [t["settings"] for t in tuning["trials"]] == [{"shots": 0}, {"shots": 2}]
+    trial = json.loads((out / tuning["trials"][1]["record"]).read_text())
+    assert trial["run_info"]["role"] == "trial" and trial["eval_info"] is None and trial["validation"]["n_examples"] == 2
+    assert runs[("lora", "r4")]["tuning"] is None  # one setting: nothing to choose
 
     # LoRA on q,k,v,o of 2 layers, hidden 64, kv dim 32: r*(64+64) + 2*r*(64+32) + r*(64+64) = 448r per layer
     assert runs[("lora", "r4")]["trainable_params"] == 2 * 448 * 4
@@ -75,14 +82,17 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
     first = record["predictions"][0]
     assert {"id", "input", "target", "prediction", "output", "score"} <= set(first)
     results_file = json.loads((out / "results.json").read_text())
-    assert {"task", "device", "runs"} <= set(results_file) and len(results_file["runs"]) == 5
+    assert {"task", "device", "runs"} <= set(results_file) and len(results_file["runs"]) == 4
+    splits = results_file["splits"]
+    assert (len(splits["train"]), len(splits["validation"]), len(splits["test"])) == (10, 2, 6)
+    assert not set(splits["validation"]) & set(splits["train"])
 
 
 def test_finished_runs_are_reused_unless_fresh(classification_task, tmp_path):
     out = tmp_path / "out"
     compare(classification_task, out, only=["prompt"])
     _, lines = compare(classification_task, out, only=["prompt"])
-    assert sum("reusing" in line for line in lines) == 2
+    assert sum("reusing" in line for line in lines) == 3  # two trials and the chosen one's run on test
     _, lines = compare(classification_task, out, only=["prompt"], seed=1)  # a different config: recomputed
     assert not any("reusing" in line for line in lines)
     _, lines = compare(classification_task, out, only=["prompt"], seed=1, fresh=True)
@@ -91,16 +101,16 @@ def test_finished_runs_are_reused_unless_fresh(classification_task, tmp_path):
 
 def test_data_fractions_train_on_nested_subsets(classification_task, tmp_path):
     body = classification_task.read_text().replace(
-        "lora: {rank: 4, epochs: 1, batch_size: 4}",
-        "lora: {rank: 4, epochs: 1, batch_size: 4, data_fractions: [0.25, 0.5, 1.0]}",
+        "lora: {rank: 4, epochs: 1, batch_size: 4,",
+        "lora: {rank: 4, epochs: 1, batch_size: 4, data_fractions: [0.25, 0.5, 1.0],",
     )
     classification_task.write_text(body)
     results, _ = compare(classification_task, tmp_path / "out", only=["lora"])
     rows = results["runs"]
     assert [(r["variant"], r["data_fraction"], r["examples_labelled"]) for r in rows] == [
-        ("r4-25pct", 0.25, 3),
-        ("r4-50pct", 0.5, 6),
-        ("r4", 1.0, 12),
+        ("r4-25pct", 0.25, 3),  # of the 10 left after the validation split
+        ("r4-50pct", 0.5, 5),
+        ("r4", 1.0, 10),
     ]
     assert all(r["status"] == "ok" for r in rows)
 
@@ -130,8 +140,8 @@ def test_qa_with_knowledge_retrieves_chunks_and_injects_them_into_training(qa_ta
     rag = json.loads((tmp_path / "out" / runs["rag"]["record"]).read_text())
     assert rag["strategy_info"]["retrieval_mode"] == "knowledge" and rag["strategy_info"]["documents"] == 3
     assert rag["eval_info"]["metric"] == "token_f1"
-    # 3 QA pairs + at least one window per handbook document
-    assert runs["lora"]["train_examples"] >= 3 + 3
+    # 2 QA pairs (the third is the validation split) + at least one window per handbook document
+    assert runs["lora"]["train_examples"] >= 2 + 3
 
 
 def test_extraction_scores_json(extraction_task, tmp_path):
@@ -188,8 +198,8 @@ def test_inference_arms_are_reproducible(classification_task, tmp_path, strategy
 def test_lora_targets_reach_peft_once_and_all_linear_as_its_shorthand():
     from harness.strategies.lora import LoraConfig, lora_adapter_config
 
-    assert lora_adapter_config(LoraConfig(target_modules=["all-linear", "q_proj"])).target_modules == "all-linear"
-    assert set(lora_adapter_config(LoraConfig(target_modules=["q_proj", "v_proj", "q_proj"])).target_modules) == {
+    assert lora_adapter_config(LoraConfig(rank=8, target_modules=["all-linear", "q_proj"])).target_modules == "all-linear"
+    assert set(lora_adapter_config(LoraConfig(rank=8, target_modules=["q_proj", "v_proj", "q_proj"])).target_modules) == {
         "q_proj",
         "v_proj",
     }

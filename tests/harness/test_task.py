@@ -38,7 +38,7 @@ def test_defaults_fill_in(folder):
     assert task.metric == "accuracy"
     assert list(task.strategy_configs) == ["prompt", "rag", "lora", "full"]
     assert task.strategy_configs["prompt"].shots == [0, 4]
-    assert task.strategy_configs["lora"].rank == 8
+    assert task.strategy_configs["lora"].rank == [8, 16]
     assert task.model_ref.name == "smollm2-135m-instruct" and task.model_ref.source == "package"
     assert [ex.target for ex in data.train] == ["a", "b"]
     assert data.train[0].id == "train:1"
