@@ -191,3 +191,10 @@ def schema_markdown(cls: type, prefix: str = "") -> str:
     for key, tp, default, text in schema_rows(cls, prefix):
         lines.append(f"| `{key}` | {tp} | {default.replace('|', '/')} | {text.replace('|', '/')} |")
     return "\n".join(lines)
+
+
+def one(value: Any) -> Any:
+    """A tunable field's value in one run's config (a grid point's scalar, never the list)."""
+    if isinstance(value, list):
+        raise TypeError("a grid axis, not one run's value: take it from the variant's params")
+    return value

@@ -26,7 +26,7 @@ from harness.corpus import read_corpus
 from harness.errors import UserError
 from harness.meters import PeakMemory, percentile, synchronize
 from harness.record import MemoryUse, TrainInfo
-from harness.strategies.base import one
+from harness.schema import one
 
 if TYPE_CHECKING:  # both import the strategy registry, whose fine-tuning strategies import this module
     from harness.runner import RunContext

@@ -25,7 +25,7 @@ from harness.compare import CompareOptions, run_compare
 from harness.record import Hardware
 from harness.runner import RunContext
 from harness.strategies.base import Prepared, Variant, training_variants
-from harness.strategies.lora import LoraConfig, LoraStrategy
+from harness.strategies.lora import LoraConfig, LoraStrategy, lora_name
 from harness.task import load_task
 from tests.conftest import ROOT
 
@@ -38,7 +38,7 @@ class RsLoraStrategy:
     traits = dataclasses.replace(LoraStrategy.traits, display_name="rsLoRA", colour="#17becf", utilisation_key="rslora")
 
     def variants(self, config: LoraConfig) -> list[Variant]:
-        return training_variants(self.name, f"r{config.rank}", config)
+        return training_variants(self.name, config, lora_name)
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
         return LoraStrategy().prepare(ctx, variant)
@@ -62,7 +62,7 @@ def registered(tmp_path, monkeypatch):
 
 def test_a_new_strategy_runs_end_to_end_from_its_own_file(registered, classification_task, tmp_path):
     body = classification_task.read_text().replace(
-        "strategies:\n", "strategies:\n  rslora: {rank: 4, epochs: 1, batch_size: 4}\n"
+        "strategies:\n", "strategies:\n  rslora: {rank: 4, epochs: 1, batch_size: 4, learning_rate: 5.0e-4}\n"
     )
     classification_task.write_text(body)
     task = load_task(classification_task)

@@ -301,10 +301,3 @@ def training_config(cls: type[C], params: dict[str, Any]) -> tuple[C, float]:
     values = {k: v for k, v in params.items() if k in known and k != "data_fractions"}
     fraction = params.get("data_fraction", 1.0)
     return cls(**values, data_fractions=[fraction]), fraction
-
-
-def one(value: Any) -> Any:
-    """A tunable field's value in one run's config (a grid point's scalar, never the list)."""
-    if isinstance(value, list):
-        raise TypeError("a grid axis, not one run's value: take it from the variant's params")
-    return value

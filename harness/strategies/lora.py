@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import prompts
 from harness.record import StrategyInfo
-from harness.schema import doc
+from harness.schema import doc, one
 from harness.shapes import HEAD_MODULE, LINEAR_MODULES
 from harness.spec import Example
 from harness.strategies.base import (
@@ -18,7 +18,6 @@ from harness.strategies.base import (
     TrainingConfig,
     Variant,
     lr_label,
-    one,
     training_config,
     training_variants,
 )

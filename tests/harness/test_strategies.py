@@ -49,7 +49,9 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
     assert tuning["chosen"] == "0-shot" and [t["variant"] for t in tuning["trials"]] == ["0-shot", "2-shot"]
     assert [t["settings"] for t in tuning["trials"]] == [{"shots": 0}, {"shots": 2}]
     trial = json.loads((out / tuning["trials"][1]["record"]).read_text())
-    assert trial["run_info"]["role"] == "trial" and trial["eval_info"] is None and trial["validation"]["n_examples"] == 2
+    assert (
+        trial["run_info"]["role"] == "trial" and trial["eval_info"] is None and trial["validation"]["n_examples"] == 2
+    )
     assert runs[("lora", "r4")]["tuning"] is None  # one setting: nothing to choose
 
     # LoRA on q,k,v,o of 2 layers, hidden 64, kv dim 32: r*(64+64) + 2*r*(64+32) + r*(64+64) = 448r per layer
@@ -198,8 +200,12 @@ def test_inference_arms_are_reproducible(classification_task, tmp_path, strategy
 def test_lora_targets_reach_peft_once_and_all_linear_as_its_shorthand():
     from harness.strategies.lora import LoraConfig, lora_adapter_config
 
-    assert lora_adapter_config(LoraConfig(rank=8, target_modules=["all-linear", "q_proj"])).target_modules == "all-linear"
-    assert set(lora_adapter_config(LoraConfig(rank=8, target_modules=["q_proj", "v_proj", "q_proj"])).target_modules) == {
+    assert (
+        lora_adapter_config(LoraConfig(rank=8, target_modules=["all-linear", "q_proj"])).target_modules == "all-linear"
+    )
+    assert set(
+        lora_adapter_config(LoraConfig(rank=8, target_modules=["q_proj", "v_proj", "q_proj"])).target_modules
+    ) == {
         "q_proj",
         "v_proj",
     }
