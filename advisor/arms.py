@@ -109,8 +109,18 @@ def best_per_group(arms: list[Arm]) -> dict[str, Arm]:
     return best
 
 
-def best_tuned(best: dict[str, Arm]) -> Arm | None:
-    return max((a for a in best.values() if a.traits.trains), key=lambda a: a.quality, default=None)
+def best_tuned(best: dict[str, Arm], *, with_retrieval: bool | None = None) -> Arm | None:
+    """The best arm that trains; ``with_retrieval`` True (False): only one served with (without) retrieval."""
+    return max(
+        (a for a in best.values() if a.traits.trains and (with_retrieval is None or retrieves(a) == with_retrieval)),
+        key=lambda a: a.quality,
+        default=None,
+    )
+
+
+def retrieves(arm: Arm) -> bool:
+    """Served with context retrieved for each request (rag, and the fine-tuned +rag arms)."""
+    return arm.traits.serving_method == "rag"
 
 
 def best_on_rung(best: dict[str, Arm], rung: Rung) -> Arm | None:

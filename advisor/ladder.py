@@ -70,7 +70,8 @@ def bigger_model_sentence(pricing: Pricing, arm: Arm) -> str | None:
 def ladder_sentences(pricing: Pricing, best: dict[str, Arm]) -> list[str]:
     """The decision ladder's reading of this task, each claim next to what was measured."""
     task = pricing.comparison.task
-    tuned = best_tuned(best)
+    # the ladder's rungs one at a time: fine-tuning alone (closed book) against prompting and retrieval alone
+    tuned = best_tuned(best, with_retrieval=False)
     prompted, retrieved = best_on_rung(best, Rung.PROMPT), best_on_rung(best, Rung.RETRIEVAL)
     sentences = []
     if task.knowledge and retrieved:
@@ -85,6 +86,17 @@ def ladder_sentences(pricing: Pricing, best: dict[str, Arm]) -> list[str]:
             f"{task.kind.capitalize()} is format and behaviour, where the ladder expects "
             f"fine-tuning to help; measured, {tuned.label} reaches {tuned.quality:.3f} {task.metric} "
             f"against {prompted.quality:.3f} for {prompted.label}."
+        )
+    combined = best_tuned(best, with_retrieval=True)
+    alone = [
+        f"{a.quality:.3f} for {a.label} ({what} alone)"
+        for a, what in ((retrieved, "retrieval"), (tuned, "fine-tuning"))
+        if a
+    ]
+    if combined and alone:
+        sentences.append(
+            f"Fine-tuning and retrieval together: {combined.label} reaches {combined.quality:.3f} {task.metric} "
+            f"against {' and '.join(alone)}."
         )
     longest = max(
         # local arms only: an endpoint counts tokens with its own tokenizer

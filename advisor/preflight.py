@@ -59,15 +59,20 @@ def _what_would_fit(
                 f"--num-processes {n} (FSDP over {n} GPUs like this one)"
                 + ("" if n <= gpus else f"; this machine has {gpus}")
             )
-    # another fine-tuning strategy, with this variant's shared settings, that fits and can run here
-    lighter = [
-        name
-        for name, s in STRATEGIES.items()
-        if name != strategy
-        and s.traits.trains
-        and unavailable_reason(name, s.traits, device) is None
-        and _predict(shape, name, params, precision) <= available
-    ]
+    # another fine-tuning strategy, with this variant's shared settings, that fits and can run here; first those
+    # served as this one is (full+rag -> lora+rag rather than lora: still with retrieval)
+    served = traits(strategy).serving_method
+    lighter = sorted(
+        (
+            name
+            for name, s in STRATEGIES.items()
+            if name != strategy
+            and s.traits.trains
+            and unavailable_reason(name, s.traits, device) is None
+            and _predict(shape, name, params, precision) <= available
+        ),
+        key=lambda name: traits(name).serving_method != served,
+    )
     if lighter:
         options.append(f"strategies.{lighter[0]} instead of {strategy}")
     if (

@@ -114,6 +114,8 @@ def _training_check(record: RunRecord, among: Sequence[RunRecord]) -> SelfCheck 
     config, _ = training_config(config_type, dict(info.params))
     settings = config.memory_settings()
     notes: list[str] = []
+    if strategy.serving_method == "rag":  # a fine-tuned arm served with retrieval builds its index before training
+        notes.append("the retriever's embedder and index are in the measured memory, not in the prediction")
     if train.padded_len_max:
         settings["seq_len"] = train.padded_len_max
     else:

@@ -44,6 +44,7 @@ from harness.runstore import (
 from harness.schema import doc
 from harness.spec import Task, carve_validation
 from harness.strategies import STRATEGIES, Variant, check_device, traits
+from harness.strategies.tuned_rag import fill_retrieval
 from harness.task import check_endpoint_keys, load_examples
 from harness.tuning import checkpoint_dir, choose, final_path, plan_arms, trial_path
 
@@ -378,8 +379,10 @@ def run_compare(
         log(f"{label}: {_one_line(record)}")
         return StoredRun(record, str(path.relative_to(out_dir)))
 
+    chosen_rag: dict[str, Any] | None = None  # the local rag arm's chosen setting: the +rag arms' retrieval
     try:
         for index, arm in enumerate(arms):
+            arm.candidates = [fill_retrieval(v, chosen_rag, task) for v in arm.candidates]
             trials: list[tuple[Variant, StoredRun]] = []
             for variant in arm.candidates if arm.tuned else []:
                 keep: dict[str, Any] = {"save_checkpoint": checkpoint_dir(out_dir, variant)} if arm.trains else {}
@@ -409,6 +412,8 @@ def run_compare(
                 )
             else:
                 chosen = arm.candidates[0]
+            if arm.strategy == "rag" and arm.endpoint is None:
+                chosen_rag = chosen.params
             rows: dict[str, StoredRun] = {}
             for final in arm.finals(chosen):
                 path = final_path(out_dir, final)

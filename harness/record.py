@@ -188,11 +188,15 @@ class StrategyInfo:
     """What a strategy chose for this run; each strategy fills its own fields."""
 
     shot_ids: list[str] | None = None  # prompt: the in-context examples
-    retrieval_mode: str | None = None  # rag: knowledge (corpus chunks) | nearest_examples (labelled examples)
+    # rag and the fine-tuned +rag arms: knowledge (corpus chunks) | nearest_examples (labelled examples)
+    retrieval_mode: str | None = None
     documents: int | None = None  # rag over a corpus
     chunks: int | None = None
     indexed_examples: int | None = None  # rag over the training examples
     embedder: ModelRef | None = None
+    top_k: int | None = None  # retrieval: chunks or nearest examples in each prompt
+    chunk_words: int | None = None  # retrieval over a corpus: the chunking
+    chunk_overlap: int | None = None
     merged_for_inference: bool | None = None  # adapters merged into the base weights for serving
     base_quantization: str | None = None  # qlora
     compute_dtype: str | None = None  # qlora

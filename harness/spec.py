@@ -244,7 +244,7 @@ class TaskSpec:
         metadata=doc(
             "Which arms run (the strategies below), each with overrides of its defaults (see the per-strategy keys "
             "below). Default: every strategy that runs on any machine - prompt, rag, lora and full (qlora needs a "
-            "CUDA GPU: list it to run it)."
+            "CUDA GPU; lora+rag and full+rag combine fine-tuning with retrieval: list them to run them)."
         ),
     )
     goals: Goals = field(default_factory=Goals, metadata=doc("What the team needs; used by the recommendation."))

@@ -2,9 +2,10 @@
 
 Each training example is the evaluation prompt (same chat template, same instruction) followed by
 the answer and the template's end-of-turn tokens; labels mask the prompt with -100 so the loss
-counts answer tokens only. For a qa task with a knowledge corpus, the corpus chunks are added as
-plain-text examples with loss on every token (knowledge injection, as in Ovadia et al. 2023,
-"Fine-Tuning or Retrieval?").
+counts answer tokens only (a +rag arm's prompt holds its retrieved context only with
+train_with_context: ``build_items`` takes its messages builder). For a qa task with a knowledge
+corpus, the corpus chunks are added as plain-text examples with loss on every token (knowledge
+injection, as in Ovadia et al. 2023, "Fine-Tuning or Retrieval?").
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import math
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -27,6 +30,7 @@ from harness.errors import UserError
 from harness.meters import PeakMemory, percentile, synchronize
 from harness.record import MemoryUse, TrainInfo
 from harness.schema import one
+from harness.spec import Example
 
 if TYPE_CHECKING:  # both import the strategy registry, whose fine-tuning strategies import this module
     from harness.runner import RunContext
@@ -347,33 +351,42 @@ def training_subset(train: list, fraction: float, seed: int) -> list:
     return [train[i] for i in keep]
 
 
+# What each training example's prompt is: a system prompt (the example alone under it, as lora/full/qlora train),
+# or a function building the example's whole chat (the +rag arms: retrieved context in it, RAFT-style)
+Prompt: TypeAlias = str | None | Callable[[Example], list[dict[str, str]]]
+
+
 def build_items(
-    ctx: RunContext, instruction: str | None, cfg: TrainingConfig, fraction: float = 1.0
+    ctx: RunContext, prompt: Prompt, cfg: TrainingConfig, fraction: float = 1.0, examples: list[Example] | None = None
 ) -> tuple[list[TrainItem], int]:
-    """Answer examples from (a fraction of) train, + knowledge chunks for qa tasks with a corpus; and how many of
-    them are labelled examples."""
+    """Answer examples from (a fraction of) train, each under ``prompt``, + knowledge chunks for qa tasks with a
+    corpus; and how many of them are labelled examples. ``examples``: the subset already drawn (else drawn here)."""
     tok = ctx.tokenizer
-    examples = training_subset(ctx.train, fraction, ctx.seed) if fraction < 1 else ctx.train
-    items = [
-        answer_item(tok, prompts.messages(instruction, ex), prompts.format_answer(ctx.task, ex.target), cfg.max_seq_len)
-        for ex in examples
-    ]
+    if examples is None:
+        examples = training_subset(ctx.train, fraction, ctx.seed) if fraction < 1 else ctx.train
+    chat = prompt if callable(prompt) else partial(prompts.messages, prompt)
+    items = [answer_item(tok, chat(ex), prompts.format_answer(ctx.task, ex.target), cfg.max_seq_len) for ex in examples]
     if ctx.task.kind == "qa" and ctx.task.knowledge_path:
         items += text_items(tok, [doc.text for doc in read_corpus(ctx.task.knowledge_path)], cfg.max_seq_len)
     return items, len(examples)
 
 
 def train_on_task(
-    ctx: RunContext, model: Any, cfg: TrainingConfig, fraction: float, instruction: str | None
+    ctx: RunContext,
+    model: Any,
+    cfg: TrainingConfig,
+    fraction: float,
+    prompt: Prompt,
+    examples: list[Example] | None = None,
 ) -> tuple[TrainInfo, Any]:
-    """Fine-tune ``model`` on the task (the strategies differ only in what is trainable): (train info, trained
-    model; see ``finetune``)."""
+    """Fine-tune ``model`` on the task (the strategies differ only in what is trainable, and the +rag arms in the
+    prompt, ``build_items``): (train info, trained model; see ``finetune``)."""
     if checkpoints.exists(ctx.load_checkpoint):  # a tuned arm's final run: the chosen trial's weights
         assert ctx.load_checkpoint is not None
         info = checkpoints.load(model, ctx.load_checkpoint)
         model.eval()
         return info, model
-    items, labelled = build_items(ctx, instruction, cfg, fraction)
+    items, labelled = build_items(ctx, prompt, cfg, fraction, examples)
     info, trained = finetune(
         model, ctx.tokenizer, items, cfg, device=ctx.device, seed=ctx.seed, progress=ctx.progress, sharding=ctx.sharding
     )

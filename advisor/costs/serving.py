@@ -14,7 +14,9 @@ base, since merging into 4-bit weights would round the update away). So every ap
 network; they differ in prompt length.
 
 Serving methods (a strategy names its own in its traits): prompt = instruction and worked examples in every
-prompt; rag = instruction and retrieved chunks, plus embedding the query; fine-tuned = the message alone.
+prompt; rag = instruction and retrieved chunks, plus embedding the query; fine-tuned = the message alone. A
+fine-tuned model served with retrieval (lora+rag, full+rag) is a rag request on its own weights: its training is
+priced apart (advisor.pricing prices every arm that trains from its run, whatever its serving method).
 """
 
 from __future__ import annotations

@@ -16,9 +16,19 @@ from harness.strategies.lora import LoraStrategy
 from harness.strategies.prompting import PromptStrategy
 from harness.strategies.qlora import QloraStrategy
 from harness.strategies.rag import RagStrategy
+from harness.strategies.tuned_rag import FullRagStrategy, LoraRagStrategy
 
 STRATEGIES: dict[str, Strategy] = {
-    s.name: s for s in (PromptStrategy(), RagStrategy(), LoraStrategy(), QloraStrategy(), FullStrategy())
+    s.name: s
+    for s in (
+        PromptStrategy(),
+        RagStrategy(),
+        LoraStrategy(),
+        QloraStrategy(),
+        FullStrategy(),
+        LoraRagStrategy(),
+        FullRagStrategy(),
+    )
 }
 
 
@@ -32,9 +42,12 @@ def traits(name: str) -> StrategyTraits:
 
 def default_strategies() -> list[str]:
     """The strategies a task runs when its file lists none: every one that runs on any machine (so not QLoRA,
-    which needs a CUDA GPU and bitsandbytes), in registry order."""
+    which needs a CUDA GPU and bitsandbytes) and is not marked to run only when listed (lora+rag, full+rag), in
+    registry order."""
     return [
-        name for name, s in STRATEGIES.items() if set(s.traits.devices) >= {"cpu", "cuda"} and not s.traits.packages
+        name
+        for name, s in STRATEGIES.items()
+        if s.traits.runs_by_default and set(s.traits.devices) >= {"cpu", "cuda"} and not s.traits.packages
     ]
 
 

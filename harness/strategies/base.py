@@ -27,13 +27,16 @@ if TYPE_CHECKING:
 
 
 class Rung(IntEnum):
-    """The decision ladder's rungs, simplest first (prompt -> RAG -> fine-tune): the simpler of two arms that
-    cost about the same wins."""
+    """The decision ladder's rungs, simplest first (prompt -> RAG -> fine-tune -> fine-tune + RAG): the simpler of
+    two arms that cost about the same wins. A fine-tuned model served with retrieval sits above every arm that does
+    one of the two: it keeps both a training pipeline and an index (corpus, embedder, refreshes) running."""
 
     PROMPT = 0  # the base model as it is, with an instruction and examples
     RETRIEVAL = 1  # plus context retrieved for each request
     ADAPTER = 2  # a few trained weights beside the frozen base
     FULL = 3  # every weight trained
+    ADAPTER_RETRIEVAL = 4  # trained adapters, and context retrieved for each request
+    FULL_RETRIEVAL = 5  # every weight trained, and context retrieved for each request
 
 
 class LabelledExamples(Enum):
@@ -70,6 +73,9 @@ class StrategyTraits:
     devices: tuple[str, ...] = ("cpu", "cuda")  # where it can run
     device_reason: str = ""  # why it needs those devices, for the error
     packages: tuple[Requirement, ...] = ()  # what it needs beyond the core install
+    # among the arms a task runs when its file lists none (harness.strategies.default_strategies); False: it runs
+    # only when listed (an arm combining two others, which adds runs a first comparison does not need)
+    runs_by_default: bool = True
 
     def __post_init__(self) -> None:
         if self.trains != (self.memory_method is not None) or self.trains != (self.utilisation_key is not None):

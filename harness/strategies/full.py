@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import prompts
 from harness.schema import doc
@@ -21,7 +21,9 @@ from harness.strategies.base import (
 )
 
 if TYPE_CHECKING:
+    from harness.record import TrainInfo
     from harness.runner import RunContext
+    from harness.training import Prompt
 
 
 @dataclass
@@ -54,14 +56,21 @@ class FullStrategy:
         )
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
-        from harness.training import train_on_task
-
         cfg, fraction = training_config(FullConfig, variant.params)
         system = cfg.system_prompt(ctx.instruction)
-        model = ctx.load_model()
-        train_info, model = train_on_task(ctx, model, cfg, fraction, system)  # FSDP: None off the main process
+        train_info, model = train_full(ctx, cfg, fraction, system)
 
         def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(system, example)
 
         return Prepared(model=model, tokenizer=ctx.tokenizer, build_messages=build, train_info=train_info)
+
+
+def train_full(
+    ctx: RunContext, cfg: FullConfig, fraction: float, prompt: Prompt, examples: list[Example] | None = None
+) -> tuple[TrainInfo, Any]:
+    """Every weight trained on the task's examples under ``prompt`` (harness.training.build_items): (train info,
+    the trained model; under FSDP None off the main process). The full and full+rag arms train this way."""
+    from harness.training import train_on_task
+
+    return train_on_task(ctx, ctx.load_model(), cfg, fraction, prompt, examples)

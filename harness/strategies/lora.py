@@ -23,7 +23,9 @@ from harness.strategies.base import (
 )
 
 if TYPE_CHECKING:
+    from harness.record import TrainInfo
     from harness.runner import RunContext
+    from harness.training import Prompt
 
 # The modules that get adapters unless a task says otherwise (the cost models' default too): the attention
 # projections, as in the LoRA paper (Hu et al. 2021, sec. 7.1).
@@ -105,17 +107,9 @@ class LoraStrategy:
         return training_variants(self.name, config, lora_name)
 
     def prepare(self, ctx: RunContext, variant: Variant) -> Prepared:
-        import peft
-
-        from harness.training import train_on_task
-
         cfg, fraction = training_config(LoraConfig, variant.params)
         system = cfg.system_prompt(ctx.instruction)
-        base = ctx.load_model()
-        model = peft.get_peft_model(base, lora_adapter_config(cfg))
-        train_info, model = train_on_task(ctx, model, cfg, fraction, system)
-        merged = model.merge_and_unload()  # served as one dense model: no adapter latency
-        merged.eval()
+        train_info, merged = train_lora(ctx, cfg, fraction, system)
 
         def build(example: Example) -> list[dict[str, str]]:
             return prompts.messages(system, example)
@@ -127,3 +121,20 @@ class LoraStrategy:
             train_info=train_info,
             info=StrategyInfo(merged_for_inference=True),
         )
+
+
+def train_lora(
+    ctx: RunContext, cfg: LoraConfig, fraction: float, prompt: Prompt, examples: list[Example] | None = None
+) -> tuple[TrainInfo, Any]:
+    """Adapters trained on the task's examples under ``prompt`` (harness.training.build_items), merged into the
+    base: (train info, the merged model). The lora and lora+rag arms train this way."""
+    import peft
+
+    from harness.training import train_on_task
+
+    base = ctx.load_model()
+    model = peft.get_peft_model(base, lora_adapter_config(cfg))
+    train_info, model = train_on_task(ctx, model, cfg, fraction, prompt, examples)
+    merged = model.merge_and_unload()  # served as one dense model: no adapter latency
+    merged.eval()
+    return train_info, merged
