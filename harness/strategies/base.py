@@ -12,6 +12,7 @@ needs to run).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -306,4 +307,6 @@ def training_config(cls: type[C], params: dict[str, Any]) -> tuple[C, float]:
     known = {f.name for f in fields(cls)}
     values = {k: v for k, v in params.items() if k in known and k != "data_fractions"}
     fraction = params.get("data_fraction", 1.0)
-    return cls(**values, data_fractions=[fraction]), fraction
+    config = cls(**values, data_fractions=[fraction])
+    # a tunable setting the params do not hold (a record from before grids) is its grid's first value
+    return dataclasses.replace(config, **grid(config)[0]), fraction
