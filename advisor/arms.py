@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 
-from advisor.learning_curve import quality_interval
+from advisor.learning_curve import Z_95, quality_interval
 from advisor.pricing import PricedRun, ServeBasis
 from advisor.wording import strategy_name, usd
 from harness.strategies import StrategyTraits
@@ -81,7 +82,19 @@ class Arm:
 
     @property
     def interval(self) -> tuple[float, float]:
-        return quality_interval(self.quality, self.n_examples)
+        """95 % interval of the quality: the test set's sampling error (Wilson) and, with seeds, training
+        randomness. The seeds' mean is a mean over the same test examples, so the Wilson interval of n examples
+        still bounds its sampling error; the seeds add their spread: the standard error of their mean,
+        stdev / sqrt(seeds). The two are independent, so their variances add: each side of the Wilson interval is
+        widened in quadrature by 1.96 standard errors (a normal approximation: with two or three seeds the
+        standard error is itself rough, so read the interval as a floor). One seed: the Wilson interval alone."""
+        low, high = quality_interval(self.quality, self.n_examples)
+        seeds = self.run.stored.seed_qualities() if self.run.stored.repeats else []
+        if len(seeds) < 2:
+            return low, high
+        spread = Z_95 * statistics.stdev(seeds) / math.sqrt(len(seeds))
+        q = self.quality
+        return max(0.0, q - math.hypot(q - low, spread)), min(1.0, q + math.hypot(high - q, spread))
 
     @property
     def one_time_usd(self) -> float:

@@ -14,12 +14,15 @@ fine-tune; cutting long prompts -> fine-tune; a new capability -> a bigger model
    projections, and an arm without a training pipeline or an index has fewer parts to keep running.
 3. When no arm is adequate: the closest one (highest quality within latency and budget), and estimates of
    what would meet the goals - more examples (learning curve x data cost), a bigger model, a relaxed
-   latency goal or a larger training budget.
+   latency goal or a larger training budget. Arms that a paired test on the test examples cannot tell apart
+   from the highest (advisor.significance) are as close: among them cost, then simplicity, decides as in 2.
+4. Quality above the goal buys nothing in 2, so the test only explains there: when a better arm that also meets
+   the goals is not recommended, a sentence says whether the test can tell the two apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.arms import Arm, best_per_group, best_tuned
@@ -28,6 +31,7 @@ from advisor.cautions import latency_basis, run_cautions
 from advisor.ladder import curve_sentence, ladder_sentences, what_would_meet_goals
 from advisor.learning_curve import LearningCurve, learning_curves
 from advisor.pricing import PricedRun, Pricing
+from advisor.significance import ArmComparison, PairedTests, cannot_be_told_apart
 from advisor.wording import hardware_name, strategy_name, usd
 from harness.spec import Goals
 
@@ -78,6 +82,7 @@ class Analysis:
     break_evens: list[BreakEven]
     economics: list[ArmEconomics]
     latency_gated: bool
+    comparisons: list[ArmComparison] = field(default_factory=list)  # the best arm against each group's best
 
     def arm_of(self, run: PricedRun) -> Arm | None:
         return next((arm for arm in self.arms if arm.run is run), None)
@@ -112,6 +117,59 @@ def _choose(adequate: list[Arm]) -> tuple[Arm, bool]:
     close = [a for a in priced if (a.total_usd or 0.0) <= (cheapest.total_usd or 0.0) * (1 + NEAR_TIE)]
     chosen = min(close, key=lambda a: (a.traits.ladder_rank, a.total_usd or 0.0))
     return chosen, chosen is not cheapest
+
+
+def _cheaper_or_simpler(arm: Arm, than: Arm) -> bool:
+    cheaper = arm.total_usd is not None and than.total_usd is not None and arm.total_usd < than.total_usd
+    return cheaper or arm.traits.ladder_rank < than.traits.ladder_rank
+
+
+def _why_preferred(arm: Arm, other: Arm) -> str:
+    """'cheaper', 'simpler' or 'cheaper and simpler': what ``arm`` has over ``other``."""
+    cheaper = arm.total_usd is not None and other.total_usd is not None and arm.total_usd < other.total_usd
+    simpler = arm.traits.ladder_rank < other.traits.ladder_rank
+    return " and ".join(w for w, yes in (("cheaper", cheaper), ("simpler", simpler)) if yes) or "chosen"
+
+
+def _closest(candidates: list[Arm], tests: PairedTests) -> tuple[Arm, ArmComparison | None]:
+    """The highest quality among ``candidates``; when cheaper or simpler ones cannot be told apart from it by the
+    paired test, cost then simplicity decides among them (as among adequate arms). Returns the arm and, when it
+    is not the highest, the test that let it through."""
+    top = max(candidates, key=lambda a: a.quality)
+    tied = [
+        a
+        for a in candidates
+        if a is not top and _cheaper_or_simpler(a, top) and cannot_be_told_apart(tests.between(top, a))
+    ]
+    if not tied:
+        return top, None
+    chosen, _ = _choose([top, *tied])
+    return chosen, None if chosen is top else tests.between(top, chosen)
+
+
+def _tie_sentence(better: Arm, chosen: Arm, test: ArmComparison, role: str) -> str:
+    """'LoRA r8 (0.770) and RAG top-4 (0.720) cannot be told apart on these 128 test examples (McNemar exact
+    test, p = 0.21), so the cheaper RAG top-4 is recommended.'"""
+    return (
+        f"{better.label} ({better.quality:.3f}) and {chosen.label} ({chosen.quality:.3f}) cannot be told apart on "
+        f"these {test.n_examples} test examples ({test.evidence()}), so the {_why_preferred(chosen, better)} "
+        f"{chosen.label} is {role}."
+    )
+
+
+def _significance_sentence(chosen: Arm, adequate: list[Arm], tests: PairedTests) -> str | None:
+    """Whether the best arm that meets the goals, when it is not the one recommended, is really better."""
+    better = max(adequate, key=lambda a: a.quality)
+    test = tests.between(better, chosen) if better is not chosen and better.quality > chosen.quality else None
+    if test is None:
+        return None
+    if cannot_be_told_apart(test):
+        return _tie_sentence(better, chosen, test, "recommended")
+    return (
+        f"{better.label} ({better.quality:.3f}) is better than {chosen.label} ({chosen.quality:.3f}) beyond the "
+        f"test set's noise on these {test.n_examples} test examples ({test.evidence()}); both meet the goals, "
+        f"and {chosen.label} is {_why_preferred(chosen, better)}."
+    )
 
 
 def _break_evens(chosen: Arm, best: dict[str, Arm], months: float) -> tuple[list[BreakEven], list[ArmEconomics]]:
@@ -219,19 +277,26 @@ def analyse(pricing: Pricing) -> Analysis:
         return Analysis(pricing, recommendation, [], None, curves, [], [], latency_gated)
 
     best = best_per_group(arms)
+    tests = PairedTests()
+    comparisons = tests.against_best(best)
     adequate = [a for a in arms if not a.shortfalls]
     what_would: list[str] = []
     if adequate:
         chosen, near_tie = _choose(adequate)
         verdict = f"Use {chosen.label}: it meets the goals at the lowest cost."
         reasons, runner_up = _adequate_reasons(chosen, near_tie, adequate, goals, metric, cautions)
+        reasons += [s for s in [_significance_sentence(chosen, adequate, tests)] if s]
     else:
-        # the closest: the best quality among arms that miss nothing but quality
-        chosen = max([a for a in arms if set(a.shortfalls) <= {"quality"}] or arms, key=lambda a: a.quality)
+        # the closest: the best quality among arms that miss nothing but quality (or one the test cannot tell
+        # from it that costs less or is simpler)
+        candidates = [a for a in arms if set(a.shortfalls) <= {"quality"}] or arms
+        chosen, tie = _closest(candidates, tests)
         verdict = f"No measured run meets the goals. Closest: {chosen.label} at {chosen.quality:.3f} {metric}" + (
             f" against a {goals.quality:.2f} goal." if goals.quality is not None else "."
         )
-        reasons, runner_up = [], None
+        top_candidate = max(candidates, key=lambda a: a.quality)
+        reasons = [_tie_sentence(top_candidate, chosen, tie, "the closest")] if tie else []
+        runner_up = None
         what_would = what_would_meet_goals(pricing, arms, curves, chosen, best)
     top = max(arms, key=lambda a: a.quality)
     if (
@@ -273,4 +338,4 @@ def analyse(pricing: Pricing) -> Analysis:
         if pairs
         else None
     )
-    return Analysis(pricing, recommendation, arms, chosen, curves, pairs, economics, latency_gated)
+    return Analysis(pricing, recommendation, arms, chosen, curves, pairs, economics, latency_gated, comparisons)

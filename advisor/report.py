@@ -177,7 +177,7 @@ def render(analysis: Analysis) -> str:
 def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tuple[Analysis, Path]:
     """Check each run against the estimator (``advisor.self_check``: written into its record, which the report and
     results.json then show); price, recommend and render once, in memory; then write results.json (with costs and
-    the recommendation) and report.html, once each."""
+    the recommendation and the paired tests between arms) and report.html, once each."""
     annotate(out_dir, comparison)
     pricing = price(comparison, config)
     analysis = analyse(pricing)
@@ -188,6 +188,7 @@ def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tu
         row_costs=[to_jsonable(run.costs) for run in pricing.runs],
         costs=pricing.assumptions,
         recommendation=analysis.recommendation,
+        comparisons=analysis.comparisons,
     )
     report = Path(out_dir) / "report.html"
     atomic_write_text(report, html)
