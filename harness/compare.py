@@ -361,7 +361,7 @@ def run_compare(
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            reason = preflight(variant, machine, n, sharding) if preflight and n > 0 else None
+            reason = preflight(variant, machine, n, sharding) if preflight else None
             if reason:
                 record = _store(job, RunRecord.failed(run_info, reason))
             elif isolate:
