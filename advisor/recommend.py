@@ -25,6 +25,7 @@ from typing import Any
 from advisor.arms import Arm, best_per_group, best_tuned
 from advisor.breakeven import ArmEconomics, BreakEven, break_even, dedicated_gpu_caveat, hosted_break_even
 from advisor.cautions import latency_basis, run_cautions
+from advisor.comparison_cost import ComparisonCost, comparison_cost
 from advisor.ladder import curve_sentence, ladder_sentences, what_would_meet_goals
 from advisor.learning_curve import LearningCurve, learning_curves
 from advisor.pricing import PricedRun, Pricing
@@ -78,6 +79,7 @@ class Analysis:
     break_evens: list[BreakEven]
     economics: list[ArmEconomics]
     latency_gated: bool
+    cost: ComparisonCost | None = None  # what the comparison itself cost: every run, trials and seeds included
 
     def arm_of(self, run: PricedRun) -> Arm | None:
         return next((arm for arm in self.arms if arm.run is run), None)
@@ -216,7 +218,7 @@ def analyse(pricing: Pricing) -> Analysis:
         learning_curves=[c.as_dict() for c in curves],
     )
     if not arms:
-        return Analysis(pricing, recommendation, [], None, curves, [], [], latency_gated)
+        return Analysis(pricing, recommendation, [], None, curves, [], [], latency_gated, comparison_cost(pricing))
 
     best = best_per_group(arms)
     adequate = [a for a in arms if not a.shortfalls]
@@ -273,4 +275,6 @@ def analyse(pricing: Pricing) -> Analysis:
         if pairs
         else None
     )
-    return Analysis(pricing, recommendation, arms, chosen, curves, pairs, economics, latency_gated)
+    return Analysis(
+        pricing, recommendation, arms, chosen, curves, pairs, economics, latency_gated, comparison_cost(pricing)
+    )
