@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter
 
 from advisor.arms import Arm
 from advisor.breakeven import ArmEconomics, BreakEven, volume_range
-from advisor.learning_curve import LearningCurve, quality_interval
+from advisor.learning_curve import LearningCurve, point_interval
 from advisor.wording import count, strategy_name, usd
 from harness.runstore import RunRow
 from harness.strategies import traits
@@ -252,7 +252,8 @@ def load_test(rows: list[RunRow], goal_ms: float | None) -> str | None:
 
 
 def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:
-    """Measured points (95 % intervals), the fitted curve, its 90 % bootstrap band, the goal and the estimate."""
+    """Measured points (95 % intervals; with seeds, their mean, the interval widened by their spread, and each
+    seed's run as a dash), the fitted curve, its 90 % bootstrap band, the goal and the estimate."""
     sizes = [p.examples for p in curve.points]
     right = max(sizes) * 3.0
     if curve.examples_for_goal and math.isfinite(curve.examples_for_goal):
@@ -271,8 +272,9 @@ def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:
                 linewidth=1.6,
                 label=f"fit: {curve.fit.a:.2f} − {curve.fit.b:.3g}·n^−{curve.fit.c:.2f}",
             )
+        seeded = any(point.seeds > 1 for point in curve.points)
         for point in curve.points:
-            low, high = quality_interval(point.quality, point.n_test)
+            low, high = point_interval(point)  # with seeds: the test set's interval widened by the seeds' spread
             ax.errorbar(
                 point.examples,
                 point.quality,
@@ -283,7 +285,27 @@ def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:
                 capsize=2,
                 elinewidth=1,
             )
-        ax.plot([], [], "o", color="black", markersize=4, label="measured (95% interval)")
+            if point.seeds > 1:  # each seed's run, beside the mean
+                ax.plot(
+                    [point.examples] * point.seeds,
+                    point.seed_qualities,
+                    "_",
+                    color=tint,
+                    markersize=8,
+                    markeredgewidth=1.2,
+                )
+        ax.plot(
+            [],
+            [],
+            "o",
+            color="black",
+            markersize=4,
+            label="measured: mean over seeds (95% interval with the seed spread)"
+            if seeded
+            else "measured (95% interval)",
+        )
+        if seeded:
+            ax.plot([], [], "_", color=tint, markersize=8, markeredgewidth=1.2, label="each seed")
         if curve.goal is not None:
             ax.axhline(curve.goal, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"goal {curve.goal:.2f}")
             if curve.examples_for_goal and math.isfinite(curve.examples_for_goal) and curve.examples_for_goal <= right:

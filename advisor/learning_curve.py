@@ -8,8 +8,10 @@ bootstrap sample at once.
 
 Uncertainty: a parametric bootstrap of the test set. Each measured quality is the mean score over
 n_test examples; resampling it as Binomial(n_test, q) / n_test gives the spread a different test set
-of the same size would show (for scores in [0, 1] the binomial variance is an upper bound). One
-training seed per point, so the band does not include run-to-run training variance: it is a floor
+of the same size would show (for scores in [0, 1] the binomial variance is an upper bound). With
+several training seeds per point (``--seeds``) the point is their mean and each bootstrap sample also
+draws the run-to-run training variance: Normal(0, s^2 / k), s the seeds' sample standard deviation and k
+their number (``standard_error``). With one seed per point the band does not include it: it is a floor
 on the real uncertainty, and the report says so.
 """
 
@@ -46,9 +48,22 @@ FRACTION_SUFFIX = re.compile(r"-\d+(?:\.\d+)?pct$")
 @dataclass(frozen=True)
 class CurvePoint:
     examples: int  # training examples the run was trained on
-    quality: float
+    quality: float  # with several seeds, their mean
     n_test: int  # test examples behind the quality
     variant: str
+    seed_qualities: tuple[float, ...] = ()  # each seed's quality, when there are several
+
+    @property
+    def seeds(self) -> int:
+        return max(1, len(self.seed_qualities))
+
+    @property
+    def seed_std(self) -> float:
+        """The seeds' sample standard deviation (0 with one seed)."""
+        if len(self.seed_qualities) < 2:
+            return 0.0
+        mean = sum(self.seed_qualities) / len(self.seed_qualities)
+        return math.sqrt(sum((q - mean) ** 2 for q in self.seed_qualities) / (len(self.seed_qualities) - 1))
 
 
 @dataclass(frozen=True)
@@ -201,6 +216,7 @@ def curve_points(rows: list[RunRow]) -> dict[tuple[str, str], list[CurvePoint]]:
                 quality=row.quality,
                 n_test=int(row.n_examples or 0),
                 variant=row.variant,
+                seed_qualities=tuple(row.seed_qualities or ()) if len(row.seed_qualities or ()) > 1 else (),
             )
         )
     return {key: sorted(points, key=lambda p: p.examples) for key, points in groups.items()}
@@ -216,8 +232,41 @@ def quality_interval(quality: float, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _standard_error(point: CurvePoint) -> float:
+def sampling_error(point: CurvePoint) -> float:
+    """The standard error a different test set of the same size would show (binomial: an upper bound)."""
     return math.sqrt(max(point.quality * (1 - point.quality), 1e-9) / max(point.n_test, 1))
+
+
+def seed_error(point: CurvePoint) -> float:
+    """The standard error of the mean over the point's training seeds: s / sqrt(k) (0 with one seed)."""
+    return point.seed_std / math.sqrt(point.seeds)
+
+
+def standard_error(point: CurvePoint) -> float:
+    """A point's standard error: test-set sampling and, with several seeds, the run-to-run training variance.
+
+    The seeds are scored on the same test set, so its sampling error is shared and does not average down over
+    them: it enters whole, q(1 - q) / n_test. Training randomness does average down: the mean of k seeds carries
+    s^2 / k of it, s the seeds' sample standard deviation. The two add as independent variances:
+
+        SE^2 = q(1 - q) / n_test + s^2 / k
+
+    (s^2 is measured on one test set, so it also holds a little of the seed x test-set interaction: the sum
+    errs on the wide side)."""
+    return math.hypot(sampling_error(point), seed_error(point))
+
+
+def point_interval(point: CurvePoint) -> tuple[float, float]:
+    """A measured point's 95 % interval: the Wilson interval on its test set, widened by the seeds' error when
+    there are several (their half-widths add in quadrature)."""
+    low, high = quality_interval(point.quality, point.n_test)
+    spread = Z_95 * seed_error(point)
+    if not spread:
+        return low, high
+    return (
+        max(0.0, point.quality - math.hypot(point.quality - low, spread)),
+        min(1.0, point.quality + math.hypot(high - point.quality, spread)),
+    )
 
 
 def fit_learning_curve(
@@ -238,14 +287,19 @@ def fit_learning_curve(
     rng = np.random.default_rng(seed)
     n_test = np.array([max(p.n_test, 1) for p in points])
     resampled = rng.binomial(n_test, np.clip(q, 0, 1), size=(BOOTSTRAP_SAMPLES, len(points))) / n_test
+    # with seeds, each sample also draws the training variance of the seeds' mean (standard_error)
+    training = np.array([seed_error(p) for p in points])
+    if training.any():
+        resampled = np.clip(resampled + rng.normal(0.0, 1.0, resampled.shape) * training, 0.0, 1.0)
     curve.samples = fit_power_law(n, resampled)
 
     smallest, largest = points[0], points[-1]
-    noise = Z_95 * math.hypot(_standard_error(smallest), _standard_error(largest))
+    noise = Z_95 * math.hypot(standard_error(smallest), standard_error(largest))
     if largest.quality - smallest.quality < noise:
         curve.warnings.append(
             f"flat curve: {smallest.quality:.3f} at {smallest.examples:,} examples, {largest.quality:.3f} at "
-            f"{largest.examples:,}, a change within test-set noise (±{noise:.3f}); more data is not shown to help"
+            f"{largest.examples:,}, a change within {'test-set and seed' if training.any() else 'test-set'} noise "
+            f"(±{noise:.3f}); more data is not shown to help"
         )
     if goal is not None:
         _estimate_goal(curve, goal)

@@ -87,9 +87,28 @@ class RunCosts:
 
 @dataclass
 class PricedRun:
+    """A run with its costs; a row's seed repeats and its tuned arm's trials priced the same way (what the
+    comparison itself cost: ``advisor.comparison_cost``)."""
+
     stored: StoredRun
     row: RunRow
     costs: RunCosts = field(default_factory=RunCosts)
+    repeats: list[PricedRun] = field(default_factory=list)  # the same run with the other seeds
+    trials: list[PricedRun] = field(default_factory=list)  # the grid its setting was chosen from (validation)
+
+    @classmethod
+    def of(cls, stored: StoredRun) -> PricedRun:
+        """``stored`` and what belongs to it, not priced yet."""
+        return cls(
+            stored,
+            RunRow.of(stored),
+            repeats=[cls.of(run) for run in stored.repeats],
+            trials=[cls.of(run) for run in stored.trials],
+        )
+
+    def all_runs(self) -> list[PricedRun]:
+        """This run, its seed repeats and its trials."""
+        return [self, *self.repeats, *self.trials]
 
     @property
     def record(self) -> RunRecord:
@@ -225,7 +244,7 @@ def model_shape(comparison: Comparison) -> ModelShape | None:
 
 def unpriced(comparison: Comparison) -> Pricing:
     """The runs without prices (the recommendation then weighs quality alone)."""
-    return Pricing(comparison, [PricedRun(run, RunRow.of(run)) for run in comparison.runs], None)
+    return Pricing(comparison, [PricedRun.of(run) for run in comparison.runs], None)
 
 
 def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
@@ -238,7 +257,9 @@ def price(comparison: Comparison, config: DataCostConfig) -> Pricing:
     calibrated = calibrate_utilisation((run.record for run in comparison.runs), gpu_name)
     utilisations: dict[str, Utilisation] = {}
     priced = unpriced(comparison)
-    for run in priced.runs:
+    # every run the comparison made, trials and seed repeats too: one pricing path for the rows and for what the
+    # comparison itself cost (advisor.comparison_cost); the utilisation stays calibrated on the rows' runs
+    for run in (each for row in priced.runs for each in row.all_runs()):
         record = run.record
         if not record.ok:
             continue

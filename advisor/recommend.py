@@ -28,6 +28,7 @@ from typing import Any
 from advisor.arms import Arm, best_per_group, best_tuned
 from advisor.breakeven import ArmEconomics, BreakEven, break_even, dedicated_gpu_caveat, hosted_break_even
 from advisor.cautions import latency_basis, run_cautions
+from advisor.comparison_cost import ComparisonCost, comparison_cost
 from advisor.ladder import curve_sentence, ladder_sentences, what_would_meet_goals
 from advisor.learning_curve import LearningCurve, learning_curves
 from advisor.pricing import PricedRun, Pricing
@@ -83,6 +84,7 @@ class Analysis:
     economics: list[ArmEconomics]
     latency_gated: bool
     comparisons: list[ArmComparison] = field(default_factory=list)  # the best arm against each group's best
+    cost: ComparisonCost | None = None  # what the comparison itself cost: every run, trials and seeds included
 
     def arm_of(self, run: PricedRun) -> Arm | None:
         return next((arm for arm in self.arms if arm.run is run), None)
@@ -274,7 +276,7 @@ def analyse(pricing: Pricing) -> Analysis:
         learning_curves=[c.as_dict() for c in curves],
     )
     if not arms:
-        return Analysis(pricing, recommendation, [], None, curves, [], [], latency_gated)
+        return Analysis(pricing, recommendation, [], None, curves, [], [], latency_gated, cost=comparison_cost(pricing))
 
     best = best_per_group(arms)
     tests = PairedTests()
@@ -338,4 +340,15 @@ def analyse(pricing: Pricing) -> Analysis:
         if pairs
         else None
     )
-    return Analysis(pricing, recommendation, arms, chosen, curves, pairs, economics, latency_gated, comparisons)
+    return Analysis(
+        pricing,
+        recommendation,
+        arms,
+        chosen,
+        curves,
+        pairs,
+        economics,
+        latency_gated,
+        comparisons,
+        comparison_cost(pricing),
+    )

@@ -73,6 +73,15 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def _setting(value: Any) -> str:
+    """A tuned setting's value as the task file would write it: 0.0003, 8, none."""
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _environment() -> Environment:
     # StrictUndefined: a misspelt name in the template fails the render instead of showing a dash
     env = Environment(
@@ -80,7 +89,7 @@ def _environment() -> Environment:
         autoescape=select_autoescape(["html", "j2"]),
         undefined=StrictUndefined,
     )
-    env.filters.update(fmt=_fmt, usd=usd, text=_text, gib=_gib)
+    env.filters.update(fmt=_fmt, usd=usd, text=_text, gib=_gib, setting=_setting)
     return env
 
 
@@ -141,6 +150,29 @@ def self_check_table(runs: list[PricedRun]) -> dict[str, Any]:
     return {"rows": checked, "notes": notes}
 
 
+def split_sizes(comparison: Comparison) -> dict[str, int]:
+    """Examples in each split: train (what the runs trained on or drew from), validation, test."""
+    if comparison.splits is not None:
+        splits = comparison.splits
+        return {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)}
+    task = comparison.task
+    return {"train": task.n_train, "validation": task.n_validation, "test": task.n_test}
+
+
+def validation_choices(runs: list[PricedRun]) -> list[PricedRun]:
+    """Each arm's row on all of train (where its setting was chosen): the learning-curve rows use that setting."""
+    return [run for run in runs if run.row.data_fraction is None or run.row.data_fraction >= 1]
+
+
+def seed_results(run: PricedRun) -> list[tuple[int, float | None, str | None]]:
+    """Each seed's run of a row: (seed, test quality or None, error or None), the base seed's first."""
+    results = []
+    for r in run.stored.seed_runs:
+        record = r.record
+        results.append((record.run_info.seed, record.eval_info.quality if record.eval_info else None, record.error))
+    return results
+
+
 def render(analysis: Analysis) -> str:
     """The report as one HTML string."""
     pricing, chosen = analysis.pricing, analysis.chosen
@@ -159,6 +191,10 @@ def render(analysis: Analysis) -> str:
             runs=pricing.runs,
             endpoint_runs=[run for run in pricing.runs if run.row.endpoint],
             checks=self_check_table(pricing.runs),
+            splits=split_sizes(comparison),
+            choices=validation_choices(pricing.runs),
+            cost=analysis.cost,
+            seed_results=seed_results,
             c=pricing.assumptions,
             rec=analysis.recommendation,
             analysis=analysis,
@@ -186,7 +222,8 @@ def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tu
         out_dir,
         comparison,
         row_costs=[to_jsonable(run.costs) for run in pricing.runs],
-        costs=pricing.assumptions,
+        # the costs block: the assumptions, and what the comparison itself cost (every run, trials and seeds)
+        costs={**(to_jsonable(pricing.assumptions) or {}), "comparison": to_jsonable(analysis.cost)},
         recommendation=analysis.recommendation,
         comparisons=analysis.comparisons,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,13 @@ from harness.record import (
     RunRecord,
     RunStatus,
     TrainInfo,
+    ValidationInfo,
 )
 from harness.runstore import CompareSettings, Comparison, RunRow, StoredRun, TaskSummary, write_results
 from harness.shapes import ModelShape
 from harness.spec import Deployment, Goals
+from harness.strategies import STRATEGIES, traits
+from harness.strategies.base import grid
 from harness.typedjson import to_jsonable
 
 CPU = Hardware(device="cpu", platform="Linux", cpu="AMD EPYC", cpu_count=2, torch_threads=2, memory_gib=23.5)
@@ -54,29 +58,46 @@ def make_record(
     sharding: str = "none",
     params: dict[str, Any] | None = None,
     packages: dict[str, str | None] | None = None,
+    seed: int = 0,
+    role: str = "final",
+    validation_quality: float | None = None,
+    n_validation: int = 60,
+    wall_seconds: float | None = None,
+    train_seconds: float = 100.0,
+    data_fraction: float = 1.0,
 ) -> RunRecord:
-    """A run record as the harness writes it (a fine-tuning run when ``trained``)."""
+    """A run record as the harness writes it (a fine-tuning run when ``trained``; a trial, scored on validation
+    only, when ``role`` is "trial"). A fine-tuning run's params default to its strategy's first grid point: a real
+    record holds one run's values, never a grid axis."""
+    if trained:
+        params = {**first_grid_point(strategy), **(params or {})}
     info = RunInfo(
         task="demo",
         strategy=strategy,
         variant=variant,
         params=params or {},
         config_hash="0" * 20,
-        seed=0,
+        seed=seed,
         limit=None,
         device="cpu",
         model=SMOLLM2,
         num_processes=num_processes,
         sharding=sharding,
-        wall_seconds=60.0,
+        wall_seconds=wall_seconds if wall_seconds is not None else 60.0 + (train_seconds if trained else 0.0),
         memory=MEMORY,
+        role=role,
     )
     if status != "ok":
         return RunRecord.failed(info, error or "failed")
+    validation = (
+        ValidationInfo(metric="accuracy", quality=validation_quality, n_examples=n_validation, unparsed=0, seconds=5.0)
+        if validation_quality is not None
+        else None
+    )
     examples = train_examples or 384
     train = (
         TrainInfo(
-            train_seconds=100.0,
+            train_seconds=train_seconds,
             examples=examples,
             epochs=2.0,
             optimizer_steps=10,
@@ -90,6 +111,7 @@ def make_record(
             precision="fp32",
             memory=MEMORY,
             examples_labelled=examples,
+            data_fraction=data_fraction,
             num_processes=num_processes,
             sharding=sharding,
         )
@@ -117,7 +139,8 @@ def make_record(
         run_info=info,
         status=RunStatus.OK,
         train_info=train,
-        eval_info=evaluation,
+        eval_info=None if role == "trial" else evaluation,
+        validation=validation,
         meta_info=MetaInfo(packages=packages or {"python": "3.11.7"}, hardware=CPU),
         predictions=predictions or [],
     )
@@ -224,6 +247,7 @@ def learning_curve_rows(qualities: tuple[float, ...] = (0.62, 0.68, 0.72)) -> li
             per_1k=0.008,
             prompt_tokens=40,
             train_examples=n,
+            data_fraction=n / 384,
             p95=300,
         )
         for name, n, q in zip(names, sizes, qualities, strict=True)
@@ -232,6 +256,94 @@ def learning_curve_rows(qualities: tuple[float, ...] = (0.62, 0.68, 0.72)) -> li
 
 def save_comparison(folder: Path, comparison: Comparison) -> Path:
     """A compare's output folder: every run's record and results.json, as ``advisor compare`` leaves them."""
-    for run in comparison.runs:
+    for run in (each for row in comparison.runs for each in row.all_runs()):
         atomic_write_json(folder / run.path, run.record.to_json())
     return write_results(folder, comparison)
+
+
+def first_grid_point(strategy: str) -> dict[str, Any]:
+    """``strategy``'s default config with its grid's first point filled in: one run's values, no axis."""
+    config = STRATEGIES[strategy].config_type()
+    return {**vars(config), **grid(config)[0]}
+
+
+def make_trial(
+    strategy: str,
+    variant: str,
+    validation_quality: float | None,
+    *,
+    params: dict[str, Any] | None = None,
+    status: str = "ok",
+    error: str | None = None,
+    train_seconds: float = 100.0,
+    wall_seconds: float | None = None,
+) -> StoredRun:
+    """One grid point of a tuned arm, scored on validation only (``runs/trials/``)."""
+    record = make_record(
+        strategy,
+        variant,
+        None,
+        trained=traits(strategy).trains,
+        params=params,
+        status=status,
+        error=error,
+        role="trial",
+        validation_quality=validation_quality,
+        train_seconds=train_seconds,
+        wall_seconds=wall_seconds,
+    )
+    return StoredRun(record, f"runs/trials/{strategy}-{variant}.json")
+
+
+def with_runs(
+    run: PricedRun,
+    *,
+    trials: list[StoredRun] | None = None,
+    seed_qualities: tuple[float, ...] = (),
+    trial_costs: RunCosts | None = None,
+) -> PricedRun:
+    """``run`` as a tuned arm's row: chosen from ``trials`` (the one of its variant is the chosen; a fine-tuning
+    final run then carries that trial's training record, as when it serves the trial's weights), and repeated with
+    seeds 1, 2, ... scoring ``seed_qualities``. Repeats are priced like ``run``; trials at ``trial_costs`` (default:
+    ``run``'s training, no serving)."""
+    stored = run.stored
+    stored.trials = list(trials or [])
+    chosen = next((t for t in stored.trials if t.record.run_info.variant == stored.record.run_info.variant), None)
+    if chosen is not None:
+        stored.record.validation = dataclasses.replace(
+            chosen.record.validation or ValidationInfo("accuracy", 0.0, 0, 0, 0.0), from_trial=chosen.path
+        )
+        if chosen.record.train_info is not None:
+            stored.record.train_info = chosen.record.train_info
+    stored.repeats = []
+    base = stored.record
+    for i, quality in enumerate(seed_qualities, start=1):
+        record = dataclasses.replace(
+            stored.record,
+            run_info=dataclasses.replace(
+                stored.record.run_info, seed=i, wall_seconds=(stored.record.run_info.wall_seconds or 0.0) + i
+            ),
+            eval_info=dataclasses.replace(base.eval_info, quality=quality) if base.eval_info else None,
+            train_info=dataclasses.replace(stored.record.train_info, train_seconds=100.0 + i)
+            if stored.record.train_info
+            else None,
+            validation=None,
+        )
+        stored.repeats.append(StoredRun(record, stored.path.replace(".json", f"-seed{i}.json")))
+    priced = PricedRun.of(stored)
+    priced.costs = run.costs
+    for repeat in priced.repeats:
+        repeat.costs = dataclasses.replace(run.costs)
+    for trial in priced.trials:
+        if trial.record.ok:
+            trial.costs = dataclasses.replace(
+                trial_costs
+                or RunCosts(
+                    train_usd=run.costs.train_usd,
+                    train_flop_usd=run.costs.train_flop_usd,
+                    train_fixed_usd=run.costs.train_fixed_usd,
+                    train_gpu_hours=run.costs.train_gpu_hours,
+                    train_fixed_gpu_hours=run.costs.train_fixed_gpu_hours,
+                )
+            )
+    return priced
