@@ -372,14 +372,17 @@ def run_compare(
                 record = execute(job)
                 assert record is not None  # one process: the main one
         except KeyboardInterrupt:
-            record = reusable(path, digest)  # a worker may have finished its record just before the interrupt
-            if record is None:
-                raise
+            finished_anyway = reusable(path, digest)  # the worker may have written its record just before
+            if finished_anyway and role == "final" and run_seed == seed:
+                late.append(StoredRun(finished_anyway, str(path.relative_to(out_dir))))
+            raise
         budgets.spend(record)
         log(f"{label}: {_one_line(record)}")
         return StoredRun(record, str(path.relative_to(out_dir)))
 
     chosen_rag: dict[str, Any] | None = None  # the local rag arm's chosen setting: the +rag arms' retrieval
+    late: list[StoredRun] = []  # a run on test whose record was written as the interrupt came
+    index = 0
     try:
         for index, arm in enumerate(arms):
             arm.candidates = [fill_retrieval(v, chosen_rag, task) for v in arm.candidates]
@@ -443,6 +446,7 @@ def run_compare(
             for variant in arm.candidates if arm.trains and arm.tuned else []:
                 checkpoints.remove(checkpoint_dir(out_dir, variant))  # the final run has the chosen weights' record
     except KeyboardInterrupt:
+        finished[index] += [run for run in late if run.path not in {r.path for r in finished[index]}]
         save_results()
         raise CompareInterrupted(out_dir, sum(r.record.ok for rows in finished for r in rows)) from None
     return comparison

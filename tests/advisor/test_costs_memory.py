@@ -309,7 +309,7 @@ def test_default_gradient_checkpointing_and_quantization_are_the_harness_strateg
             assert strategy.config_type().gradient_checkpointing is default_gradient_checkpointing(method), name
     assert default_gradient_checkpointing("qlora") is True
     assert default_gradient_checkpointing("lora") is False and default_gradient_checkpointing("full") is False
-    assert QloraConfig().memory_settings()["quantization"] == DEFAULT_QUANTIZATION
+    assert QloraConfig(rank=8).memory_settings()["quantization"] == DEFAULT_QUANTIZATION
     shape = ModelShape.from_catalog("llama-3.1-8b")
     default = training_memory(shape, "qlora", batch_size=1, seq_len=512)
     assert default == training_memory(shape, "qlora", batch_size=1, seq_len=512, gradient_checkpointing=True)

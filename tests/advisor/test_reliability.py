@@ -31,14 +31,15 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
 
 
 def records(out: Path) -> list[str]:
-    return sorted(p.name for p in (out / "runs").glob("*.json"))
+    """Every record, trials included (``trials/prompt-0-shot.json``)."""
+    return sorted(str(p.relative_to(out / "runs")) for p in (out / "runs").rglob("*.json"))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_interrupt_keeps_finished_runs_and_resumes(classification_task, tmp_path, sig):
     out = tmp_path / "out"
     proc = start_compare(classification_task, out)
-    wait_for(out / "runs" / "prompt-0-shot.json", proc)
+    wait_for(out / "runs" / "trials" / "prompt-0-shot.json", proc)  # the first run: a trial on validation
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     if sig == signal.SIGKILL:
@@ -49,21 +50,22 @@ def test_interrupt_keeps_finished_runs_and_resumes(classification_task, tmp_path
         assert last.startswith("advisor: interrupted: kept ") and "run the same command again" in last
         assert "Traceback" not in stderr
     kept = records(out)
-    assert "prompt-0-shot.json" in kept
+    assert "trials/prompt-0-shot.json" in kept
     time.sleep(3)  # the worker of the interrupted run stops with its parent: no record appears later
     assert records(out) == kept
     summary = out / "results.json"  # kill -9 can even land before the first summary is written
     results = json.loads(summary.read_text()) if summary.exists() else {"runs": []}
     assert all(r["status"] == "ok" for r in results["runs"])
+    finals = [name for name in kept if not name.startswith("trials/")]  # results.json's rows: runs on test
     if sig == signal.SIGKILL:  # kill -9 may land between a record and the summary: the record is what resumes
-        assert len(results["runs"]) <= len(kept)
+        assert len(results["runs"]) <= len(finals)
     else:
-        assert len(results["runs"]) == len(kept)
+        assert len(results["runs"]) == len(finals)
 
     again = run("compare", str(classification_task), "--out", str(out), "--only", "prompt,full", "--no-progress")
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("reusing") == len(kept)
-    assert len(json.loads((out / "results.json").read_text())["runs"]) == 3
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == 2  # prompting's chosen setting, full
 
 
 def test_fine_tuning_is_reproducible_on_cpu(classification_task):
