@@ -113,6 +113,8 @@ def _training_check(record: RunRecord, among: Sequence[RunRecord]) -> SelfCheck 
         return None
     config, _ = training_config(config_type, dict(info.params))
     settings = config.memory_settings()
+    if train.batch_size:  # the batch it trained with: the step minimum may have lowered the config's
+        settings["batch_size"] = train.batch_size
     notes: list[str] = []
     if train.padded_len_max:
         settings["seq_len"] = train.padded_len_max
