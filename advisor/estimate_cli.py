@@ -34,6 +34,7 @@ from advisor.costs.serving import HOURS_PER_MONTH
 from advisor.costs.settings import ServingSettings, TrainingSettings
 from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
 from harness import catalog
+from harness.steps import DEFAULT_MIN_OPTIMIZER_STEPS, step_plan
 from harness.strategies import STRATEGIES, traits
 from harness.strategies.base import LabelledExamples, device_need
 from harness.strategies.lora import DEFAULT_TARGET_MODULES
@@ -70,6 +71,7 @@ class Plan:
     data_config: DataCostConfig
     settings: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+    min_optimizer_steps: int = DEFAULT_MIN_OPTIMIZER_STEPS  # the harness's step minimum (harness.steps)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -114,6 +116,7 @@ def estimate_method(plan: Plan, strategy: str) -> dict[str, Any]:
             lora_targets=plan.lora_targets,
             gradient_checkpointing=checkpointing_for(plan, strategy),
             settings=plan.settings,
+            min_optimizer_steps=plan.min_optimizer_steps,
         )
         if t.memory_method and t.utilisation_key
         else None
@@ -345,6 +348,27 @@ def _checkpointing(plan: Plan) -> str:
     return "on" if plan.gradient_checkpointing else "off"
 
 
+def _steps_line(plan: Plan) -> str:
+    """The optimizer steps the plan takes, and what the step minimum changed to reach it."""
+    steps = step_plan(
+        plan.examples,
+        plan.epochs,
+        plan.batch_size,
+        plan.settings.gradient_accumulation,
+        plan.settings.gpus or 1,
+        plan.min_optimizer_steps,
+    )
+    line = f"optimizer steps: {steps.optimizer_steps:,}"
+    if not steps.adjusted:
+        return line + (f" (at least {plan.min_optimizer_steps} asked)" if plan.min_optimizer_steps else "")
+    changed = [f"batch {plan.batch_size} -> {steps.batch_size}"] if steps.batch_lowered else []
+    changed += [f"epochs {plan.epochs:g} -> {steps.epochs:.3g}"] if steps.epochs_raised else []
+    return (
+        f"{line}: the harness's minimum of {plan.min_optimizer_steps} (--min-optimizer-steps; 0: none) makes it "
+        f"{', '.join(changed)}, priced so"
+    )
+
+
 def render_text(plan: Plan, results: dict) -> str:
     device = catalog.check_gpu(plan.gpu)
     usable_gib = usable_memory(device) / GIB
@@ -360,6 +384,7 @@ def render_text(plan: Plan, results: dict) -> str:
         f"training: {plan.examples:,} examples x {plan.seq_len} tokens x {plan.epochs:g} epochs, batch "
         f"{plan.batch_size}, precision {plan.precision}, gradient checkpointing "
         f"{_checkpointing(plan)}; LoRA rank {plan.rank} on {','.join(plan.lora_targets)}",
+        _steps_line(plan),
         f"serving: {plan.monthly_requests:,} requests/month",
         "",
         " " * label_width + "".join(method.rjust(w) for method, w in zip(results, widths, strict=True)),
@@ -404,6 +429,14 @@ def pick(cls: type, values: dict[str, Any]) -> dict[str, Any]:
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Examples per step per device."
+)
+@click.option(
+    "--min-optimizer-steps",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MIN_OPTIMIZER_STEPS,
+    show_default=True,
+    help="Fewest optimizer steps, as the harness trains (min_optimizer_steps): fewer lower the batch size, then "
+    "raise the epochs; 0: none.",
 )
 @click.option("--rank", type=click.IntRange(min=1), default=8, show_default=True, help="LoRA rank.")
 @click.option(
@@ -453,6 +486,7 @@ def estimate(
     seq_len: int,
     epochs: float,
     batch_size: int,
+    min_optimizer_steps: int,
     rank: int,
     lora_targets: str,
     precision: str | None,
@@ -487,6 +521,7 @@ def estimate(
         data_config=DataCostConfig(**pick(DataCostConfig, fields)),
         settings=TrainingSettings(**pick(TrainingSettings, fields)),
         serving=ServingSettings(**pick(ServingSettings, fields)),
+        min_optimizer_steps=min_optimizer_steps,
     )
     if method and plan.gradient_checkpointing is None:  # one method: say what it does, not "its default"
         plan = dataclasses.replace(plan, gradient_checkpointing=checkpointing_for(plan, method))

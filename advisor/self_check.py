@@ -113,6 +113,8 @@ def _training_check(record: RunRecord, among: Sequence[RunRecord]) -> SelfCheck 
         return None
     config, _ = training_config(config_type, dict(info.params))
     settings = config.memory_settings()
+    if train.batch_size:  # the batch it trained with: the step minimum may have lowered the config's
+        settings["batch_size"] = train.batch_size
     notes: list[str] = []
     if strategy.serving_method == "rag":  # a fine-tuned arm served with retrieval builds its index before training
         notes.append("the retriever's embedder and index are in the measured memory, not in the prediction")

@@ -142,7 +142,13 @@ def measure(spec: dict) -> dict:
     shape = ModelShape.from_catalog(spec["model"])
     torch.manual_seed(SEED)
     dtype = torch_dtype(device)
-    settings: dict[str, Any] = {"epochs": 1, "batch_size": batch, "max_seq_len": max(seq_len, 16)}
+    # no step minimum: one epoch of batch x steps items is exactly `steps` steps at `batch`
+    settings: dict[str, Any] = {
+        "epochs": 1,
+        "batch_size": batch,
+        "max_seq_len": max(seq_len, 16),
+        "min_optimizer_steps": 0,
+    }
     lora = LoraConfig(
         **settings, rank=spec["rank"], target_modules=list(spec["lora_targets"]), dropout=spec["lora_dropout"]
     )

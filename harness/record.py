@@ -143,6 +143,11 @@ class TrainInfo:
     num_processes: int = 1
     sharding: str = "none"
     global_batch_size: int | None = None  # batch_size x gradient_accumulation x processes
+    # the per-device batch size trained with (None: recorded before 2026-12, the config's), and whether the
+    # config's min_optimizer_steps changed its batch size or epochs (``harness.steps.step_plan``)
+    batch_size: int | None = None
+    min_optimizer_steps: int | None = None
+    min_steps_adjusted: bool = False
     memory_per_process: list[MemoryUse] | None = None  # several processes: each one's
     quantization: dict[str, Any] | None = None  # qlora: how the base was quantised
     # the shape of the largest micro-batch, for the memory model (None: recorded before 2026-12): the widest

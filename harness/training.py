@@ -220,12 +220,16 @@ def finetune(
         raise UserError("training: no training examples; add examples to data.train")
     use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
     fsdp = sharding == "fsdp"
+    # the minimum number of optimizer steps: a smaller batch, then more epochs (harness.steps)
+    plan = cfg.step_plan(len(items), distributed.world_size())
     with tempfile.TemporaryDirectory(prefix="advisor-train-") as out_dir:
         args = TrainingArguments(
             output_dir=out_dir,
-            per_device_train_batch_size=cfg.batch_size,
+            per_device_train_batch_size=plan.batch_size,
             gradient_accumulation_steps=cfg.gradient_accumulation,
-            num_train_epochs=cfg.epochs,
+            num_train_epochs=plan.epochs,
+            # raised epochs: exactly the minimum's steps (a fractional epoch count could round one step over)
+            max_steps=plan.optimizer_steps if plan.epochs_raised else -1,
             learning_rate=one(cfg.learning_rate),
             lr_scheduler_type="linear",
             warmup_steps=cfg.warmup_ratio,  # a float < 1 is a fraction of all steps (transformers 5)
@@ -297,16 +301,16 @@ def finetune(
     info = TrainInfo(
         train_seconds=round(seconds, 2),
         examples=len(items),
-        epochs=cfg.epochs,
+        epochs=plan.epochs,
         optimizer_steps=trainer.state.global_step,
         step_seconds_median=round(median_step, 4) if median_step is not None else None,
         first_step_seconds=round(step_times.seconds[0], 4) if step_times.seconds else None,
-        tokens_trained=int(tokens_per_epoch * cfg.epochs),
-        loss_tokens=int(loss_tokens_per_epoch * cfg.epochs),
+        tokens_trained=int(tokens_per_epoch * plan.epochs),
+        loss_tokens=int(loss_tokens_per_epoch * plan.epochs),
         lm_head_positions=sum(positions for _, positions, _, _ in per_process),
         padded_len_max=max(width for *_, width, _ in per_process) or None,
         logit_window_max=max(window for *_, window in per_process) or None,
-        tokens_per_second=round(tokens_per_epoch * cfg.epochs / seconds, 1) if seconds else None,
+        tokens_per_second=round(tokens_per_epoch * plan.epochs / seconds, 1) if seconds else None,
         trainable_params=sum(p.numel() for p in (trained or model).parameters() if p.requires_grad),
         total_params=sum(p.numel() for p in (trained or model).parameters()),
         final_loss=losses[-1],
@@ -315,7 +319,10 @@ def finetune(
         precision="bf16" if use_bf16 else "fp32",
         num_processes=processes,
         sharding=sharding if processes > 1 or fsdp else "none",
-        global_batch_size=cfg.batch_size * cfg.gradient_accumulation * processes,
+        global_batch_size=plan.batch_size * cfg.gradient_accumulation * processes,
+        batch_size=plan.batch_size,
+        min_optimizer_steps=cfg.min_optimizer_steps,
+        min_steps_adjusted=plan.adjusted,
         # the process that used the most (they differ little under DDP; FSDP's main process also gathers the
         # full weights)
         memory=max(memories, key=lambda use: use.growth_mib),

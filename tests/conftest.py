@@ -127,8 +127,8 @@ labels: [billing, refund, account_access]
 strategies:
   prompt: {{shots: [0, 2]}}
   rag: {{top_k: 2}}
-  lora: {{rank: 4, epochs: 1, batch_size: 4, learning_rate: 5.0e-4}}
-  full: {{epochs: 1, batch_size: 4, learning_rate: 5.0e-5}}
+  lora: {{rank: 4, epochs: 1, batch_size: 4, min_optimizer_steps: 0, learning_rate: 5.0e-4}}
+  full: {{epochs: 1, batch_size: 4, min_optimizer_steps: 0, learning_rate: 5.0e-5}}
 evaluation: {{batch_size: 4, latency_requests: 2, max_new_tokens: 4}}
 deployment: {{gpu: a10g}}
 """,
@@ -173,7 +173,7 @@ data: {{train: train.jsonl, test: test.jsonl, input: q, target: a}}
 knowledge: kb/
 strategies:
   rag: {{top_k: 1, chunk_words: 30}}
-  lora: {{rank: 2, epochs: 1, batch_size: 2, max_seq_len: 64, learning_rate: 5.0e-4}}
+  lora: {{rank: 2, epochs: 1, batch_size: 2, max_seq_len: 64, min_optimizer_steps: 0, learning_rate: 5.0e-4}}
 evaluation: {{batch_size: 2, latency_requests: 1, max_new_tokens: 4}}
 """,
     )
@@ -199,7 +199,9 @@ name: tiny-extract
 kind: extraction
 model: {tiny_model_dir}
 data: {{train: train.jsonl, test: test.jsonl, target: fields}}
-strategies: {{prompt: {{shots: [1]}}, full: {{epochs: 1, batch_size: 2, learning_rate: 5.0e-5}}}}
+strategies:
+  prompt: {{shots: [1]}}
+  full: {{epochs: 1, batch_size: 2, min_optimizer_steps: 0, learning_rate: 5.0e-5}}
 evaluation: {{batch_size: 2, latency_requests: 1, max_new_tokens: 6}}
 """,
     )

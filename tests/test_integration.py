@@ -32,7 +32,11 @@ def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
     task = small_copy(
         INTENTS,
         tmp_path,
-        {"prompt": {"shots": [0, 4]}, "rag": {"top_k": 4}, "lora": {"rank": 8, "epochs": 1, "instruction": "none"}},
+        {
+            "prompt": {"shots": [0, 4]},
+            "rag": {"top_k": 4},
+            "lora": {"rank": 8, "epochs": 1, "instruction": "none", "min_optimizer_steps": 0},
+        },
     )
     run_compare(
         load_task(task),
@@ -49,8 +53,9 @@ def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
     # 4 shots cost prompt tokens: the 4-shot prompt is much longer than the 0-shot one
     assert runs[("prompt", "4-shot")]["input_tokens_mean"] > 2 * runs[("prompt", "0-shot")]["input_tokens_mean"]
     lora = json.loads((tmp_path / "out" / runs[("lora", "r8")]["record"]).read_text())
-    # SmolLM2-135M: 30 layers, hidden 576, kv dim 192; r=8 on q,k,v,o = 8*(1152 + 2*768 + 1152) per layer
-    assert lora["train_info"]["trainable_params"] == 30 * 8 * (1152 + 768 + 768 + 1152)
+    # SmolLM2-135M: 30 layers, hidden 576, kv dim 192, MLP 1536; r=8 on every linear layer (the default):
+    # q,k,v,o 8*(1152 + 2*768 + 1152) and gate, up, down 3*8*(576 + 1536) per layer
+    assert lora["train_info"]["trainable_params"] == 30 * 8 * (1152 + 768 + 768 + 1152 + 3 * 2112)
     assert lora["train_info"]["total_params"] == 134_515_008 + lora["train_info"]["trainable_params"]
     assert results["task"]["model"]["source"] == "package"
 

@@ -31,6 +31,7 @@ from advisor.costs.settings import TrainingSettings
 from advisor.costs.shapes import ModelShape, lora_trainable_params, param_counts
 from harness import catalog
 from harness.errors import UserError
+from harness.steps import StepPlan, step_plan
 from harness.strategies.lora import DEFAULT_TARGET_MODULES
 from harness.units import GIB
 
@@ -62,6 +63,8 @@ class TrainingEstimate:
     gpus: int = 1  # devices it runs on: settings.gpus, else the fewest that fit
     compute_tokens: float = 0.0  # tokens the devices compute on, padding included
     per_device_peak: float = 0.0  # bytes: the peak, or one device's share when sharded over several
+    # the batch size, epochs and optimizer steps it trains with, once the step minimum is applied
+    steps: StepPlan | None = None
 
     @property
     def fits(self) -> bool:
@@ -103,6 +106,10 @@ class TrainingEstimate:
             "gpus": self.gpus,
             "compute_tokens": self.compute_tokens,
             "per_device_peak_memory_gib": self.per_device_peak / GIB,
+            "batch_size": self.steps.batch_size if self.steps else None,
+            "epochs": self.steps.epochs if self.steps else None,
+            "optimizer_steps": self.steps.optimizer_steps if self.steps else None,
+            "min_steps_adjusted": self.steps.adjusted if self.steps else False,
         }
 
 
@@ -138,6 +145,7 @@ def estimate_training(
     settings: TrainingSettings = TrainingSettings(),
     utilisation: Utilisation | None = None,
     eval_seconds: float | None = None,
+    min_optimizer_steps: int = 0,
 ) -> TrainingEstimate:
     """Plan fine-tuning ``model_shape`` (a ModelShape or a models.yaml name) with memory method ``method`` (full,
     lora, qlora: ``MEMORY_METHODS``) on catalog device ``gpu``: ``examples`` examples of at most ``seq_len``
@@ -151,6 +159,12 @@ def estimate_training(
     ``utilisation`` (calibrate_utilisation's, from measured runs) defaults to the catalog's curve
     (``training_utilisation``) at this job's tokens per optimizer step per GPU. ``eval_seconds`` replaces the
     catalog's evaluation time among the fixed costs per job (advisor.costs.job_overhead).
+
+    ``min_optimizer_steps`` applies the harness's step minimum (``harness.steps.step_plan``, as a run with
+    ``TrainingConfig.min_optimizer_steps`` does): fewer steps than that lower ``batch_size``, then raise ``epochs``,
+    and the job is priced at what it then trains with. 0 (the default here) prices ``batch_size`` and ``epochs`` as
+    given: a job that ran so; ``advisor estimate`` passes the harness default. The steps are counted over
+    ``settings.gpus`` processes (1 when unset, also when the job turns out to need several GPUs).
     """
     for name, value in (
         ("examples", examples),
@@ -163,6 +177,12 @@ def estimate_training(
             raise UserError(f"{name}: {value} must be positive")
     if method not in MEMORY_METHODS:
         raise UserError(f"method: '{method}' trains nothing; choose one of: {', '.join(MEMORY_METHODS)}")
+    if min_optimizer_steps < 0:
+        raise UserError(f"min_optimizer_steps: {min_optimizer_steps} must be 0 (no minimum) or more")
+    steps = step_plan(
+        examples, epochs, batch_size, settings.gradient_accumulation, settings.gpus or 1, min_optimizer_steps
+    )
+    batch_size, epochs = steps.batch_size, steps.epochs
     shape = ModelShape.from_catalog(model_shape) if isinstance(model_shape, str) else model_shape
     device = catalog.check_gpu(gpu)
     precision = precision or default_precision(device)
@@ -263,4 +283,5 @@ def estimate_training(
         gpus=devices,
         compute_tokens=compute_tokens,
         per_device_peak=per_device_peak,
+        steps=steps,
     )

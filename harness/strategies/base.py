@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from harness.record import StrategyInfo, TrainInfo
 from harness.schema import doc
+from harness.steps import DEFAULT_MIN_OPTIMIZER_STEPS, StepPlan, step_plan
 
 if TYPE_CHECKING:
     from harness.runner import RunContext
@@ -188,6 +189,16 @@ class TrainingConfig:
         default=8, metadata=doc("Examples per optimizer step per device (before gradient accumulation).", min=1)
     )
     gradient_accumulation: int = field(default=1, metadata=doc("Micro-batches accumulated per optimizer step.", min=1))
+    min_optimizer_steps: int = field(
+        default=DEFAULT_MIN_OPTIMIZER_STEPS,
+        metadata=doc(
+            "Fewest optimizer steps a run takes (0: no minimum). When examples x epochs / global batch gives fewer, "
+            "the batch size is lowered to the largest that reaches it (not below 1), then, at batch 1, the epochs "
+            "are raised to reach it; train_info records the batch size and epochs used. A small dataset otherwise "
+            "gets a few dozen updates (150 examples x 2 epochs at batch 8: 38), too few to learn the task.",
+            min=0,
+        ),
+    )
     max_seq_len: int = field(
         default=384,
         metadata=doc(
@@ -225,9 +236,17 @@ class TrainingConfig:
     def system_prompt(self, task_instruction: str) -> str | None:
         return task_instruction if self.instruction == "task" else None
 
+    def step_plan(self, examples: int, processes: int = 1) -> StepPlan:
+        """The batch size, epochs and optimizer steps a run on ``examples`` training items over ``processes``
+        takes, with the minimum applied (``harness.steps.step_plan``)."""
+        return step_plan(
+            examples, self.epochs, self.batch_size, self.gradient_accumulation, processes, self.min_optimizer_steps
+        )
+
     def memory_settings(self) -> dict[str, Any]:
         """The settings that decide this run's memory, as ``advisor.costs.memory.training_memory`` takes them.
-        Every batch is taken at ``max_seq_len`` tokens, the longest a batch can be."""
+        Every batch is taken at ``max_seq_len`` tokens, the longest a batch can be, and at the configured batch
+        size (the most a run uses: the step minimum only lowers it)."""
         return {
             "batch_size": self.batch_size,
             "seq_len": self.max_seq_len,

@@ -27,9 +27,12 @@ if TYPE_CHECKING:
     from harness.runner import RunContext
     from harness.training import Prompt
 
-# The modules that get adapters unless a task says otherwise (the cost models' default too): the attention
-# projections, as in the LoRA paper (Hu et al. 2021, sec. 7.1).
-DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+# The modules that get adapters unless a task says otherwise (the cost models' default too): every linear layer of
+# the transformer blocks (attention and MLP projections; not the LM head), peft's 'all-linear'. Dettmers et al. 2023
+# ("QLoRA", sec. 4) found LoRA on all linear block layers necessary to match full fine-tuning, the number of adapted
+# layers mattering more than the rank; on attention alone (the LoRA paper's q,v) it fell short. Measured here too:
+# reports/bench/plain_lora.md.
+DEFAULT_TARGET_MODULES = ("all-linear",)
 
 
 @dataclass

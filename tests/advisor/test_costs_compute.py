@@ -11,7 +11,8 @@ from advisor.costs.compute import catalog_gpu_for, gpu_hours_usd, peak_flops
 from harness import catalog
 from harness.errors import UserError
 from harness.record import Hardware
-from harness.shapes import ModelShape
+from harness.shapes import LINEAR_MODULES, ModelShape
+from harness.steps import StepPlan
 from tests.advisor.factories import make_record
 
 
@@ -202,3 +203,23 @@ def test_qlora_8b_fits_a_24gb_card_at_batch_1_seq_2048():
     for gpu in ("a10g", "rtx-4090"):
         estimate = estimate_training("llama-3.1-8b", "qlora", gpu, 1000, 2048, 1, 1, gradient_checkpointing=True)
         assert estimate.fits, (gpu, estimate.memory.peak / 2**30)
+
+
+def test_the_estimator_prices_the_steps_the_run_takes():
+    job = ("smollm2-135m-instruct", "lora", "a10g", 151, 256, 2.0, 8)
+    as_given = estimate_training(*job)
+    with_minimum = estimate_training(*job, min_optimizer_steps=100)
+    at_batch_3 = estimate_training(*job[:-1], 3)
+    assert as_given.steps == StepPlan(8, 2.0, 38)
+    assert with_minimum.steps == StepPlan(3, 2.0, 102, batch_lowered=True)
+    # the same job as one asked for at batch 3: the same tokens, the utilisation of smaller steps, less memory
+    assert with_minimum.gpu_hours == at_batch_3.gpu_hours and with_minimum.memory == at_batch_3.memory
+    assert with_minimum.tokens == as_given.tokens and with_minimum.memory.peak < as_given.memory.peak
+    longer = estimate_training(*job[:3], 20, 256, 2.0, 8, min_optimizer_steps=100)  # batch 1, 5 epochs
+    assert (longer.steps.batch_size, longer.steps.epochs, longer.tokens) == (1, 5.0, 20 * 256 * 5.0)
+    assert longer.as_dict()["optimizer_steps"] == 100 and longer.as_dict()["min_steps_adjusted"] is True
+
+
+def test_the_estimators_default_lora_targets_are_the_harness_default_every_linear_layer():
+    estimate = estimate_training("smollm2-135m-instruct", "lora", "a10g", 100, 256, 1, 4)
+    assert estimate.lora_targets == LINEAR_MODULES

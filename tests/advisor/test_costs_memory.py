@@ -202,7 +202,8 @@ def test_activations_match_what_autograd_saves_in_the_harness_on_cpu():
     # 47,788 B LoRA r=8 on q,k,v,o with dropout 0.05 (peft 0.21)
     shape = ModelShape.from_catalog("smollm2-135m-instruct")
     full = training_memory(shape, "full", batch_size=1, seq_len=1, precision="fp32")
-    lora = training_memory(shape, "lora", batch_size=1, seq_len=1, precision="fp32")
+    qkvo = ("q_proj", "k_proj", "v_proj", "o_proj")
+    lora = training_memory(shape, "lora", batch_size=1, seq_len=1, precision="fp32", lora_targets=qkvo)
     assert full.activations / shape.num_layers == pytest.approx(44_588, rel=0.002)
     assert lora.activations / shape.num_layers == pytest.approx(47_788, rel=0.002)
 

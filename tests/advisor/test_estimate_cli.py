@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from advisor.cli import main
+from harness.shapes import LINEAR_MODULES
 from harness.strategies import STRATEGIES
 from tests.conftest import ROOT
 
@@ -47,7 +48,8 @@ def test_one_method_json_has_the_headline_figures():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert set(HEADLINE) <= set(data)
-    assert data["trainable_params"] == 32 * 8 * (4096 + 4096 + 4096 + 1024 + 4096 + 1024 + 4096 + 4096)
+    # every linear layer by default: q, k, v, o and the MLP's gate, up, down (14336 wide)
+    assert data["trainable_params"] == 32 * 8 * (4096 + 4096 + 4096 + 1024 + 4096 + 1024 + 4096 + 4096 + 3 * 18432)
     assert data["fits"] is True and 16 < data["peak_memory_gib"] < 21.6
     # the FLOP part keeps train_gpu_hours' meaning; the fixed part per job comes on top of it
     assert data["train_flop_usd"] == pytest.approx(data["train_gpu_hours"] * 1.006)
@@ -227,6 +229,24 @@ def test_defaults_are_what_the_harness_does():
     assert off["gradient_checkpointing"] is False and off["peak_memory_gib"] > qlora["peak_memory_gib"]
     on = _json("--model", "llama-3.1-8b", "--gpu", "a10g", "--gradient-checkpointing")
     assert all(m["training"]["gradient_checkpointing"] for m in on["methods"].values() if m["training"])
+    # LoRA on every linear layer (LoraConfig's target_modules), and the harness's step minimum
+    assert data["lora_targets"] == list(LINEAR_MODULES) and methods["lora"]["training"]["lora_targets"] == list(
+        LINEAR_MODULES
+    )
+    assert data["min_optimizer_steps"] == 100 and methods["lora"]["training"]["optimizer_steps"] == 250  # 1000 x 2 / 8
+
+
+def test_a_small_dataset_is_priced_with_the_step_minimum_as_the_harness_trains_it():
+    small = ("--model", "smollm2-135m-instruct", "--gpu", "a10g", "--method", "lora", "--examples", "151")
+    data = _json(*small)["training"]
+    assert (data["batch_size"], data["epochs"], data["optimizer_steps"]) == (3, 2, 102) and data["min_steps_adjusted"]
+    off = _json(*small, "--min-optimizer-steps", "0")["training"]
+    assert (off["batch_size"], off["optimizer_steps"], off["min_steps_adjusted"]) == (8, 38, False)
+    text = invoke(*small).output
+    expected = (
+        "optimizer steps: 102: the harness's minimum of 100 (--min-optimizer-steps; 0: none) makes it batch 8 -> 3"
+    )
+    assert expected in text
 
 
 def test_qlora_70b_fits_one_a100_80gb():

@@ -16,7 +16,8 @@ from tests.conftest import CLASSIFICATION_TEST, CLASSIFICATION_TRAIN, write_json
 def tiny_task(folder, tiny_model_dir, batch_size: int, accumulation: int = 1):
     write_jsonl(folder / "train.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TRAIN])
     write_jsonl(folder / "test.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TEST])
-    train = f"epochs: 2, batch_size: {batch_size}, gradient_accumulation: {accumulation}, warmup_ratio: 0"
+    train = f"epochs: 2, batch_size: {batch_size}, gradient_accumulation: {accumulation}, warmup_ratio: 0, "
+    train += "min_optimizer_steps: 0"  # the minimum would lower each process's batch: not the same global batch
     return write_task(
         folder,
         f"""

@@ -20,9 +20,9 @@ from harness.strategies.qlora import QloraConfig
 from harness.task import load_examples, load_task
 from tests.conftest import run_info
 
-# LoRA on q,k,v,o of the tiny Llama (2 layers, hidden 64, kv dim 32): 448 adapter parameters per unit of rank
-# per layer (see test_strategies)
-ADAPTER_PARAMS_R4 = 2 * 448 * 4
+# LoRA on every linear layer (the default) of the tiny Llama (2 layers, hidden 64, kv dim 32, MLP 128): 1024
+# adapter parameters per unit of rank per layer (see test_strategies)
+ADAPTER_PARAMS_R4 = 2 * 1024 * 4
 
 
 def context(task_path, device: str = "cpu") -> RunContext:
@@ -32,7 +32,7 @@ def context(task_path, device: str = "cpu") -> RunContext:
 
 
 def tiny_variant(**overrides):
-    config = QloraConfig(rank=4, epochs=1, batch_size=4, learning_rate=5e-4, **overrides)
+    config = QloraConfig(rank=4, epochs=1, batch_size=4, learning_rate=5e-4, min_optimizer_steps=0, **overrides)
     return STRATEGIES["qlora"].variants(config)[0]
 
 
@@ -105,11 +105,9 @@ def test_the_4bit_config_is_qloras_recipe(monkeypatch):
 
 def test_task_files_configure_qlora_by_name(classification_task):
     body = classification_task.read_text()
+    full = "  full: {epochs: 1, batch_size: 4, min_optimizer_steps: 0, learning_rate: 5.0e-5}"
     classification_task.write_text(
-        body.replace(
-            "  full: {epochs: 1, batch_size: 4, learning_rate: 5.0e-5}",
-            "  qlora: {rank: 16, quant_type: fp4, data_fractions: [0.5, 1.0]}",
-        )
+        body.replace(full, "  qlora: {rank: 16, quant_type: fp4, data_fractions: [0.5, 1.0]}")
     )
     config = load_task(classification_task).strategy_configs["qlora"]
     assert isinstance(config, QloraConfig)
@@ -121,9 +119,7 @@ def test_task_files_configure_qlora_by_name(classification_task):
         "r16-lr0.0001-fp4",
     ]
 
-    classification_task.write_text(
-        body.replace("  full: {epochs: 1, batch_size: 4, learning_rate: 5.0e-5}", "  qlora: {quant_type: int3}")
-    )
+    classification_task.write_text(body.replace(full, "  qlora: {quant_type: int3}"))
     with pytest.raises(UserError, match="strategies.qlora.quant_type"):
         load_task(classification_task)
 
@@ -192,7 +188,7 @@ def test_the_flow_trains_adapters_and_serves_them_unmerged(classification_task, 
 
     # training moved the adapters: peft starts every lora_B at zero
     lora_b = [p for name, p in prepared.model.named_parameters() if "lora_B" in name]
-    assert len(lora_b) == 2 * 4 and all(p.abs().sum() > 0 for p in lora_b)
+    assert len(lora_b) == 2 * 7 and all(p.abs().sum() > 0 for p in lora_b)
 
     messages = prepared.build_messages(ctx.test[0])
     assert messages[0]["role"] == "system" and messages[-1]["content"] == ctx.test[0].input

@@ -54,8 +54,9 @@ def test_classification_runs_all_four_strategies(classification_task, tmp_path):
     )
     assert runs[("lora", "r4")]["tuning"] is None  # one setting: nothing to choose
 
-    # LoRA on q,k,v,o of 2 layers, hidden 64, kv dim 32: r*(64+64) + 2*r*(64+32) + r*(64+64) = 448r per layer
-    assert runs[("lora", "r4")]["trainable_params"] == 2 * 448 * 4
+    # LoRA on every linear layer (the default) of 2 layers, hidden 64, kv dim 32, MLP 128: q,k,v,o
+    # r*(64+64) + 2*r*(64+32) + r*(64+64) = 448r and gate, up, down 3*r*(64+128) = 576r per layer
+    assert runs[("lora", "r4")]["trainable_params"] == 2 * (448 + 576) * 4
     full = json.loads((out / runs[("full", "all-weights")]["record"]).read_text())
     assert full["train_info"]["trainable_params"] == full["train_info"]["total_params"]
     # the LM head ran on each row's answer window + 1 only: at least the answer tokens, far fewer than all
@@ -157,7 +158,7 @@ def test_full_finetuning_learns_the_answers(classification_task):
     task = load_task(classification_task)
     data = load_examples(task)
     ctx = RunContext(task=task, data=data, train=data.train, test=data.test[:2], device="cpu", seed=0, progress=False)
-    config = STRATEGIES["full"].config_type(epochs=10, learning_rate=3e-3, batch_size=4)
+    config = STRATEGIES["full"].config_type(epochs=10, learning_rate=3e-3, batch_size=4, min_optimizer_steps=0)
     variant = STRATEGIES["full"].variants(config)[0]
     record = run_variant(ctx, variant, run_info(task, variant))
     assert record.ok, record.error
@@ -209,3 +210,12 @@ def test_lora_targets_reach_peft_once_and_all_linear_as_its_shorthand():
         "q_proj",
         "v_proj",
     }
+
+
+def test_lora_and_qlora_adapt_every_linear_layer_by_default():
+    from harness.strategies.lora import DEFAULT_TARGET_MODULES, LoraConfig, lora_adapter_config
+    from harness.strategies.qlora import QloraConfig
+
+    assert DEFAULT_TARGET_MODULES == ("all-linear",)
+    assert lora_adapter_config(LoraConfig()).target_modules == "all-linear"
+    assert lora_adapter_config(QloraConfig()).target_modules == "all-linear"
