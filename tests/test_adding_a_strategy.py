@@ -62,7 +62,8 @@ def registered(tmp_path, monkeypatch):
 
 def test_a_new_strategy_runs_end_to_end_from_its_own_file(registered, classification_task, tmp_path):
     body = classification_task.read_text().replace(
-        "strategies:\n", "strategies:\n  rslora: {rank: 4, epochs: 1, batch_size: 4, learning_rate: 5.0e-4}\n"
+        "strategies:\n",
+        "strategies:\n  rslora: {rank: 4, epochs: 1, batch_size: 4, learning_rate: 5.0e-4, min_optimizer_steps: 0}\n",
     )
     classification_task.write_text(body)
     task = load_task(classification_task)

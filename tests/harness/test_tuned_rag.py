@@ -33,9 +33,9 @@ def _prompt_tokens(record: dict) -> list[int]:
 def test_with_a_corpus_both_arms_answer_with_the_rag_arms_chunks(qa_task, tmp_path):
     _with_arms(
         qa_task,
-        "  lora+rag: {rank: 2, learning_rate: 5.0e-4, epochs: 1, batch_size: 2,\n"
+        "  lora+rag: {rank: 2, learning_rate: 5.0e-4, min_optimizer_steps: 0, epochs: 1, batch_size: 2,\n"
         "     max_seq_len: 256, train_with_context: true}\n"
-        "  full+rag: {learning_rate: 5.0e-5, epochs: 1, batch_size: 2, max_seq_len: 256}\n",
+        "  full+rag: {learning_rate: 5.0e-5, min_optimizer_steps: 0, epochs: 1, batch_size: 2, max_seq_len: 256}\n",
     )
     out = tmp_path / "out"
     results, _ = compare(qa_task, out, only=["rag", "lora+rag", "full+rag"])
@@ -60,8 +60,9 @@ def test_with_a_corpus_both_arms_answer_with_the_rag_arms_chunks(qa_task, tmp_pa
 def test_without_a_corpus_both_arms_take_the_nearest_examples_as_shots(classification_task, tmp_path):
     _with_arms(
         classification_task,
-        "  lora+rag: {rank: 4, learning_rate: 5.0e-4, epochs: 1, batch_size: 4, train_with_context: true}\n"
-        "  full+rag: {learning_rate: 5.0e-5, epochs: 1, batch_size: 4, top_k: 1}\n",
+        "  lora+rag: {rank: 4, learning_rate: 5.0e-4, min_optimizer_steps: 0, epochs: 1,\n"
+        "    batch_size: 4, train_with_context: true}\n"
+        "  full+rag: {learning_rate: 5.0e-5, min_optimizer_steps: 0, epochs: 1, batch_size: 4, top_k: 1}\n",
     )
     out = tmp_path / "out"
     results, _ = compare(classification_task, out, only=["rag", "lora+rag", "full+rag"])

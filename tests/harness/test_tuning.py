@@ -62,6 +62,7 @@ def _variants(task):
 
 def test_arms_try_the_first_trials_of_a_fine_tuning_grid_and_all_of_prompting(classification_task):
     body = classification_task.read_text().replace("learning_rate: 5.0e-4}", "learning_rate: [5.0e-4, 1.0e-3, 1.0e-4]}")
+    assert "[5.0e-4, 1.0e-3, 1.0e-4]" in body
     classification_task.write_text(body)
     task = load_task(classification_task)
     arms = {
@@ -92,10 +93,8 @@ def test_the_best_validation_score_is_chosen_ties_to_the_earlier():
 
 
 def test_a_tuned_fine_tuning_arm_serves_its_chosen_trial_and_repeats_it_with_seeds(classification_task, tmp_path):
-    body = classification_task.read_text().replace(
-        "lora: {rank: 4, epochs: 1, batch_size: 4, learning_rate: 5.0e-4}",
-        "lora: {rank: 4, epochs: 1, batch_size: 4, learning_rate: [5.0e-4, 5.0e-3]}",
-    )
+    body = classification_task.read_text().replace("learning_rate: 5.0e-4}", "learning_rate: [5.0e-4, 5.0e-3]}")
+    assert "[5.0e-4, 5.0e-3]" in body
     classification_task.write_text(body)
     out = tmp_path / "out"
     results, lines = compare(classification_task, out, only=["lora"], seeds=2)
