@@ -14,9 +14,6 @@ Prompting and RAG runs are evaluation only and stay one process.
 from __future__ import annotations
 
 import dataclasses
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +25,7 @@ from harness.errors import UserError
 from harness.io import atomic_write_json, display_path
 from harness.job import Job
 from harness.meters import hardware
-from harness.record import Hardware, RunInfo, RunRecord, RunStatus, ValidationInfo
+from harness.record import Hardware, RunInfo, RunRecord
 from harness.runstore import (
     CompareSettings,
     Comparison,
@@ -37,7 +34,6 @@ from harness.runstore import (
     StoredRun,
     TaskSummary,
     config_hash,
-    load_record,
     reusable,
     write_results,
 )
@@ -47,6 +43,7 @@ from harness.strategies import STRATEGIES, Variant, check_device, traits
 from harness.strategies.tuned_rag import fill_retrieval
 from harness.task import check_endpoint_keys, load_examples
 from harness.tuning import checkpoint_dir, choose, final_path, plan_arms, trial_path
+from harness.workers import one_line, run_in_worker, store_record, validation_line
 
 # (variant, this device, processes per run, sharding) -> why the run cannot fit, or None: the advisor's memory model,
 # so that what cannot fit fails before training, not an hour in
@@ -169,54 +166,6 @@ def _planned(task: Task, only: list[str] | None) -> list[Variant]:
                 )
         names = [n for n in names if n in only]
     return [v for n in names for v in STRATEGIES[n].variants(task.strategy_configs[n])]
-
-
-def _run_in_worker(job: Job, processes: int, accelerate_config: Path | None) -> RunRecord:
-    """Run ``job`` in a fresh worker process (several under ``accelerate launch``); its record, as the worker
-    wrote it, or - when the worker died without writing one - a failed record saying how it died."""
-    job_path = job.save()
-    if processes > 1:
-        command = distributed.launch_command(job_path, processes, job.run_info.device, accelerate_config)
-    else:
-        command = [sys.executable, "-m", "harness.worker", str(job_path)]
-    errors = [distributed.error_path(job.record_path, rank) for rank in range(1, processes)]
-    for stale in errors:
-        stale.unlink(missing_ok=True)
-    proc = subprocess.Popen(command)
-    try:
-        proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reaches the worker too; SIGTERM (re-raised as this) may not: stop it
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
-    finally:
-        job_path.unlink(missing_ok=True)
-    other_errors = [e.read_text().strip() for e in errors if e.exists()]
-    for e in errors:
-        e.unlink(missing_ok=True)
-    record = load_record(job.record_path)
-    if record and record.run_info.config_hash == job.run_info.config_hash:
-        return record
-    if proc.returncode in (-signal.SIGINT, 130):
-        raise KeyboardInterrupt
-    if other_errors:
-        why = f"failed in {other_errors[0]}"
-    elif proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
-        why = "killed by SIGKILL, most likely out of memory" if sig == "SIGKILL" else f"killed by {sig}"
-    else:
-        why = f"exited with code {proc.returncode} without writing its record"
-    return _store(job, RunRecord.failed(job.run_info, f"worker process {why}"))
-
-
-def _store(job: Job, record: RunRecord) -> RunRecord:
-    """Write a record no worker wrote (the run failed before it or without it)."""
-    atomic_write_json(job.record_path, record.to_json())
-    return record
 
 
 def run_compare(
@@ -363,9 +312,9 @@ def run_compare(
         try:
             reason = preflight(variant, machine, n, sharding) if preflight else None
             if reason:
-                record = _store(job, RunRecord.failed(run_info, reason))
+                record = store_record(job, RunRecord.failed(run_info, reason))
             elif isolate:
-                record = _run_in_worker(job, n, options.accelerate_config)
+                record = run_in_worker(job, n, options.accelerate_config)
             else:
                 from harness.runner import execute
 
@@ -377,7 +326,7 @@ def run_compare(
                 late.append(StoredRun(finished_anyway, str(path.relative_to(out_dir))))
             raise
         budgets.spend(record)
-        log(f"{label}: {_one_line(record)}")
+        log(f"{label}: {one_line(record)}")
         return StoredRun(record, str(path.relative_to(out_dir)))
 
     chosen_rag: dict[str, Any] | None = None  # the local rag arm's chosen setting: the +rag arms' retrieval
@@ -411,7 +360,7 @@ def run_compare(
                 chosen, chosen_record = picked
                 log(
                     f"{arm.strategy}: chose {chosen.name} on validation "
-                    f"({_validation_line(trials, chosen)}); only it is scored on test"
+                    f"({validation_line(trials, chosen)}); only it is scored on test"
                 )
             else:
                 chosen = arm.candidates[0]
@@ -429,9 +378,9 @@ def run_compare(
                 run = run_one(final.variant, path, role="final", run_seed=final.seed, **extra)
                 if serves_trial and run.record.ok and run.record.validation is None:
                     trial = dict((v.name, r) for v, r in trials)[chosen.name]
-                    run.record.validation = dataclasses.replace(
-                        trial.record.validation or _missing_validation(task), from_trial=trial.path
-                    )
+                    scored = trial.record.validation
+                    assert scored is not None  # choose() takes only trials with a validation score
+                    run.record.validation = dataclasses.replace(scored, from_trial=trial.path)
                     atomic_write_json(path, run.record.to_json())
                 if final.first_seed:
                     rows[final.variant.name] = run
@@ -452,18 +401,6 @@ def run_compare(
     return comparison
 
 
-def _missing_validation(task: Task) -> ValidationInfo:
-    raise RuntimeError(f"{task.name}: a finished trial without its validation score")
-
-
-def _validation_line(trials: list[tuple[Variant, StoredRun]], chosen: Variant) -> str:
-    parts = []
-    for variant, run in trials:
-        v = run.record.validation
-        parts.append(f"{variant.name} {v.quality:.3f}" if v else f"{variant.name} failed")
-    return ", ".join(parts)
-
-
 API_CACHE = "api-cache"  # under the output folder: one JSON file per endpoint request answered
 
 
@@ -479,25 +416,3 @@ def _sharding(
     if asked != "auto":
         return asked
     return plan_sharding(variant, machine, processes) if plan_sharding else "ddp"
-
-
-def _one_line(record: RunRecord) -> str:
-    ev, tr, val = record.eval_info, record.train_info, record.validation
-    if not record.ok or (ev is None and val is None):
-        return f"{'STOPPED' if record.status is RunStatus.STOPPED_BUDGET else 'FAILED'}: {record.error}"
-    if ev is None and val is not None:  # a trial
-        trained = f", trained {tr.train_seconds:.0f} s" if tr else ""
-        wall = record.run_info.wall_seconds or 0
-        return f"ok: validation {val.metric} {val.quality:.3f}{trained}, {wall:.0f} s total"
-    assert ev is not None
-    parts = [f"{ev.metric} {ev.quality:.3f}", f"p50 {ev.latency_ms_p50:.0f} ms", f"p95 {ev.latency_ms_p95:.0f} ms"]
-    if tr:
-        parts.append(f"trained {tr.train_seconds:.0f} s")
-    if record.endpoint:
-        use = record.endpoint
-        spent = f"${use.usd_spent:.4f}" if use.usd_spent is not None else "price missing"
-        parts.append(f"{use.requests} requests ({use.cache_hits} cached, {use.errors} errors), {spent}")
-    if val is not None:
-        parts.append(f"validation {val.quality:.3f}")
-    parts.append(f"{record.run_info.wall_seconds or 0:.0f} s total")
-    return "ok: " + ", ".join(parts)
