@@ -35,7 +35,7 @@ def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
         {
             "prompt": {"shots": [0, 4]},
             "rag": {"top_k": 4},
-            "lora": {"rank": 8, "epochs": 1, "instruction": "none", "min_optimizer_steps": 0},
+            "lora": {"rank": 8, "learning_rate": 1e-3, "epochs": 1, "instruction": "none", "min_optimizer_steps": 0},
         },
     )
     run_compare(
@@ -46,12 +46,13 @@ def test_packaged_model_runs_prompt_rag_and_lora(tmp_path):
     )
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     runs = {(r["strategy"], r["variant"]): r for r in results["runs"]}
-    assert set(runs) == {("prompt", "0-shot"), ("prompt", "4-shot"), ("rag", "top-4"), ("lora", "r8")}
+    # a quick look (--limit): each arm's first setting, no tuning trials
+    assert set(runs) == {("prompt", "0-shot"), ("rag", "top-4"), ("lora", "r8")}
     for key, row in runs.items():
         assert row["status"] == "ok", (key, row["error"])
         assert row["n_examples"] == 3 and row["latency_ms_p50"] > 0
-    # 4 shots cost prompt tokens: the 4-shot prompt is much longer than the 0-shot one
-    assert runs[("prompt", "4-shot")]["input_tokens_mean"] > 2 * runs[("prompt", "0-shot")]["input_tokens_mean"]
+    # 4 retrieved shots cost prompt tokens: RAG's prompt is much longer than 0-shot prompting's
+    assert runs[("rag", "top-4")]["input_tokens_mean"] > 2 * runs[("prompt", "0-shot")]["input_tokens_mean"]
     lora = json.loads((tmp_path / "out" / runs[("lora", "r8")]["record"]).read_text())
     # SmolLM2-135M: 30 layers, hidden 576, kv dim 192, MLP 1536; r=8 on every linear layer (the default):
     # q,k,v,o 8*(1152 + 2*768 + 1152) and gate, up, down 3*8*(576 + 1536) per layer
@@ -66,16 +67,13 @@ def test_retrieval_finds_the_source_document_for_most_handbook_questions():
     from harness.corpus import chunk_document, read_corpus
     from harness.io import read_jsonl
     from harness.retrieval import Retriever
+    from harness.strategies.base import grid
 
     task = load_task(HANDBOOK)
     config = task.strategy_configs["rag"]
-    chunks = [
-        c for d in read_corpus(task.knowledge_path) for c in chunk_document(d, config.chunk_words, config.chunk_overlap)
-    ]
+    words = grid(config)[0]["chunk_words"]  # the task's first grid point
+    chunks = [c for d in read_corpus(task.knowledge_path) for c in chunk_document(d, words, config.chunk_overlap)]
     retriever = Retriever(resolve_embedder(config.embedder), [c.text for c in chunks])
     rows = [obj for _, obj in read_jsonl(task.test_path, "test")]
-    hits = sum(
-        any(chunks[i].source == row["source"] for i, _ in retriever.search(row["question"], config.top_k))
-        for row in rows
-    )
+    hits = sum(any(chunks[i].source == row["source"] for i, _ in retriever.search(row["question"], 3)) for row in rows)
     assert hits / len(rows) >= 0.7, f"retrieval hit rate {hits}/{len(rows)}"

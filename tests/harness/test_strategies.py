@@ -217,5 +217,5 @@ def test_lora_and_qlora_adapt_every_linear_layer_by_default():
     from harness.strategies.qlora import QloraConfig
 
     assert DEFAULT_TARGET_MODULES == ("all-linear",)
-    assert lora_adapter_config(LoraConfig()).target_modules == "all-linear"
-    assert lora_adapter_config(QloraConfig()).target_modules == "all-linear"
+    assert lora_adapter_config(LoraConfig(rank=8)).target_modules == "all-linear"
+    assert lora_adapter_config(QloraConfig(rank=8)).target_modules == "all-linear"
