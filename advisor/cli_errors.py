@@ -28,6 +28,8 @@ def user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         signal.signal(signal.SIGTERM, _terminate)
+        # Ctrl-C (SIGINT) interrupts even when the shell that started us ignored it (`nohup advisor ... &`)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return fn(*args, **kwargs)
         except UserError as err:

@@ -33,6 +33,7 @@ short keeps what finished.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
@@ -55,6 +56,7 @@ from advisor.costs.shapes import ModelShape, check_lora_targets, lora_trainable_
 from advisor.costs.training import estimate_training
 from harness import catalog
 from harness.errors import UserError
+from harness.strategies.base import grid
 from harness.strategies.lora import LoraConfig, lora_adapter_config
 from harness.typedjson import to_jsonable
 from harness.units import GIB, MIB
@@ -153,6 +155,7 @@ def measure(spec: dict) -> dict:
         **settings, rank=spec["rank"], target_modules=list(spec["lora_targets"]), dropout=spec["lora_dropout"]
     )
     cfg = lora if method == "lora" else FullConfig(**settings)
+    cfg = dataclasses.replace(cfg, **grid(cfg)[0])  # one run: each tunable setting's first (default) value
     items = synthetic_items(shape.vocab_size, batch * steps, seq_len)  # one epoch = exactly `steps` steps
     tokenizer = types.SimpleNamespace(pad_token_id=0)  # all finetune's collator needs; nothing is padded here
     row: dict[str, Any] = {"dtype": str(dtype).removeprefix("torch."), "error": None}

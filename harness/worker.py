@@ -26,6 +26,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def main(job_path: str) -> int:
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the compare's Ctrl-C stops it, however started
     distributed.die_with_parent()
     job = Job.load(job_path)
     try:

@@ -143,6 +143,9 @@ def test_budget_cap_stops_a_run_and_the_cache_pays_nothing_twice(tmp_path, llama
         model=str(tiny_model_dir),
         strategies={"prompt": {"shots": [0], "endpoints": ["served"]}},
     )
+    spec = yaml.safe_load(task.read_text())
+    spec["evaluation"] = {**(spec.get("evaluation") or {}), "validation": 0}  # every request is a test request
+    task.write_text(yaml.safe_dump(spec))
     monkeypatch.setenv(SERVER_KEY_ENV, llama_server.api_key)
     out = tmp_path / "out"
     # each request is bounded at ~$0.00007 before it is sent (UTF-8 bytes of its messages at the input price, plus
