@@ -353,11 +353,12 @@ def run_compare(
                 )
             if arm.tuned:
                 picked = choose([(v, r.record) for v, r in trials])
-                if picked is None:  # every trial failed: the arm's row is its first failure
-                    finished[index] = [trials[0][1]]
+                if picked is None:  # every trial failed: the arm's row is its first failure, with every trial
+                    first = trials[0][1]
+                    finished[index] = [StoredRun(first.record, first.path, trials=[r for _, r in trials])]
                     save_results()
                     continue
-                chosen, chosen_record = picked
+                chosen = picked[0]
                 log(
                     f"{arm.strategy}: chose {chosen.name} on validation "
                     f"({validation_line(trials, chosen)}); only it is scored on test"

@@ -128,3 +128,20 @@ def test_a_quick_look_runs_one_setting_per_arm_and_scores_validation_beside_test
     assert row["tuning"] is None and row["validation_quality"] is not None and len(lines) == 2
     assert not (tmp_path / "out" / "runs" / "trials").exists()
     assert results["options"]["trials"] == 1 and results["options"]["seeds"] == 1
+
+
+def test_an_arm_whose_trials_all_fail_is_one_failed_row_listing_them(classification_task, tmp_path, monkeypatch):
+    import harness.strategies.lora as lora
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("training diverged: loss became nan")
+
+    monkeypatch.setattr(lora, "train_lora", fails)
+    body = classification_task.read_text().replace("learning_rate: 5.0e-4}", "learning_rate: [5.0e-4, 5.0e-3]}")
+    assert "[5.0e-4, 5.0e-3]" in body
+    classification_task.write_text(body)
+    results, lines = compare(classification_task, tmp_path / "out", only=["lora"])
+    (row,) = results["runs"]
+    assert row["status"] == "failed" and "diverged" in row["error"]
+    assert [t["status"] for t in row["tuning"]["trials"]] == ["failed", "failed"]
+    assert not any("chose" in line for line in lines)  # nothing was scored on test
