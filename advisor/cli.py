@@ -19,7 +19,8 @@ from advisor.costs.data_cost import data_cost_config
 from advisor.estimate_cli import estimate
 from advisor.preflight import memory_preflight, sharding_planner
 from advisor.schema_doc import task_schema_markdown
-from harness.compare import CompareOptions, run_compare
+from harness.compare import run_compare
+from harness.compare_options import CompareOptions
 from harness.corpus import read_corpus
 from harness.errors import UserError
 from harness.serve import is_loopback

@@ -14,7 +14,8 @@ from advisor.costs.memory import TrainingMemory, training_memory
 from advisor.costs.settings import split_settings
 from advisor.costs.training import sharded_gpus, sharded_peak
 from harness import catalog
-from harness.compare import Preflight, ShardingPlanner
+from harness.arm_runs import Preflight
+from harness.compare import ShardingPlanner
 from harness.record import Hardware
 from harness.shapes import ModelShape
 from harness.spec import Task

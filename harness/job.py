@@ -33,6 +33,8 @@ class Job:
     validation: list[Example] = field(default_factory=list)  # scored when not empty (a trial; an untuned arm's run)
     save_checkpoint: Path | None = None  # a fine-tuning trial: where its trained weights are kept
     load_checkpoint: Path | None = None  # a tuned arm's final run: the chosen trial's weights
+    executor: str = "local"  # what placed the run ("local", "ray"): its record says so (MetaInfo)
+    node: str | None = None  # the Ray node it was placed on; None: this host
 
     def save(self) -> Path:
         """A temporary file holding this job; the caller removes it."""

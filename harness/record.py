@@ -84,6 +84,9 @@ class Hardware:
 class MetaInfo:
     packages: dict[str, str | None]
     hardware: Hardware
+    executor: str = "local"  # what placed the run: "local" (a worker process of the compare) or "ray" (a Ray task)
+    node: str | None = None  # where it ran: the Ray node id, or the host name for the local executor
+    host: str | None = None  # the host name of the machine it ran on
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import socket
 import time
 import traceback
 import warnings
@@ -67,6 +68,8 @@ class RunContext:
     model_load_seconds: float | None = None  # every load_model of the run, summed
     save_checkpoint: Path | None = None  # a fine-tuning trial: keep the trained weights here (harness.checkpoints)
     load_checkpoint: Path | None = None  # a tuned arm's final run: the chosen trial's weights, not trained again
+    executor: str = "local"  # what placed the run, and on which node (None: this host): for the record
+    node: str | None = None
     _tokenizer: Any = field(default=None, repr=False)
 
     @property
@@ -139,7 +142,14 @@ def run_variant(ctx: RunContext, variant: Variant, run_info: RunInfo) -> RunReco
     In a multi-process run only the main process evaluates and records: the others return None once
     training is done, and raise what fails (``harness.worker`` reports it)."""
     run_info = dataclasses.replace(run_info, started_at=now())
-    meta = MetaInfo(packages=package_versions(), hardware=hardware(ctx.device))
+    host = socket.gethostname()
+    meta = MetaInfo(
+        packages=package_versions(),
+        hardware=hardware(ctx.device),
+        executor=ctx.executor,
+        node=ctx.node or host,
+        host=host,
+    )
     start = time.perf_counter()
     ctx.model_load_seconds = None  # this run's loads only
     try:
@@ -248,6 +258,8 @@ def execute(job: Job) -> RunRecord | None:
         api_budget_usd=job.api_budget_usd,
         save_checkpoint=job.save_checkpoint,
         load_checkpoint=job.load_checkpoint,
+        executor=job.executor,
+        node=job.node,
     )
     record = run_variant(ctx, job.variant, job.run_info)
     if record is not None:

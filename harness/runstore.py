@@ -80,6 +80,7 @@ class CompareSettings:
     max_api_usd: float | None = None
     seeds: int = 1  # fine-tuning arms' runs per setting
     trials: int = 1  # grid points each fine-tuning arm tried
+    executor: str = "local"  # where the runs went: "local" (this machine, one at a time) or "ray"
 
 
 @dataclass

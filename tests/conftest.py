@@ -209,7 +209,8 @@ evaluation: {{batch_size: 2, latency_requests: 1, max_new_tokens: 6}}
 
 def compare_in_process(task_path: Path, out: Path, **options) -> tuple[dict, list[str]]:
     """``advisor compare`` without worker processes: (results.json as written, the log lines)."""
-    from harness.compare import CompareOptions, run_compare
+    from harness.compare import run_compare
+    from harness.compare_options import CompareOptions
     from harness.task import load_task
 
     lines: list[str] = []

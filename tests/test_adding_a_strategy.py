@@ -21,7 +21,8 @@ from advisor.costs.data_cost import DataCostConfig
 from advisor.preflight import memory_preflight
 from advisor.report import publish
 from harness import catalog, strategies
-from harness.compare import CompareOptions, run_compare
+from harness.compare import run_compare
+from harness.compare_options import CompareOptions
 from harness.record import Hardware
 from harness.runner import RunContext
 from harness.strategies.base import Prepared, Variant, training_variants

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.compare import CompareOptions, run_compare
+from harness.compare import run_compare
+from harness.compare_options import CompareOptions
 from harness.task import load_task
 from tests.conftest import ROOT
 

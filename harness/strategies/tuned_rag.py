@@ -62,10 +62,15 @@ def rag_settings(task: Task) -> dict[str, Any] | None:
     return {**vars(rag), **grid(rag)[0]} if rag is not None else None
 
 
+def inherits_retrieval(variant: Variant) -> bool:
+    """A +rag variant with retrieval settings left to the rag arm's choice."""
+    return any(key in variant.params and variant.params[key] is None for key in RETRIEVAL_KEYS)
+
+
 def fill_retrieval(variant: Variant, chosen_rag: Mapping[str, Any] | None, task: Task) -> Variant:
     """A +rag variant with its unset retrieval settings filled in - from the rag arm's chosen setting when it ran,
     else from its first grid point - so that they are in its config hash. Other variants unchanged."""
-    if not any(key in variant.params and variant.params[key] is None for key in RETRIEVAL_KEYS):
+    if not inherits_retrieval(variant):
         return variant
     return dataclasses.replace(variant, params=retrieval_params(variant.params, chosen_rag or rag_settings(task)))
 

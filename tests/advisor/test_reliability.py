@@ -96,7 +96,8 @@ def test_an_empty_knowledge_folder_fails_validation(qa_task, tmp_path):
 
 def test_a_run_that_cannot_fit_fails_before_training_and_the_others_run(classification_task, tmp_path):
     from advisor.preflight import memory_preflight
-    from harness.compare import CompareOptions, run_compare
+    from harness.compare import run_compare
+    from harness.compare_options import CompareOptions
     from harness.task import load_task
 
     task = load_task(classification_task)

@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_compare_on_cuda_records_vram_precision_and_the_gpu(classification_task, tmp_path):
-    from harness.compare import CompareOptions, run_compare
+    from harness.compare import run_compare
+    from harness.compare_options import CompareOptions
     from harness.record import MemoryKind
     from harness.task import load_task
 
@@ -77,7 +78,8 @@ def test_full_fine_tuning_under_fsdp_gathers_the_weights_for_evaluation(classifi
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_two_gpus_ddp_and_fsdp_train_like_one(tmp_path, tiny_model_dir):
-    from harness.compare import CompareOptions, run_compare
+    from harness.compare import run_compare
+    from harness.compare_options import CompareOptions
     from harness.task import load_task
     from tests.harness.test_distributed import records, tiny_task
 

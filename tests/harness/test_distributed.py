@@ -7,7 +7,8 @@ import json
 import pytest
 
 from harness import distributed
-from harness.compare import CompareOptions, run_compare
+from harness.compare import run_compare
+from harness.compare_options import CompareOptions
 from harness.errors import UserError
 from harness.task import load_task
 from tests.conftest import CLASSIFICATION_TEST, CLASSIFICATION_TRAIN, write_jsonl, write_task

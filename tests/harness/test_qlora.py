@@ -237,7 +237,8 @@ def test_compare_refuses_qlora_on_a_cpu_before_any_run_and_skip_leaves_it_out(cl
         and "--skip qlora" in proc.stderr
     )
     assert not out.exists()
-    from harness.compare import CompareOptions, run_compare
+    from harness.compare import run_compare
+    from harness.compare_options import CompareOptions
 
     results = run_compare(
         load_task(classification_task),
