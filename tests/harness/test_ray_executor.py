@@ -110,7 +110,7 @@ def test_ray_runs_give_the_local_executors_records_and_record_where_they_ran(tmp
     """Prompting's and LoRA's trials and final runs (the final LoRA run served from its trial's checkpoint) on Ray:
     the same predictions and validation scores as the local executor for the same seed; a run that fails (LoRA on
     layers the model lacks) is recorded as failed while the others finish; each record names its executor and
-    node; running again reuses every record."""
+    node; running again reuses every finished record (and tries the failed run again, as the local executor does)."""
     failing = "  lora+rag: {rank: 4, target_modules: [no_such_layer], learning_rate: 0.01, " + TRAIN + "}"
     task = load_task(tiny_task(tmp_path / "task", tiny_model_dir, "learning_rate: [0.01, 0.001]", failing))
     options = {"progress": False, "device": "cpu"}
@@ -144,7 +144,9 @@ def test_ray_runs_give_the_local_executors_records_and_record_where_they_ran(tmp
 
     again: list[str] = []
     run_compare(task, CompareOptions(out_dir=tmp_path / "ray", executor="ray", **options), log=again.append)
-    assert sum("reusing finished run" in line for line in again) == 7, again
+    assert sum("reusing finished run" in line for line in again) == 6, "\n".join(again)
+    rerun = [line.split("] ", 1)[1] for line in again if "running on cpu (ray)" in line]
+    assert rerun == ["lora+rag r4 (on test): running on cpu (ray) ..."], rerun
 
 
 def test_ray_executor_errors_are_one_line(tmp_path, tiny_model_dir, local_ray):
@@ -159,3 +161,19 @@ def test_ray_executor_errors_are_one_line(tmp_path, tiny_model_dir, local_ray):
         )
     with pytest.raises(UserError, match="--ray-address: only with --executor ray"):
         run_compare(task, CompareOptions(out_dir=tmp_path / "o", ray_address="auto"), log=lambda _: None)
+
+
+def test_a_node_without_the_output_folder_keeps_its_files_in_a_scratch_folder_named_after_it(tmp_path):
+    """No shared storage: a node that does not see the driver's output folder writes a run's files under a
+    node-local scratch folder, the same one for every run of the compare (so a final run finds its trial's
+    checkpoint on the trial's node)."""
+    from harness.ray_executor import node_folder
+
+    out = tmp_path / "out"
+    checkpoint = out / "checkpoints" / "lora-r8"
+    assert node_folder(checkpoint, out).parts[-2:] == ("checkpoints", "lora-r8")
+    assert node_folder(checkpoint, out) != checkpoint and "advisor-ray" in str(node_folder(checkpoint, out))
+    assert node_folder(out / "runs" / "a.json", out).parent.parent == node_folder(checkpoint, out).parent.parent
+    out.mkdir()
+    assert node_folder(checkpoint, out) == checkpoint  # this node sees the folder: used as it is
+    assert node_folder(None, out) is None
