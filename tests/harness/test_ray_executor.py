@@ -177,3 +177,21 @@ def test_a_node_without_the_output_folder_keeps_its_files_in_a_scratch_folder_na
     out.mkdir()
     assert node_folder(checkpoint, out) == checkpoint  # this node sees the folder: used as it is
     assert node_folder(None, out) is None
+
+
+def test_a_two_process_run_holds_one_node_through_a_placement_group(tmp_path, tiny_model_dir, local_ray):
+    """--num-processes 2 under Ray: the run's task holds a STRICT_PACK placement group of both processes' CPUs and
+    starts accelerate launch inside it (gloo on CPU); its record is the main process's, with both processes."""
+    task = tiny_task(tmp_path / "task", tiny_model_dir, "learning_rate: 0.01")
+    text = task.read_text().replace("  prompt: {shots: [0, 1]}\n", "").replace("validation: 2", "validation: 0")
+    task.write_text(text)
+    options = CompareOptions(
+        out_dir=tmp_path / "out", executor="ray", device="cpu", num_processes=2, progress=False, sharding="ddp"
+    )
+    run_compare(load_task(task), options, log=lambda _: None)
+    (record,) = records(tmp_path / "out").values()
+    assert record["status"] == "ok", record.get("error")
+    assert record["train_info"]["num_processes"] == 2 and record["meta_info"]["executor"] == "ray"
+    assert ray.util.placement_group_table() and all(
+        group["state"] == "REMOVED" for group in ray.util.placement_group_table().values()
+    )
