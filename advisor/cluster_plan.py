@@ -324,7 +324,8 @@ def _endpoint_spend(runs: list[PlannedRun]) -> list[EndpointSpend]:
             continue
         e = run.estimate
         spend = spends.setdefault(
-            (run.endpoint, run.strategy), EndpointSpend(run.endpoint, run.strategy, 0, 0, 0, 0.0 if e.api_usd else None)
+            (run.endpoint, run.strategy),
+            EndpointSpend(run.endpoint, run.strategy, 0, 0, 0, None if e.api_usd is None else 0.0),
         )
         spend.requests += e.requests
         spend.input_tokens += e.input_tokens
