@@ -17,6 +17,7 @@ from advisor.cli_errors import Commands, user_errors
 from advisor.cli_options import dataclass_options
 from advisor.costs.data_cost import data_cost_config
 from advisor.estimate_cli import estimate
+from advisor.plan_cli import plan
 from advisor.preflight import memory_preflight, sharding_planner
 from advisor.schema_doc import task_schema_markdown
 from harness.compare import run_compare
@@ -160,6 +161,7 @@ def serve(model: str, port: int, host: str, api_key_env: str | None, threads: in
 
 
 main.add_command(estimate)
+main.add_command(plan)
 
 if __name__ == "__main__":
     main()

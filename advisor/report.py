@@ -24,6 +24,7 @@ from advisor import charts
 from advisor.costs.data_cost import DataCostConfig, data_cost_config
 from advisor.ladder import curve_sentence
 from advisor.learning_curve import BOOTSTRAP_SAMPLES
+from advisor.plan_report import PlanBesideActual, plan_beside_actual
 from advisor.pricing import PricedRun, price
 from advisor.recommend import Analysis, analyse
 from advisor.self_check import annotate
@@ -173,10 +174,11 @@ def seed_results(run: PricedRun) -> list[tuple[int, float | None, str | None]]:
     return results
 
 
-def render(analysis: Analysis) -> str:
-    """The report as one HTML string."""
+def render(analysis: Analysis, plan: PlanBesideActual | None = None) -> str:
+    """The report as one HTML string; ``plan``: the plan beside what it took (default: derived here)."""
     pricing, chosen = analysis.pricing, analysis.chosen
     comparison = pricing.comparison
+    plan = plan or plan_beside_actual(comparison, analysis.cost)
     record = chosen.run.record if chosen else None
     svg = _charts(analysis)
     learning = [
@@ -194,6 +196,7 @@ def render(analysis: Analysis) -> str:
             splits=split_sizes(comparison),
             choices=validation_choices(pricing.runs),
             cost=analysis.cost,
+            plan=plan,
             seed_results=seed_results,
             c=pricing.assumptions,
             rec=analysis.recommendation,
@@ -217,13 +220,18 @@ def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tu
     annotate(out_dir, comparison)
     pricing = price(comparison, config)
     analysis = analyse(pricing)
-    html = render(analysis)
+    plan = plan_beside_actual(comparison, analysis.cost)  # re-derived from the task file, when it is reachable
+    html = render(analysis, plan)
     write_results(
         out_dir,
         comparison,
         row_costs=[to_jsonable(run.costs) for run in pricing.runs],
-        # the costs block: the assumptions, and what the comparison itself cost (every run, trials and seeds)
-        costs={**(to_jsonable(pricing.assumptions) or {}), "comparison": to_jsonable(analysis.cost)},
+        # the costs block: the assumptions, what the comparison itself cost (every run, trials and seeds), the plan
+        costs={
+            **(to_jsonable(pricing.assumptions) or {}),
+            "comparison": to_jsonable(analysis.cost),
+            "plan": plan.totals(),  # advisor plan's totals on the deployment GPU, beside the comparison's
+        },
         recommendation=analysis.recommendation,
         comparisons=analysis.comparisons,
     )
