@@ -18,6 +18,7 @@ from advisor.cluster_plan import Cluster, ClusterPlan, plan_compare
 from advisor.comparison_cost import ComparisonCost
 from harness.errors import UserError
 from harness.runstore import Comparison
+from harness.strategies import traits
 from harness.task import load_task
 
 
@@ -33,11 +34,14 @@ class PlanArm:
     projected_gpu_hours: float | None = None  # advisor.comparison_cost, on the same GPU
     projected_usd: float | None = None
     machine_hours: float | None = None  # measured, on the machine it ran on
+    # the projection prices an evaluation-only arm's answered requests at serving rates, while the plan charges each
+    # of its jobs a cold start (start-up, model load): their GPU-hours are not the same quantity, so no ratio
+    comparable: bool = True
 
     @property
     def ratio(self) -> float | None:
         """planned / projected GPU-hours: above 1 the plan expected more work than the runs did."""
-        if not self.projected_gpu_hours:
+        if not self.projected_gpu_hours or not self.comparable:
             return None
         return self.planned_gpu_hours / self.projected_gpu_hours
 
@@ -96,11 +100,12 @@ def plan_beside_actual(comparison: Comparison, cost: ComparisonCost | None) -> P
 def _beside(plan: ClusterPlan, cost: ComparisonCost | None) -> PlanBesideActual:
     arms: dict[str, PlanArm] = {}
     for run in plan.runs:
-        arm = arms.setdefault(run.arm, PlanArm(run.arm, 0, 0.0, 0.0))
+        arm = arms.setdefault(run.arm, PlanArm(run.arm, 0, 0.0, 0.0, comparable=traits(run.strategy).trains))
         arm.planned_runs += 1
         arm.planned_gpu_hours += run.gpu_hours
         arm.planned_usd += run.usd
-    total = PlanArm("all arms", len(plan.runs), plan.gpu_hours, plan.usd)
+    comparable = all(arm.comparable for arm in arms.values())
+    total = PlanArm("all arms", len(plan.runs), plan.gpu_hours, plan.usd, comparable=comparable)
     measured = {a.arm: a for a in cost.arms} if cost else {}
     for arm in [*arms.values(), total]:
         actual = cost.total if cost and arm is total else measured.get(arm.arm)
