@@ -209,8 +209,14 @@ def render(analysis: Analysis, plan: PlanBesideActual | None = None) -> str:
             worst=worst_errors(record),
             confusions=confusions(record) if comparison.task.kind == "classification" else [],
             packages=record.meta_info.packages if record and record.meta_info else {},
+            hosts=sorted({run.meta_info.host for run in _records(comparison) if run.meta_info and run.meta_info.host}),
         )
     )
+
+
+def _records(comparison: Comparison) -> list[RunRecord]:
+    """Every run of the comparison: rows, seed repeats and trials."""
+    return [stored.record for row in comparison.runs for stored in row.all_runs()]
 
 
 def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tuple[Analysis, Path]:
