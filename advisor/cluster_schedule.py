@@ -7,8 +7,8 @@ their work, largest GPU-hours (GPUs x hours) first; each one that finds room sta
 node's GPUs takes them on one node (accelerate's processes of one run share a machine), on the node with the fewest
 free GPUs that still hold it (best fit: whole nodes stay free for the multi-node runs); a job of more takes whole
 free nodes (``accelerate launch --num_machines``). A job of 0 GPUs (an endpoint run) starts as soon as it is ready.
-Smaller ready jobs may start while a larger one waits for room (greedy backfilling): the largest job is never
-delayed for longer than the smaller ones already running take to end.
+Smaller ready jobs may start while a larger one waits for room (greedy backfilling, no reservations): a large job
+can wait while smaller ones keep the GPUs it needs busy, so the wall clock is an honest schedule, not an optimum.
 """
 
 from __future__ import annotations
