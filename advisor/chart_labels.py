@@ -17,6 +17,7 @@ from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
 GAP_POINTS = 6.0  # from the point's edge to the label's nearest edge
+CLEARANCE_PIXELS = 4.0  # between a label and any point but its own
 PAD_PIXELS = 2.0  # around each label, so that two never touch (a browser's font is a little wider than matplotlib's)
 OUTSIDE_PENALTY = 1e6  # per pixel² outside the axes: only when nothing inside is left
 # (dx, dy) directions in units of the gap; the label's alignment follows the direction
@@ -119,15 +120,18 @@ def place_labels(
     assert isinstance(figure, Figure)
     draw = renderer(figure)
     frame = ax.get_window_extent(draw)
-    obstacles = [box for point in points for box in point_boxes(ax, point)]
-    obstacles += [label_box(text, draw) for text in avoid]
+    # each point's marker and error bar, kept clear by a margin from any other point's label: a label beside
+    # another point would read as that point's
+    markers = [(i, box) for i, point in enumerate(points) for box in point_boxes(ax, point)]
+    texts = [label_box(text, draw) for text in avoid]
     lines = []
     for y in hlines:
         _, line_y = ax.get_yaxis_transform().transform((0, y))  # x in axes fraction: fine on a log axis
         lines.append(Bbox.from_extents(frame.x0, line_y - LINE_PIXELS, frame.x1, line_y + LINE_PIXELS))
     placed: list[Bbox] = []
     labels: list[Annotation] = []
-    for point in points:
+    for i, point in enumerate(points):
+        obstacles = texts + [box if owner == i else box.padded(CLEARANCE_PIXELS) for owner, box in markers]
         best: tuple[float, float, float] | None = None
         for step, distance in enumerate(DISTANCES):
             for rank, (dx, dy) in enumerate(DIRECTIONS):

@@ -16,6 +16,7 @@ import re
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator
 
@@ -28,6 +29,10 @@ from harness.runstore import RunRow
 from harness.strategies import traits
 
 GOAL_COLOUR = "#57606a"
+LEGEND_GREY = "#57606a"
+ENDPOINT_DASHES = ("--", "-.", (0, (6, 2, 1, 2, 1, 2)), (0, (1, 1.5)))  # ":" is the always-on replicas' line
+ON_WHITE = {"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
+OUTSIDE_RIGHT = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
 WIDTH_INCHES = 7.2
 
 
@@ -85,8 +90,12 @@ def usd_tick(value: float) -> str:
 
 _usd_axis = FuncFormatter(lambda value, _: usd_tick(value))
 _usd_above_axis = FuncFormatter(lambda value, _: "$0" if value == 0 else ("+" if value > 0 else "") + usd_tick(value))
-_count_axis = FuncFormatter(
-    lambda value, _: f"{value:,.0f}" if value < 1e6 else f"{value / 1e6:g}M" if value < 1e9 else f"{value / 1e9:g}B"
+_thousands_axis = FuncFormatter(lambda value, _: f"{value:,.0f}")
+_count_axis = FuncFormatter(  # compact, so that a log axis's labels do not run into each other: 100, 10k, 1M
+    lambda value, _: next(
+        (f"{value / size:g}{suffix}" for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")) if value >= size),
+        f"{value:,.0f}",
+    )
 )
 
 
@@ -206,10 +215,16 @@ def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware
         )
         ax.set_yticks(y, [a.label for a in timed])
         ax.invert_yaxis()
+        goal_line = []
         if goal_ms and goal_applied:
-            ax.axvline(goal_ms, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
+            goal_line = [
+                ax.axvline(goal_ms, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
+            ]
         ax.set_xlabel(f"ms per request, batch size 1, measured on {hardware}")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.xaxis.set_major_formatter(_thousands_axis)
+        # grey swatches (each bar has its arm's colour), above the bars so that it never covers one
+        handles = [Patch(color=LEGEND_GREY, alpha=0.35, label="p95"), Patch(color=LEGEND_GREY, label="p50"), *goal_line]
+        ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1, 1), ncol=len(handles), fontsize=8)
         ax.grid(axis="y", visible=False)
         return _svg(figure, "latency")
 
@@ -225,13 +240,15 @@ def break_even(
     volumes = np.geomspace(low, high, 400)
     with _style():
         figure, ax = _figure(3.8)
+        dashes = iter(ENDPOINT_DASHES * len(economics))
         for arm in economics:
             ax.plot(
                 volumes,
                 arm.marginal_total(volumes, months),
                 color=colour(arm.strategy),
                 linewidth=1.8,
-                linestyle="--" if arm.endpoint else "-",  # an endpoint arm beside the same strategy run locally
+                # an endpoint arm beside the same strategy run locally: dashed, each endpoint its own dashes
+                linestyle=next(dashes) if arm.endpoint else "-",
                 label=arm.label,
             )
             if arm.replica_month_usd:
@@ -252,6 +269,7 @@ def break_even(
                     xytext=(5, -12),
                     textcoords="offset points",
                     fontsize=8,
+                    bbox=ON_WHITE,  # readable where it crosses a line
                 )
         if expected_volume:
             ax.axvline(expected_volume, color=GOAL_COLOUR, linestyle="--", linewidth=1)
@@ -271,7 +289,7 @@ def break_even(
         ax.set_xlabel("requests per month")
         ax.set_ylabel(f"total over {months:g} months")
         ax.plot([], [], color=GOAL_COLOUR, linestyle=":", linewidth=1, label="always-on replicas")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, **OUTSIDE_RIGHT)  # beside the plot: the lines cross every corner of it
         return _svg(figure, "break-even")
 
 
@@ -304,6 +322,7 @@ def load_test(rows: list[RunRow], goal_ms: float | None) -> str | None:
             ax.axhline(goal_ms, color=GOAL_COLOUR, linestyle=":", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
         ax.set_xlabel("requests per second (concurrency levels of the load test)")
         ax.set_ylabel("end-to-end latency, ms")
+        ax.yaxis.set_major_formatter(_thousands_axis)
         ax.legend(fontsize=7, loc="best")
         return _svg(figure, "load-test")
 
@@ -374,5 +393,5 @@ def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:
         ax.set_ylabel(metric)
         state = "extrapolation unreliable" if curve.warnings else "fit"
         ax.set_title(f"{strategy_name(curve.strategy)} {curve.variant} — {state}", fontsize=9, loc="left")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, **OUTSIDE_RIGHT)  # beside the plot: the curve, the band and the goal line are inside
         return _svg(figure, f"learning-curve-{index}")
