@@ -16,16 +16,23 @@ import re
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.patches import Patch
+from matplotlib.text import Text
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from advisor.arms import Arm
 from advisor.breakeven import ArmEconomics, BreakEven, volume_range
+from advisor.chart_labels import LabelledPoint, place_labels
 from advisor.learning_curve import LearningCurve, point_interval
 from advisor.wording import count, strategy_name, usd
 from harness.runstore import RunRow
 from harness.strategies import traits
 
 GOAL_COLOUR = "#57606a"
+LEGEND_GREY = "#57606a"
+ENDPOINT_DASHES = ("--", "-.", (0, (6, 2, 1, 2, 1, 2)), (0, (1, 1.5)))  # ":" is the always-on replicas' line
+ON_WHITE = {"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
+OUTSIDE_RIGHT = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
 WIDTH_INCHES = 7.2
 
 
@@ -69,27 +76,56 @@ def _svg(figure: Figure, name: str) -> str:
     return SVG_ID_REFERENCE.sub(lambda match: f"{match.group(1)}{name}-", text)
 
 
-_usd_axis = FuncFormatter(lambda value, _: usd(value))
-_count_axis = FuncFormatter(
-    lambda value, _: f"{value:,.0f}" if value < 1e6 else f"{value / 1e6:g}M" if value < 1e9 else f"{value / 1e9:g}B"
+def usd_tick(value: float) -> str:
+    """An axis tick in dollars: no trailing zeros ($10, $0.1, $2.5, $0.00001), never scientific notation."""
+    if value < 0:
+        return "-" + usd_tick(-value)
+    if value == 0:
+        return "$0"
+    if value >= 100:
+        return f"${value:,.0f}"
+    decimals = max(0, 2 - math.floor(math.log10(value)))  # three significant digits, then the zeros go
+    return "$" + f"{value:,.{decimals}f}".rstrip("0").rstrip(".")
+
+
+_usd_axis = FuncFormatter(lambda value, _: usd_tick(value))
+_usd_above_axis = FuncFormatter(lambda value, _: "$0" if value == 0 else ("+" if value > 0 else "") + usd_tick(value))
+_thousands_axis = FuncFormatter(lambda value, _: f"{value:,.0f}")
+_count_axis = FuncFormatter(  # compact, so that a log axis's labels do not run into each other: 100, 10k, 1M
+    lambda value, _: next(
+        (f"{value / size:g}{suffix}" for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")) if value >= size),
+        f"{value:,.0f}",
+    )
 )
 
 
-def quality_vs_cost(
+def shared_floor(arms: list[Arm]) -> float:
+    """The serving every priced arm pays over the horizon (the cheapest arm's serving: on always-on GPUs, the
+    replica floor), when it is larger than the differences between the arms' totals - it would squash them on the
+    chart - else 0."""
+    priced = [a for a in arms if a.total_usd is not None and a.run.costs.serve_usd_per_month is not None]
+    if len(priced) < 2:
+        return 0.0
+    floor = min(a.months * (a.run.costs.serve_usd_per_month or 0.0) for a in priced)
+    totals = [a.total_usd or 0.0 for a in priced]
+    return floor if floor > 0 and floor > max(totals) - min(totals) else 0.0
+
+
+def quality_vs_cost_figure(
     arms: list[Arm], goal: float | None, chosen: Arm | None, chosen_note: str, metric: str
-) -> str | None:
-    """Quality (with its 95 % interval) against total cost over the horizon, one point per priced arm."""
+) -> tuple[Figure, list[Text]] | None:
+    """The figure of ``quality_vs_cost`` and its point labels (placed so that none collide)."""
     priced = sorted(((a.total_usd, a) for a in arms if a.total_usd is not None), key=lambda p: (p[0], p[1].quality))
     if not priced:
         return None
+    floor = shared_floor([arm for _, arm in priced])
+    points = [(total - floor, arm) for total, arm in priced]
     with _style():
         figure, ax = _figure(3.8)
-        totals = [total for total, _ in priced]
-        middle = (min(totals) + max(totals)) / 2
-        for i, (total, arm) in enumerate(priced):
+        for x, arm in points:
             low, high = arm.interval
             ax.errorbar(
-                total,
+                x,
                 arm.quality,
                 yerr=[[arm.quality - low], [high - arm.quality]],
                 fmt="o",
@@ -100,18 +136,10 @@ def quality_vs_cost(
                 markersize=9 if arm is chosen else 6,
                 markeredgecolor="black" if arm is chosen else "none",
             )
-            right_half = total > middle  # label towards the middle, so it stays inside the axes
-            ax.annotate(
-                arm.label + (f" ({chosen_note})" if arm is chosen else ""),
-                (total, arm.quality),
-                xytext=(-7 if right_half else 7, 5 if i % 2 else -10),
-                textcoords="offset points",
-                fontsize=8,
-                ha="right" if right_half else "left",
-            )
+        avoid = []
         if goal is not None:
             ax.axhline(goal, color=GOAL_COLOUR, linestyle="--", linewidth=1)
-            ax.annotate(
+            goal_text = ax.annotate(
                 f"goal {goal:.2f}",
                 (0, goal),
                 xycoords=("axes fraction", "data"),
@@ -120,13 +148,51 @@ def quality_vs_cost(
                 fontsize=8,
                 color=GOAL_COLOUR,
             )
-        if min(totals) > 0 and max(totals) / min(totals) > 10:
+            avoid.append(goal_text)
+        xs = [x for x, _ in points]
+        if min(xs) > 0 and max(xs) / min(xs) > 10:
             ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(_usd_axis)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel(f"total cost over {priced[0][1].months:g} months: training + data + serving")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # $100, $200, $500: a label every third
+        ax.xaxis.set_major_formatter(_usd_above_axis if floor else _usd_axis)
+        ax.set_ylim(-0.04, 1.04)  # room for the label of a point at 0 or 1
+        months = f"{priced[0][1].months:g} months"
+        if floor:
+            what = "serving" if any(arm.hosted for _, arm in points) else "GPU"
+            ax.set_xlabel(
+                f"total cost over {months} above the {usd(floor)} {what} floor that every arm pays\n"
+                "(each arm's training + data + serving beyond the floor; the floor: the cheapest arm's serving)"
+            )
+        else:
+            ax.set_xlabel(f"total cost over {months}: training + data + serving")
         ax.set_ylabel(f"{metric} (95% interval)")
-        return _svg(figure, "quality-vs-cost")
+        # the recommended arm's label first: it gets the best place
+        order = sorted(points, key=lambda p: p[1] is not chosen)
+        labels = place_labels(
+            ax,
+            [
+                LabelledPoint(
+                    x,
+                    arm.quality,
+                    arm.label + (f" ({chosen_note})" if arm is chosen else ""),
+                    *arm.interval,
+                    marker_points=9 if arm is chosen else 6,
+                )
+                for x, arm in order
+            ],
+            avoid=tuple(avoid),
+            hlines=() if goal is None else (goal,),
+        )
+        return figure, list(labels)
+
+
+def quality_vs_cost(
+    arms: list[Arm], goal: float | None, chosen: Arm | None, chosen_note: str, metric: str
+) -> str | None:
+    """Quality (with its 95 % interval) against total cost over the horizon, one point per priced arm; when every
+    arm pays a shared serving floor larger than their differences, the cost above it (the axis says so)."""
+    with _style():
+        drawn = quality_vs_cost_figure(arms, goal, chosen, chosen_note, metric)
+        return None if drawn is None else _svg(drawn[0], "quality-vs-cost")
 
 
 def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware: str) -> str | None:
@@ -149,10 +215,16 @@ def latency(arms: list[Arm], goal_ms: float | None, goal_applied: bool, hardware
         )
         ax.set_yticks(y, [a.label for a in timed])
         ax.invert_yaxis()
+        goal_line = []
         if goal_ms and goal_applied:
-            ax.axvline(goal_ms, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
+            goal_line = [
+                ax.axvline(goal_ms, color=GOAL_COLOUR, linestyle="--", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
+            ]
         ax.set_xlabel(f"ms per request, batch size 1, measured on {hardware}")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.xaxis.set_major_formatter(_thousands_axis)
+        # grey swatches (each bar has its arm's colour), above the bars so that it never covers one
+        handles = [Patch(color=LEGEND_GREY, alpha=0.35, label="p95"), Patch(color=LEGEND_GREY, label="p50"), *goal_line]
+        ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1, 1), ncol=len(handles), fontsize=8)
         ax.grid(axis="y", visible=False)
         return _svg(figure, "latency")
 
@@ -168,13 +240,15 @@ def break_even(
     volumes = np.geomspace(low, high, 400)
     with _style():
         figure, ax = _figure(3.8)
+        dashes = iter(ENDPOINT_DASHES * len(economics))
         for arm in economics:
             ax.plot(
                 volumes,
                 arm.marginal_total(volumes, months),
                 color=colour(arm.strategy),
                 linewidth=1.8,
-                linestyle="--" if arm.endpoint else "-",  # an endpoint arm beside the same strategy run locally
+                # an endpoint arm beside the same strategy run locally: dashed, each endpoint its own dashes
+                linestyle=next(dashes) if arm.endpoint else "-",
                 label=arm.label,
             )
             if arm.replica_month_usd:
@@ -195,6 +269,7 @@ def break_even(
                     xytext=(5, -12),
                     textcoords="offset points",
                     fontsize=8,
+                    bbox=ON_WHITE,  # readable where it crosses a line
                 )
         if expected_volume:
             ax.axvline(expected_volume, color=GOAL_COLOUR, linestyle="--", linewidth=1)
@@ -214,7 +289,7 @@ def break_even(
         ax.set_xlabel("requests per month")
         ax.set_ylabel(f"total over {months:g} months")
         ax.plot([], [], color=GOAL_COLOUR, linestyle=":", linewidth=1, label="always-on replicas")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, **OUTSIDE_RIGHT)  # beside the plot: the lines cross every corner of it
         return _svg(figure, "break-even")
 
 
@@ -247,6 +322,7 @@ def load_test(rows: list[RunRow], goal_ms: float | None) -> str | None:
             ax.axhline(goal_ms, color=GOAL_COLOUR, linestyle=":", linewidth=1, label=f"p95 goal {goal_ms:,.0f} ms")
         ax.set_xlabel("requests per second (concurrency levels of the load test)")
         ax.set_ylabel("end-to-end latency, ms")
+        ax.yaxis.set_major_formatter(_thousands_axis)
         ax.legend(fontsize=7, loc="best")
         return _svg(figure, "load-test")
 
@@ -317,5 +393,5 @@ def learning_curve(curve: LearningCurve, metric: str, index: int = 0) -> str:
         ax.set_ylabel(metric)
         state = "extrapolation unreliable" if curve.warnings else "fit"
         ax.set_title(f"{strategy_name(curve.strategy)} {curve.variant} — {state}", fontsize=9, loc="left")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, **OUTSIDE_RIGHT)  # beside the plot: the curve, the band and the goal line are inside
         return _svg(figure, f"learning-curve-{index}")

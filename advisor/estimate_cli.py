@@ -33,6 +33,7 @@ from advisor.costs.memory import (
 from advisor.costs.serving import HOURS_PER_MONTH
 from advisor.costs.settings import ServingSettings, TrainingSettings
 from advisor.costs.shapes import LINEAR_MODULES, ModelShape, check_lora_targets
+from advisor.wording import usd as _usd  # the report's rule: money never in scientific notation
 from harness import catalog
 from harness.steps import DEFAULT_MIN_OPTIMIZER_STEPS, step_plan
 from harness.strategies import STRATEGIES, traits
@@ -174,10 +175,6 @@ def _count(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.3g}{suffix}"
     return f"{n:.3g}"
-
-
-def _usd(x: float) -> str:
-    return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}" if x >= 1 else f"${x:.3g}"
 
 
 def _gib(x: float) -> str:

@@ -202,6 +202,7 @@ def render(analysis: Analysis, plan: PlanBesideActual | None = None) -> str:
             rec=analysis.recommendation,
             analysis=analysis,
             charts=svg,
+            cost_floor=charts.shared_floor(analysis.arms),  # the quality-against-cost chart's x starts there
             learning=learning,
             hardware=hardware_name(comparison.device),
             goals=comparison.task.goals,

@@ -11,6 +11,7 @@ from harness.schema import doc
 from harness.spec import Task
 
 EXECUTORS = ("local", "ray")
+DEFAULT_OUT_ROOT = Path("runs")  # git-ignored; reports/ keeps the committed examples
 
 
 def option(text: str, **checks: object) -> dict[str, object]:
@@ -23,7 +24,13 @@ class CompareOptions:
     """How ``advisor compare`` runs a task: each field is one command-line option (its doc is the help)."""
 
     out_dir: Path | None = field(
-        default=None, metadata=option("Output folder (default: reports/<task name>/).", flag="--out", path="dir")
+        default=None,
+        metadata=option(
+            "Output folder (default: runs/<task name>/, git-ignored; the committed examples in reports/ were made "
+            "with --out reports/<task name>).",
+            flag="--out",
+            path="dir",
+        ),
     )
     device: str = field(default="auto", metadata=option("auto | cpu | cuda (or cuda:N)."))
     only: list[str] | None = field(default=None, metadata=option("Comma-separated strategies to run, e.g. prompt,rag."))
@@ -96,5 +103,6 @@ class CompareOptions:
     )
 
     def folder(self, task: Task) -> Path:
-        """Where the records, results.json and the report go."""
-        return Path(self.out_dir or Path("reports") / task.name)
+        """Where the records, results.json and the report go: ``--out``, else ``runs/<task name>/`` (git-ignored, so
+        a first compare never writes over the committed examples in ``reports/``)."""
+        return Path(self.out_dir or DEFAULT_OUT_ROOT / task.name)
