@@ -24,6 +24,9 @@ OUTSIDE_PENALTY = 1e6  # per pixel² outside the axes: only when nothing inside 
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))
 DISTANCES = (1.0, 2.5, 4.5)
 DISTANCE_COST = 400.0  # pixels² of overlap a label would rather accept than move one step further out
+# a label beside its point but nearer another point reads as that point's: worse than moving out a step, where it
+# gets a leader line to its own point
+AMBIGUITY_COST = 3 * DISTANCE_COST
 LEADER_COLOUR = "#57606a"
 LINE_PIXELS = 3.0  # half the height of the band a horizontal line (a goal) keeps free
 LINE_WEIGHT = 0.1  # crossing a line is far better than covering a point (the label has a white background)
@@ -98,6 +101,11 @@ def _annotation(ax: Axes, point: LabelledPoint, dx: float, dy: float, fontsize: 
     return text
 
 
+def gap_to(box: Bbox, x: float, y: float) -> float:
+    """Pixels from a point to the nearest edge of a box (0 inside it)."""
+    return math.hypot(max(box.x0 - x, 0.0, x - box.x1), max(box.y0 - y, 0.0, y - box.y1))
+
+
 def label_box(text: Text, renderer: RendererBase, pad: float = PAD_PIXELS) -> Bbox:
     """The text's own box (an annotation's leader line left out), padded."""
     if isinstance(text, Annotation):
@@ -128,6 +136,7 @@ def place_labels(
     for y in hlines:
         _, line_y = ax.get_yaxis_transform().transform((0, y))  # x in axes fraction: fine on a log axis
         lines.append(Bbox.from_extents(frame.x0, line_y - LINE_PIXELS, frame.x1, line_y + LINE_PIXELS))
+    centres = [tuple(ax.transData.transform((point.x, point.y))) for point in points]
     placed: list[Bbox] = []
     labels: list[Annotation] = []
     for i, point in enumerate(points):
@@ -138,8 +147,12 @@ def place_labels(
                 candidate = _annotation(ax, point, dx * distance, dy * distance, fontsize)
                 box = label_box(candidate, draw)
                 candidate.remove()
+                own = gap_to(box, *centres[i])
+                # beside its point and nearer another one: read as that one's (further out, a leader line says whose)
+                nearer = 0 if step else sum(gap_to(box, *c) < own for j, c in enumerate(centres) if j != i)
                 cost = (
-                    sum(overlap(box, other) for other in placed) * 10  # over another label: unreadable
+                    nearer * AMBIGUITY_COST
+                    + sum(overlap(box, other) for other in placed) * 10  # over another label: unreadable
                     + sum(overlap(box, other) for other in obstacles)  # over a point or its error bar
                     + sum(overlap(box, line) for line in lines) * LINE_WEIGHT
                     + outside(box, frame) * OUTSIDE_PENALTY
