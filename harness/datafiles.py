@@ -69,7 +69,7 @@ def _read_csv(path: Path, sep: str) -> tuple[list[str], list[dict[str, Any]]]:
     kind = "TSV" if sep == "\t" else "CSV"
     try:
         # every cell as text, and an empty cell as "" (not NaN): the same values a JSONL file would hold as strings
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")  # Excel adds a BOM
     except pd.errors.EmptyDataError:
         return [], []
     except UnicodeDecodeError as err:

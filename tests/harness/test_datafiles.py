@@ -73,6 +73,13 @@ def test_pandas_formats_give_the_jsonl_examples(tmp_path, jsonl_examples, suffix
     assert examples(task_file(tmp_path, f"train{suffix}", f"test{suffix}")) == jsonl_examples
 
 
+def test_a_csv_saved_by_excel_with_a_byte_order_mark(tmp_path, jsonl_examples):
+    write_frame(TRAIN, tmp_path / "train.csv")
+    (tmp_path / "train.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "train.csv").read_bytes())
+    write_frame(TEST, tmp_path / "test.csv")
+    assert examples(task_file(tmp_path, "train.csv", "test.csv")) == jsonl_examples
+
+
 def test_a_csv_keeps_numbers_as_the_jsonl_text(tmp_path):
     rows = [{"text": "one", "label": 1, "key": 7}, {"text": "two", "label": 2, "key": 8}]
     write_jsonl(tmp_path / "train.jsonl", rows)
