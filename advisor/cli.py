@@ -19,6 +19,7 @@ from advisor.costs.data_cost import data_cost_config
 from advisor.estimate_cli import estimate
 from advisor.plan_cli import plan
 from advisor.preflight import memory_preflight, sharding_planner
+from advisor.results_cli import results
 from advisor.schema_doc import task_schema_markdown
 from harness.compare import run_compare
 from harness.compare_options import CompareOptions
@@ -162,6 +163,7 @@ def serve(model: str, port: int, host: str, api_key_env: str | None, threads: in
 
 main.add_command(estimate)
 main.add_command(plan)
+main.add_command(results)
 
 if __name__ == "__main__":
     main()

@@ -241,6 +241,7 @@ def publish(out_dir: Path, comparison: Comparison, config: DataCostConfig) -> tu
         },
         recommendation=analysis.recommendation,
         comparisons=analysis.comparisons,
+        tables=True,  # results.csv and predictions.parquet beside it
     )
     report = Path(out_dir) / "report.html"
     atomic_write_text(report, html)

@@ -273,7 +273,7 @@ class CompareRun:
             seed=run_seed,
             limit=options.limit,
             device=self.device,
-            model=task.model_ref.shown(),
+            model=task.model_ref.shown(task.path.parent),
             num_processes=n,
             sharding=sharding,
             role=role,

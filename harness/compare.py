@@ -161,7 +161,7 @@ def _comparison(
             kind=task.kind,
             path=display_path(task.path),
             metric=task.metric,
-            model=task.model_ref.shown(),
+            model=task.model_ref.shown(task.path.parent),
             labels=data.labels,
             n_train=len(train),
             n_test=len(test),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -88,13 +89,33 @@ def atomic_write_json(path: Path, data: object) -> None:
 
 
 def display_path(path: str | Path) -> str:
-    """A path as records and reports show it: relative to the working directory when it lies inside it (so a
-    committed record names no machine's folders), else as given."""
-    resolved = Path(path).resolve()
+    """A path as records and reports show it: relative to the working directory (so a committed record names no
+    machine's folders), "../" where it lies outside; as given only where no relative path exists (another drive)."""
+    return portable_path(path, Path.cwd())
+
+
+def portable_path(path: str | Path, base: Path) -> str:
+    """``path`` relative to ``base`` (a task file's folder, the working directory), never absolute where a relative
+    path exists."""
     try:
-        return str(resolved.relative_to(Path.cwd().resolve()))
-    except ValueError:
+        return os.path.relpath(Path(path).resolve(), Path(base).resolve())
+    except ValueError:  # Windows: another drive
         return str(path)
+
+
+def portable_text(text: str | None) -> str | None:
+    """An error or traceback without the machine's folders: the working directory, the Python installation (where
+    packages live) and the home folder left out."""
+    if not text:
+        return text
+    prefixes = sorted(
+        {(str(Path.cwd()), "."), (sys.prefix, "<python>"), (sys.base_prefix, "<python>"), (str(Path.home()), "~")},
+        key=lambda pair: -len(pair[0]),  # the longest first: the venv inside the working directory before it
+    )
+    for prefix, shown in prefixes:
+        if len(prefix) > 1:
+            text = text.replace(prefix + os.sep, shown + os.sep)
+    return text
 
 
 def file_sha256(path: Path) -> str:

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from harness.catalog import ModelRef
+from harness.io import portable_text
 from harness.shapes import ModelShape
 from harness.typedjson import from_jsonable, to_jsonable
 
@@ -322,12 +323,13 @@ class RunRecord:
         endpoint: EndpointUse | None = None,
         status: RunStatus = RunStatus.FAILED,
     ) -> RunRecord:
-        """The record of a run that did not finish: what ran, and why it stopped (one line)."""
+        """The record of a run that did not finish: what ran, and why it stopped (one line). Neither names the
+        machine's folders (``io.portable_text``): records are committed and shared."""
         return cls(
             run_info=run_info,
             status=status,
-            error=error,
-            traceback=traceback,
+            error=portable_text(error) or error,
+            traceback=portable_text(traceback),
             meta_info=meta_info,
             endpoint=endpoint,
         )

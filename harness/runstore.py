@@ -8,6 +8,8 @@ Layout of an output folder::
     runs/<...>-seed<N>.json          the same run repeated with another seed (``--seeds``)
     runs/trials/<...>.json           a tuned arm's grid points, scored on the validation split only
     checkpoints/<...>/               a fine-tuning trial's weights, until its arm's final run (harness.checkpoints)
+    results.csv, predictions.parquet the runs and every test prediction as tables, written with the full
+                                     results.json at the end (harness.result_tables)
 
 The records are the source of truth: ``load_comparison`` reads the runs back from them; of the rows of
 results.json (``RunRow``, summaries written for people and scripts) only the record paths are read back.
@@ -28,6 +30,7 @@ from harness.catalog import ModelRef, TokenPrice
 from harness.errors import UserError
 from harness.io import atomic_write_json, read_json
 from harness.record import Hardware, LoadLevel, MemoryKind, RunRecord, RunStatus, SelfCheck, ValidationInfo
+from harness.result_tables import write_tables
 from harness.spec import Deployment, Endpoint, Goals, SelfHostedSpec
 from harness.strategies import Variant
 from harness.typedjson import from_jsonable, to_jsonable
@@ -352,8 +355,10 @@ def write_results(
     costs: Any = None,
     recommendation: Any = None,
     comparisons: Any = None,
+    tables: bool = False,
 ) -> Path:
-    """results.json for ``comparison``; the advisor adds each row's costs, the assumptions and the recommendation."""
+    """results.json for ``comparison``; the advisor adds each row's costs, the assumptions and the recommendation.
+    ``tables`` (the full write at the end): results.csv and predictions.parquet beside it (harness.result_tables)."""
     rows = [to_jsonable(RunRow.of(run)) for run in comparison.runs]
     for row, extra in zip(rows, row_costs, strict=True) if row_costs is not None else ():
         row.update(extra)
@@ -372,6 +377,8 @@ def write_results(
             "recommendation": to_jsonable(recommendation),
         },
     )
+    if tables:
+        write_tables(out_dir, rows, ((r.path, r.record) for run in comparison.runs for r in run.seed_runs))
     return path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.catalog import ModelRef, TokenPrice
-from harness.io import file_sha256, tree_sha256
+from harness.io import tree_sha256
 from harness.metrics import METRICS
 from harness.schema import doc
 
@@ -34,14 +34,24 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass
 class DataSpec:
-    train: str = field(metadata=doc("Training examples, JSONL, path relative to the task file."))
-    test: str = field(metadata=doc("Test examples, JSONL, path relative to the task file."))
-    input: str = field(default="text", metadata=doc("JSONL field holding the input text."))
+    train: str = field(
+        metadata=doc(
+            "Training examples, path relative to the task file: .jsonl, .csv, .tsv, .parquet, or a Hugging Face "
+            "datasets folder (save_to_disk; of a DatasetDict its `train` split, or the one FOLDER:SPLIT names)."
+        )
+    )
+    test: str = field(
+        metadata=doc("Test examples, the same formats (of a DatasetDict folder its `test` split, or FOLDER:SPLIT).")
+    )
+    input: str = field(default="text", metadata=doc("Field (column) holding the input text."))
     target: str = field(
-        default="label", metadata=doc("JSONL field holding the expected output (for extraction: a JSON object).")
+        default="label",
+        metadata=doc(
+            "Field (column) holding the expected output (for extraction: a JSON object; in a CSV/TSV cell, as JSON)."
+        ),
     )
     id: str | None = field(
-        default=None, metadata=doc("Optional JSONL field holding an example id (default: file:line).")
+        default=None, metadata=doc("Optional field (column) holding an example id (default: split:line or row).")
     )
 
 
@@ -320,7 +330,8 @@ class Task:
 
     def fingerprint(self) -> dict:
         """What determines results: spec plus content hashes of every file it reads."""
-        files = {"train": file_sha256(self.train_path), "test": file_sha256(self.test_path)}
+        # a file's hash, or a datasets folder's (every file in it); equal to file_sha256 for a file
+        files = {"train": tree_sha256(self.train_path), "test": tree_sha256(self.test_path)}
         if self.knowledge_path:
             files["knowledge"] = tree_sha256(self.knowledge_path)
         # endpoints and the load test decide only the endpoint variants' results: their config hashes hold them

@@ -1,18 +1,21 @@
 """Loading a task file: ``load_task(path)`` parses YAML with ``yaml.safe_load`` only, builds ``TaskSpec``
 (``harness.spec``), resolves paths relative to the YAML file and checks every reference (files, model, GPU,
-metric, strategies). ``load_examples`` reads and checks the JSONL datasets, the knowledge corpus and the
-instruction template. Every problem is a one-line ``UserError`` naming the file and key or line.
+metric, strategies). ``load_examples`` reads and checks the datasets (JSONL, CSV, TSV, Parquet or a Hugging Face
+datasets folder: ``harness.datafiles``), the knowledge corpus and the instruction template. Every problem is a
+one-line ``UserError`` naming the file and key or line.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from harness import catalog
 from harness.corpus import read_corpus
+from harness.datafiles import Table, read_table, split_suffix
 from harness.endpoint_checks import check_base_url, check_key_env, check_no_keys
 from harness.errors import UserError
-from harness.io import read_jsonl, read_yaml
+from harness.io import read_yaml
 from harness.prompts import render_instruction
 from harness.schema import build, closest
 from harness.spec import (
@@ -29,14 +32,12 @@ from harness.spec import (
 from harness.strategies import STRATEGIES, default_strategies
 
 
-def _resolve(base: Path, rel: str, key: str, file: Path, *, want_dir: bool | None = None) -> Path:
+def _resolve(base: Path, rel: str, key: str, file: Path) -> Path:
     path = (base / rel).resolve()
     if not path.exists():
         raise UserError(
             f"{file}: {key}: path '{rel}' does not exist (looked for {path}); fix the path, relative to the task file"
         )
-    if want_dir is False and not path.is_file():
-        raise UserError(f"{file}: {key}: '{rel}' is not a file; point it at a JSONL file")
     return path
 
 
@@ -56,8 +57,8 @@ def load_task(path: str | Path) -> Task:
         )
 
     base = path.resolve().parent
-    train_path = _resolve(base, spec.data.train, "data.train", path, want_dir=False)
-    test_path = _resolve(base, spec.data.test, "data.test", path, want_dir=False)
+    train_path = _resolve(base, split_suffix(spec.data.train)[0], "data.train", path)
+    test_path = _resolve(base, split_suffix(spec.data.test)[0], "data.test", path)
     knowledge_path = None
     if spec.knowledge:
         knowledge_path = _resolve(base, spec.knowledge, "knowledge", path)
@@ -147,36 +148,59 @@ def check_endpoint_keys(task: Task, names: list[str] | None = None) -> None:
         check_key_env(task.endpoints[name], f"{task.path}: endpoints.{name}")
 
 
-def _examples_from(path: Path, spec: TaskSpec, split: str, task_file: Path) -> list[Example]:
+def _examples_from(path: Path, spec: TaskSpec, split: str, task_file: Path, data_split: str | None) -> list[Example]:
+    table = read_table(path, f"{split} dataset", data_split)
+    _check_columns(table, path, spec, task_file)
     examples = []
-    for number, obj in read_jsonl(path, f"{split} dataset"):
+    for row in table.rows:
+        obj, where = row.values, row.where
         for key, field_name in (("data.input", spec.data.input), ("data.target", spec.data.target)):
             if field_name not in obj:
                 raise UserError(
-                    f"{path}:{number}: field '{field_name}' (set by {key} in {task_file.name}) is missing; "
+                    f"{where}: field '{field_name}' (set by {key} in {task_file.name}) is missing; "
                     f"fields here: {', '.join(obj) or 'none'}"
                 )
         value, target = obj[spec.data.input], obj[spec.data.target]
         if not isinstance(value, str) or not value.strip():
-            raise UserError(f"{path}:{number}: field '{spec.data.input}' must be a non-empty string")
+            raise UserError(f"{where}: field '{spec.data.input}' must be a non-empty string")
         if spec.kind == "extraction":
+            if isinstance(target, str) and table.columns is not None:
+                target = _json_cell(target)  # a CSV cell holds the object as JSON text
             if not isinstance(target, dict):
-                raise UserError(
-                    f"{path}:{number}: field '{spec.data.target}' must be a JSON object for an extraction task"
-                )
+                raise UserError(f"{where}: field '{spec.data.target}' must be a JSON object for an extraction task")
         elif not isinstance(target, (str, int, float)) or isinstance(target, bool) or not str(target).strip():
-            raise UserError(f"{path}:{number}: field '{spec.data.target}' must be a non-empty string")
+            raise UserError(f"{where}: field '{spec.data.target}' must be a non-empty string")
         else:
             target = str(target).strip()
-        ex_id = str(obj.get(spec.data.id, "")) if spec.data.id else ""
-        examples.append(Example(id=ex_id or f"{split}:{number}", input=value, target=target))
+        raw_id = obj.get(spec.data.id) if spec.data.id else None
+        ex_id = "" if raw_id is None else str(raw_id)
+        examples.append(Example(id=ex_id or f"{split}:{row.number}", input=value, target=target))
     return examples
+
+
+def _check_columns(table: Table, path: Path, spec: TaskSpec, task_file: Path) -> None:
+    """A table's columns hold the named fields: one error naming the columns found, before any row."""
+    if table.columns is None:
+        return
+    for key, name in (("data.input", spec.data.input), ("data.target", spec.data.target)):
+        if name not in table.columns:
+            raise UserError(
+                f"{path}: column '{name}' (set by {key} in {task_file.name}) is missing; "
+                f"columns here: {', '.join(table.columns) or 'none'}"
+            )
+
+
+def _json_cell(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # not JSON: reported as not an object, naming the row
 
 
 def load_examples(task: Task) -> Datasets:
     spec = task.spec
-    train = _examples_from(task.train_path, spec, "train", task.path)
-    test = _examples_from(task.test_path, spec, "test", task.path)
+    train = _examples_from(task.train_path, spec, "train", task.path, split_suffix(spec.data.train)[1])
+    test = _examples_from(task.test_path, spec, "test", task.path, split_suffix(spec.data.test)[1])
     held = validation_size(spec.evaluation.validation, len(train))
     if held >= len(train):
         raise UserError(

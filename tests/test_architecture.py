@@ -21,9 +21,13 @@ TORCH_LIBRARIES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes"
 # openai (half a second: pydantic and its HTTP stack) and the llama.cpp server load only for endpoint runs and
 # `advisor serve`
 # numpy (80 ms) is needed only once a retriever embeds texts
+# pandas, pyarrow (and the optional datasets) only read a dataset that is not JSONL, or write the results tables
 HEAVY_LIBRARIES = (
     *TORCH_LIBRARIES,
     "numpy",
+    "pandas",
+    "pyarrow",
+    "datasets",
     "matplotlib",
     "mlflow",
     "ray",

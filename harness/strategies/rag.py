@@ -82,7 +82,7 @@ class Retrieval:
                 retrieval_mode="knowledge",
                 documents=len({c.source for c in self.chunks}),
                 chunks=len(self.chunks),
-                embedder=embedder.shown(),
+                embedder=embedder.shown(ctx.task.path.parent),
                 top_k=self.top_k,
                 chunk_words=words,
                 chunk_overlap=overlap,
@@ -92,7 +92,7 @@ class Retrieval:
             self.info = StrategyInfo(
                 retrieval_mode="nearest_examples",
                 indexed_examples=len(examples),
-                embedder=embedder.shown(),
+                embedder=embedder.shown(ctx.task.path.parent),
                 top_k=self.top_k,
             )
         rows: dict[str, set[int]] = {}
