@@ -313,7 +313,9 @@ def config_hash(
         "seed": seed,
         "limit": limit,
         "device": device,
-        "model": to_jsonable(model),
+        # a packaged model by its package, version and folder inside it, not the machine's site-packages path: a
+        # record made on another machine (a committed example, a Ray node) is the same run
+        "model": to_jsonable(model.shown() if model.source == "package" else model),
     }
     if num_processes > 1:
         payload["num_processes"] = num_processes
