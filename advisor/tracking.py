@@ -154,7 +154,7 @@ def run_params(run: PricedRun) -> dict[str, str]:
     fixed = {
         "strategy": row.strategy,
         "variant": row.variant,
-        "endpoint": row.endpoint or "local",
+        "endpoint": row.endpoint or info.params.get("endpoint") or "local",  # NAME@endpoint variants
         "role": info.role,
         "seed": info.seed,
         "model": info.model.name,
