@@ -129,7 +129,7 @@ port_option = click.option(
     epilog="""\b
 Examples:
   advisor view reports/support-intents
-  advisor view reports/support-intents --port 8765    # then, from a laptop: ssh -L 8765:127.0.0.1:8765 HOST"""
+  advisor view reports/support-intents --port 8765    # then, from a laptop: ssh -L 8765:127.0.0.1:8765 HOST""",
 )
 @click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
 @port_option

@@ -12,7 +12,14 @@ import pytest
 from advisor.report import republish
 from advisor.tracking import check_tracking, flatten, log_comparison, params_of
 from harness.errors import UserError
-from tests.advisor.factories import learning_curve_rows, make_comparison, make_row, make_trial, save_comparison, with_runs
+from tests.advisor.factories import (
+    learning_curve_rows,
+    make_comparison,
+    make_row,
+    make_trial,
+    save_comparison,
+    with_runs,
+)
 from tests.conftest import ROOT
 
 mlflow = pytest.importorskip("mlflow")
