@@ -90,13 +90,27 @@ def _client(uri: str) -> Any:
     if _is_folder(uri):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # asked for by name: honour it (MLflow 3)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quick_http():
             warnings.simplefilter("ignore")  # the file store's deprecation warning: the README says so
             client = mlflow.tracking.MlflowClient(tracking_uri=uri)
             client.search_experiments(max_results=1)  # reach the store now: a bad URI fails before any run
     except Exception as err:  # MlflowException, a refused connection, a bad URI: all one line
         raise UserError(f"--mlflow {uri}: cannot use this tracking store: {_first_line(err)}") from None
     return client
+
+
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    """A tracking server that does not answer fails the check in seconds, not after MLflow's retries (minutes);
+    the user's own settings of these variables win."""
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+    added = [key for key in quick if key not in os.environ]
+    os.environ.update({key: quick[key] for key in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def _first_line(err: BaseException) -> str:

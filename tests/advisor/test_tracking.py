@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,13 @@ def test_a_store_mlflow_cannot_use_is_one_line_before_any_run(tmp_path):
         check_tracking("nope://x")
     assert "\n" not in str(err.value)
     check_tracking(None)  # no tracking asked for: nothing checked
+
+
+def test_a_tracking_server_that_does_not_answer_fails_in_seconds():
+    start = time.monotonic()
+    with pytest.raises(UserError, match=r"^--mlflow http://127.0.0.1:1: cannot use this tracking store: "):
+        check_tracking("http://127.0.0.1:1")  # nothing listens on port 1: no minutes of MLflow's retries
+    assert time.monotonic() - start < 30
 
 
 def test_params_are_flat_strings_within_mlflows_limit():
