@@ -32,16 +32,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
 
-from advisor.pricing import PricedRun
-from advisor.recommend import Analysis
 from harness.endpoint_checks import KEY_LIKE, SECRET_KEYS
 from harness.errors import UserError
 from harness.typedjson import to_jsonable
+
+if TYPE_CHECKING:  # the recommendation loads numpy: not for `advisor --help`, which imports this module
+    from advisor.pricing import PricedRun
+    from advisor.recommend import Analysis
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow 3's default tracking URI; `mlflow ui` in the same folder shows it
 INSTALL = "pip install -e '.[mlflow]'"
