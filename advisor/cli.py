@@ -21,6 +21,8 @@ from advisor.plan_cli import plan
 from advisor.preflight import memory_preflight, sharding_planner
 from advisor.results_cli import results
 from advisor.schema_doc import task_schema_markdown
+from advisor.tracking import check_tracking, log_comparison, mlflow_option
+from advisor.view import view, view_report
 from harness.compare import run_compare
 from harness.compare_options import CompareOptions
 from harness.corpus import read_corpus
@@ -37,11 +39,18 @@ def main() -> None:
     """Compare prompting, RAG, LoRA and full fine-tuning on one task, measured; report which to use."""
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  advisor compare data/tasks/support-intents.yaml --limit 20
+  advisor compare data/tasks/support-intents.yaml --mlflow     # then: mlflow ui
+  advisor compare data/tasks/support-intents.yaml --mlflow http://127.0.0.1:5000"""
+)
 @click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
 @dataclass_options(CompareOptions)
+@mlflow_option
 @user_errors
-def compare(task_file: Path, **settings: Any) -> None:
+def compare(task_file: Path, mlflow_uri: str | None, **settings: Any) -> None:
     """Run TASK_FILE every way it lists, measure every run, write results.json and report.html."""
     from advisor.report import publish  # matplotlib: only for the commands that draw
 
@@ -49,6 +58,7 @@ def compare(task_file: Path, **settings: Any) -> None:
     data_cost = data_cost_config(task.spec.data_cost, file=str(task.path))  # checked before anything runs
     options = CompareOptions(**settings)
     out_dir = options.folder(task)
+    check_tracking(mlflow_uri)  # MLflow installed and its store reachable, before anything runs
     comparison = run_compare(
         task,
         options,
@@ -59,6 +69,8 @@ def compare(task_file: Path, **settings: Any) -> None:
     analysis, report = publish(out_dir, comparison, data_cost)
     click.echo(analysis.recommendation.verdict)
     click.echo(f"wrote {out_dir / 'results.json'} and {report}")
+    if mlflow_uri:
+        click.echo(log_comparison(mlflow_uri, out_dir, analysis).line())
 
 
 @main.command()
@@ -89,15 +101,27 @@ def validate(task_files: tuple[Path, ...]) -> None:
         click.echo(f"{task_file}: ok — {task.name}: " + ", ".join(parts) + f"; runs: {', '.join(runs)}")
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  advisor report reports/support-intents --open
+  advisor report reports/support-intents --mlflow sqlite:///mlflow.db"""
+)
 @click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
+@mlflow_option
+@click.option("--open", "open_report", is_flag=True, help="Then serve the report and open it (as advisor view).")
 @user_errors
-def report(results_dir: Path) -> None:
+def report(results_dir: Path, mlflow_uri: str | None, open_report: bool) -> None:
     """Re-price, re-recommend and re-render RESULTS_DIR from its run records, running nothing."""
     from advisor.report import republish  # matplotlib: only for the commands that draw
 
-    _, written = republish(results_dir)
+    check_tracking(mlflow_uri)
+    analysis, written = republish(results_dir)
     click.echo(f"wrote {results_dir / 'results.json'} and {written}")
+    if mlflow_uri:
+        click.echo(log_comparison(mlflow_uri, results_dir, analysis).line())
+    if open_report:
+        view_report(results_dir)
 
 
 @main.command()
@@ -164,6 +188,7 @@ def serve(model: str, port: int, host: str, api_key_env: str | None, threads: in
 main.add_command(estimate)
 main.add_command(plan)
 main.add_command(results)
+main.add_command(view)
 
 if __name__ == "__main__":
     main()
