@@ -186,4 +186,5 @@ def test_publish_writes_results_json_once_with_the_recommendation(tmp_path):
     assert stored["recommendation"]["strategy"] == "prompt" == analysis.recommendation.strategy
     assert [row["variant"] for row in stored["runs"]] == ["0-shot"] and stored["runs"][0]["data_usd"] == 0
     assert stored["costs"]["gpu"] == "a10g" and report.is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "results.json", "runs"]  # no temp files
+    written = sorted(p.name for p in tmp_path.iterdir())  # no temp files
+    assert written == ["predictions.parquet", "report.html", "results.csv", "results.json", "runs"]
