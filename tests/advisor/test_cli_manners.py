@@ -130,3 +130,12 @@ def test_light_commands_start_fast_without_torch(args, tmp_path):
             if inside[-1] < 0.5:
                 break
     assert min(inside) < 0.5
+
+
+def test_compare_checks_its_overrides_before_anything_runs(tmp_path):
+    out = tmp_path / "out"
+    for bad, said in [("noequals", "expected KEY=VALUE"), ("strategies.lora.rank=0", "below the minimum 1")]:
+        result = invoke("compare", TASK, "--out", str(out), "--set", bad)
+        assert result.exit_code == 2 and said in result.output and f"--set {bad}" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
