@@ -3,14 +3,21 @@ all come from the field (``harness.schema.doc`` metadata), so the dataclass stay
 
 Field metadata beyond ``doc``: ``flag`` (the option's spelling, e.g. ``--out`` or ``--progress/--no-progress``)
 and ``path`` ("dir" or "file": a path option; a file must exist).
+
+Also the options every command shares: ``--quiet``/``--verbose`` (``verbosity``), ``--set KEY=VALUE``
+(``overrides_option``), whether progress bars show (``show_progress``) and ``advisor --version``
+(``version_text``: package versions read from their metadata, nothing imported).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import platform
+import sys
 import types
 import typing
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,3 +94,102 @@ def dataclass_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[[F],
         return fn
 
     return decorate
+
+
+# what advisor --version lists beside its own version, when installed (read from metadata, never imported)
+KEY_PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "ray", "mlflow", "llama-cpp-python")
+VERBOSITY = "advisor.verbosity"  # in the root context's meta: -1 quiet, 0 normal, 1 verbose
+
+
+def version_text() -> str:
+    """``advisor X`` and the versions of Python and the key packages."""
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    lines = [f"advisor {version('advisor') or 'unknown (not installed)'}", f"python {platform.python_version()}"]
+    for name in KEY_PACKAGES:
+        found = version(name)
+        lines.append(f"{name} {found if found else '(not installed)'}")
+    return "\n".join(lines)
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_text())
+        ctx.exit()
+
+
+version_option = click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print advisor's version and the versions of Python and the key packages, then exit.",
+)
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        level = -1 if param.name == "quiet" else 1
+        meta = ctx.find_root().meta
+        if meta.get(VERBOSITY, 0) not in (0, level):
+            raise click.UsageError("--quiet and --verbose contradict each other; give one")
+        meta[VERBOSITY] = level
+
+
+def verbosity_params() -> list[click.Parameter]:
+    """``-q/--quiet`` and ``-v/--verbose``: on the group and on every command (``advisor -q compare`` or
+    ``advisor compare ... -q``)."""
+    return [
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Print only the final lines and errors (no progress bars, no per-run lines).",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Print more: the settings, each run's record, the workers' warnings and library logs.",
+        ),
+    ]
+
+
+def verbosity() -> int:
+    """-1 (--quiet), 0 or 1 (--verbose) for the running command."""
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.find_root().meta.get(VERBOSITY, 0)) if ctx else 0
+
+
+def show_progress(asked: bool | None) -> bool:
+    """Progress bars: as asked (--progress / --no-progress); by default only on a terminal and never with --quiet
+    (a log file or a pipe gets no bar redrawn in place)."""
+    if asked is not None:
+        return asked
+    return verbosity() >= 0 and sys.stdout.isatty() and sys.stderr.isatty()
+
+
+progress_option = click.option(
+    "--progress/--no-progress",
+    "progress",
+    default=None,
+    help="Show progress bars.  [default: when stdout is a terminal, and not with --quiet]",
+)
+
+
+overrides_option = click.option(
+    "--set",
+    "overrides",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="Override a task-file key (repeatable; VALUE is YAML), e.g. --set strategies.lora.rank=16 --set "
+    "'strategies.prompt.shots=[0]'. Checked like the file; the records keep the merged task.",
+)

@@ -406,7 +406,15 @@ def pick(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in names}
 
 
-@click.command(cls=OneLineUsageErrors)
+EXAMPLES = """\b
+Examples:
+  advisor estimate --model llama-3.1-8b --gpu a10g
+  advisor estimate --model llama-3.1-70b --gpu h100-sxm --method lora --rank 16 --json
+  advisor estimate --model smollm2-135m-instruct --gpu a10g --examples 1000 --epochs 3
+"""
+
+
+@click.command(cls=OneLineUsageErrors, epilog=EXAMPLES)
 @click.option("--model", required=True, help="A model name from data/catalog/models.yaml (or its Hugging Face id).")
 @click.option(
     "--method",

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from advisor.cli_errors import OneLineUsageErrors, user_errors
+from advisor.cli_options import overrides_option
 from advisor.cluster_plan import Cluster, ClusterPlan, plan_compare, resolve_gpu
 from advisor.wording import usd
 from harness.errors import UserError
@@ -118,6 +119,7 @@ def render_text(plan: ClusterPlan) -> str:
     "upper bound).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@overrides_option
 @user_errors
 def plan(
     task_file: Path,
@@ -129,13 +131,14 @@ def plan(
     skip: str | None,
     mean_seq_len: int | None,
     as_json: bool,
+    overrides: tuple[str, ...],
 ) -> None:
     """Plan a compare of TASK_FILE on NODES x GPUS GPUs: every run it would make (trials, finals, learning-curve
     and seed runs, endpoint arms), each run's GPUs and hours from the estimator on the task's model, a schedule
     (largest first, a run's GPUs on one node unless it needs more), GPU-hours and dollars. Runs nothing."""
     if not task_file.is_file():
         raise UserError(f"{task_file}: no such task file")
-    task = load_task(task_file)
+    task = load_task(task_file, overrides)
     cluster = Cluster(resolve_gpu(gpu), gpus, nodes)
     result = plan_compare(task, cluster, seeds=seeds, only=_names(only), skip=_names(skip), mean_seq_len=mean_seq_len)
     click.echo(json.dumps(result.as_dict()) if as_json else render_text(result))

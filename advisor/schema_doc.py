@@ -1,12 +1,16 @@
-"""The task-file reference, generated from the config dataclasses (the one source of truth)."""
+"""The task-file reference, generated from the config dataclasses (the one source of truth): as Markdown
+(``docs/task-schema.md``) and as a JSON Schema (``docs/task-schema.json``, which editors use to complete and
+check task files through their ``# yaml-language-server: $schema=...`` line)."""
 
 from __future__ import annotations
 
 import inspect
+import json
+from typing import Any
 
 from advisor.costs.data_cost import DataCostConfig
-from harness.schema import schema_markdown
-from harness.spec import EndpointSpec, TaskSpec
+from harness.schema import json_schema, nullable, schema_markdown
+from harness.spec import NAME_PATTERN, EndpointSpec, TaskSpec
 from harness.strategies import STRATEGIES
 
 
@@ -51,3 +55,38 @@ def task_schema_markdown() -> str:
         schema_markdown(DataCostConfig, prefix="data_cost."),
     ]
     return "\n".join(parts) + "\n"
+
+
+def task_json_schema() -> dict[str, Any]:
+    """The whole task file as ``load_task`` accepts it, unknown keys rejected at every level."""
+    strategies = {}
+    for name, strategy in STRATEGIES.items():
+        config = nullable(json_schema(strategy.config_type))  # null: the strategy's defaults
+        about = (
+            strategy.__class__.__doc__
+            or config.get("description")
+            or f"The {strategy.traits.display_name} arm's settings."
+        )
+        strategies[name] = {**config, "description": " ".join(inspect.cleandoc(about).split())}
+    schema = json_schema(
+        TaskSpec,
+        fields={
+            "strategies": {"type": "object", "properties": strategies, "additionalProperties": False},
+            "endpoints": {
+                "type": "object",
+                "propertyNames": {"pattern": NAME_PATTERN.pattern},
+                "additionalProperties": json_schema(EndpointSpec),
+            },
+            "data_cost": json_schema(DataCostConfig),
+        },
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "advisor task file (schema v1)",
+        **schema,
+    }
+
+
+def task_json_schema_text() -> str:
+    """The JSON Schema as committed in docs/task-schema.json (``advisor schema --format json``)."""
+    return json.dumps(task_json_schema(), indent=2, ensure_ascii=False) + "\n"

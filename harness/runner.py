@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import socket
 import time
 import traceback
@@ -121,10 +122,12 @@ class RunContext:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch; quiet the libraries' loading bars and deprecation chatter."""
+    """Seed python, numpy and torch; quiet the libraries' loading bars and deprecation chatter (kept with
+    ``advisor compare --verbose``, which sets ADVISOR_VERBOSE for its workers)."""
     hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    if not os.environ.get("ADVISOR_VERBOSE"):
+        hf_logging.set_verbosity_error()
+        warnings.filterwarnings("ignore", category=FutureWarning)
     set_seed(seed)
 
 

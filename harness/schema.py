@@ -198,3 +198,86 @@ def one(value: Any) -> Any:
     if isinstance(value, list):
         raise TypeError("a grid axis, not one run's value: take it from the variant's params")
     return value
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null (``key: null``, or ``key:`` with nothing after it, in YAML)."""
+    if isinstance(schema.get("type"), str) and "enum" not in schema:  # {"type": ["object", "null"], ...}: errors
+        return {**schema, "type": [schema["type"], "null"]}  # name the key inside, where anyOf says only "not valid"
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _json_type(tp: Any, meta: dict) -> dict[str, Any]:
+    """The JSON Schema of a value of type ``tp`` as ``build`` accepts it (``meta``: the field's checks)."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [_json_type(a, meta) for a in typing.get_args(tp) if a is not type(None)]
+        schema = options[0] if len(options) == 1 else {"anyOf": options}
+        return nullable(schema) if type(None) in typing.get_args(tp) else schema
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        array = {"type": "array", "items": _json_type(item, meta)}
+        # build wraps a lone number in a list ([4] for 4), never a lone string
+        return array if item is str else {"anyOf": [_json_type(item, meta), array]}
+    if origin is dict:
+        return {"type": "object"}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return json_schema(tp)
+    if tp is Any:
+        return {}
+    scalar: dict[str, Any] = {
+        bool: {"type": "boolean"},
+        int: {"type": "integer"},
+        float: {"type": "number"},
+        str: {"type": "string"},
+    }[tp]
+    if tp is str and meta.get("choices"):
+        scalar["enum"] = list(meta["choices"])
+    if tp in (int, float):
+        if meta.get("min") is not None:
+            scalar["minimum"] = meta["min"]
+        if meta.get("gt") is not None:
+            scalar["exclusiveMinimum"] = meta["gt"]
+        if meta.get("max") is not None:
+            scalar["maximum"] = meta["max"]
+    return scalar
+
+
+def _json_default(f: dataclasses.Field) -> Any:
+    factory: Any = f.default_factory
+    value = f.default if f.default is not MISSING else factory()
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+
+
+def json_schema(cls: type, fields: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) object for dataclass ``cls``: the keys ``build`` accepts, unknown keys
+    rejected, each with its doc, type, choices, bounds and default. ``fields`` gives the schema of a field whose
+    type says only "a mapping" (e.g. the task's ``strategies``: one config class per name)."""
+    hints = typing.get_type_hints(cls)
+    properties: dict[str, Any] = {}
+    required = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        meta = dict(f.metadata)
+        prop = dict((fields or {}).get(f.name) or _json_type(hints[f.name], meta))
+        if (fields or {}).get(f.name) and type(None) in typing.get_args(hints[f.name]):
+            prop = nullable(prop)
+        text = meta.get("doc", "")
+        if meta.get("tunable"):
+            text += " Tunable: a list is a grid, tried on the validation split (see `tuning`)."
+        if text:
+            prop = {"description": text, **{k: v for k, v in prop.items() if k != "description"}}
+        if f.default is MISSING and f.default_factory is MISSING:
+            required.append(f.name)
+        else:
+            prop["default"] = _json_default(f)
+        properties[f.name] = prop
+    schema: dict[str, Any] = {"type": "object"}
+    if cls.__doc__ and not cls.__doc__.startswith(f"{cls.__name__}("):  # a docstring, not the dataclass signature
+        schema["description"] = " ".join(cls.__doc__.split())
+    schema["properties"] = properties
+    if required:
+        schema["required"] = required
+    schema["additionalProperties"] = False
+    return schema

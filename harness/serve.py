@@ -7,7 +7,6 @@ llama_cpp.server and uvicorn load only in ``serve``: they add most of a second t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import ipaddress
@@ -118,7 +117,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _no_cancelled_tracebacks(record: logging.LogRecord) -> bool:
     """Drop the traceback uvicorn logs for each request it cancels at shutdown: a stop, not an error."""
-    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+    asyncio = sys.modules.get("asyncio")  # uvicorn runs on it; not imported here, so `advisor --help` skips it
+    return not (record.exc_info and asyncio and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
 def serve(

@@ -8,7 +8,9 @@ one-line ``UserError`` naming the file and key or line.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness import catalog
 from harness.corpus import read_corpus
@@ -16,6 +18,7 @@ from harness.datafiles import Table, read_table, split_suffix
 from harness.endpoint_checks import check_base_url, check_key_env, check_no_keys
 from harness.errors import UserError
 from harness.io import read_yaml
+from harness.overrides import apply_overrides, blame
 from harness.prompts import render_instruction
 from harness.schema import build, closest
 from harness.spec import (
@@ -41,14 +44,24 @@ def _resolve(base: Path, rel: str, key: str, file: Path) -> Path:
     return path
 
 
-def load_task(path: str | Path) -> Task:
-    """Parse and check a task file (not its datasets: see ``load_examples``)."""
+def load_task(path: str | Path, overrides: Sequence[str] = ()) -> Task:
+    """Parse and check a task file (not its datasets: see ``load_examples``); ``overrides`` (``--set KEY=VALUE``,
+    ``harness.overrides``) are merged into it first, so they are checked as the file is."""
     path = Path(path)
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise UserError(
             f"{path}: top level: expected a mapping of keys (name, kind, data, ...), got {type(raw).__name__}"
         )
+    if not overrides:
+        return _checked(path, raw)
+    try:
+        return _checked(path, apply_overrides(raw, overrides))
+    except UserError as err:
+        raise blame(err, overrides, str(path)) from None
+
+
+def _checked(path: Path, raw: dict[str, Any]) -> Task:
     check_no_keys(raw, str(path))  # before anything could repeat a value
     spec: TaskSpec = build(TaskSpec, raw, file=str(path))
     if not NAME_PATTERN.match(spec.name):
