@@ -117,7 +117,7 @@ def commands(scratch: Path) -> dict[str, list[str] | None]:
         "validate": ["validate", TASK],
         "estimate": ["estimate", "--model", "llama-3.1-8b", "--gpu", "a10g"],
         "schema": ["schema", "--format", "json"],
-        "results": ["results", str(results)] if results else None,
+        "results": ["results", str(results.relative_to(ROOT))] if results else None,
         "report": ["report", str(copy)] if copy else None,
     }
 
