@@ -17,6 +17,7 @@ from advisor.cli_errors import OneLineUsageErrors, user_errors
 from advisor.wording import usd
 from harness.errors import UserError
 from harness.result_tables import flat_rows
+from harness.runstore import read_results
 
 EXAMPLES = """\b
 Examples:
@@ -53,18 +54,9 @@ COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 def read_runs(results_dir: Path) -> list[dict[str, Any]]:
     """results.json's runs (costs beside them once the advisor priced them); one-line errors for a folder that holds
     none."""
-    if not results_dir.is_dir():
-        raise UserError(f"{results_dir}: no such folder; give the output folder of an advisor compare")
+    data = read_results(results_dir)
     path = results_dir / "results.json"
-    if not path.is_file():
-        raise UserError(f"{path}: no results.json here; run `advisor compare TASK.yaml --out {results_dir}` first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserError(
-            f"{path}:{err.lineno}: not valid JSON ({err.msg}); run `advisor report {results_dir}`"
-        ) from None
-    runs = data.get("runs") if isinstance(data, dict) else None
+    runs = data.get("runs")
     if not runs:
         raise UserError(f"{path}: no runs yet; run `advisor compare` into {results_dir} and wait for a run to finish")
     return [run for run in runs if isinstance(run, dict)]

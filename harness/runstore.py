@@ -384,10 +384,10 @@ def write_results(
     return path
 
 
-def load_comparison(out_dir: Path) -> Comparison:
-    """A finished (or interrupted) compare from its folder: results.json for the task, device and settings, the
-    runs from their records."""
-    out_dir = Path(out_dir)
+def read_results(out_dir: Path) -> dict[str, Any]:
+    """A compare folder's results.json as it is stored; one-line errors for a folder without a readable one."""
+    if not out_dir.is_dir():
+        raise UserError(f"{out_dir}: no such folder; give the output folder of an advisor compare")
     path = out_dir / "results.json"
     if not path.is_file():
         raise UserError(f"{path}: no results.json here; run `advisor compare TASK.yaml --out {out_dir}` first")
@@ -397,6 +397,17 @@ def load_comparison(out_dir: Path) -> Comparison:
         raise UserError(
             f"{path}:{err.lineno}: not valid JSON ({err.msg}); re-run advisor compare to rewrite it"
         ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a results.json (no JSON object); re-run advisor compare to rewrite it")
+    return data
+
+
+def load_comparison(out_dir: Path) -> Comparison:
+    """A finished (or interrupted) compare from its folder: results.json for the task, device and settings, the
+    runs from their records."""
+    out_dir = Path(out_dir)
+    data = read_results(out_dir)
+    path = out_dir / "results.json"
     if data.get("schema", 1) == 1:
         data = _upgrade_results_v1(data)
 

@@ -112,10 +112,15 @@ def write_task(folder: Path, body: str, name: str = "task.yaml") -> Path:
     return path
 
 
+def write_classification_data(folder: Path) -> None:
+    """``folder``/train.jsonl and test.jsonl: the classification examples above (text, label)."""
+    write_jsonl(folder / "train.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TRAIN])
+    write_jsonl(folder / "test.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TEST])
+
+
 @pytest.fixture
 def classification_task(tmp_path, tiny_model_dir) -> Path:
-    write_jsonl(tmp_path / "data/train.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TRAIN])
-    write_jsonl(tmp_path / "data/test.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TEST])
+    write_classification_data(tmp_path / "data")
     return write_task(
         tmp_path,
         f"""

@@ -11,12 +11,11 @@ from harness.compare import run_compare
 from harness.compare_options import CompareOptions
 from harness.errors import UserError
 from harness.task import load_task
-from tests.conftest import CLASSIFICATION_TEST, CLASSIFICATION_TRAIN, write_jsonl, write_task
+from tests.conftest import CLASSIFICATION_TEST, write_classification_data, write_task
 
 
 def tiny_task(folder, tiny_model_dir, batch_size: int, accumulation: int = 1):
-    write_jsonl(folder / "train.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TRAIN])
-    write_jsonl(folder / "test.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TEST])
+    write_classification_data(folder)
     train = f"epochs: 2, batch_size: {batch_size}, gradient_accumulation: {accumulation}, warmup_ratio: 0, "
     train += "min_optimizer_steps: 0"  # the minimum would lower each process's batch: not the same global batch
     return write_task(

@@ -18,7 +18,7 @@ from harness.compare import run_compare
 from harness.compare_options import CompareOptions
 from harness.errors import UserError
 from harness.task import load_task
-from tests.conftest import CLASSIFICATION_TEST, CLASSIFICATION_TRAIN, write_jsonl, write_task
+from tests.conftest import write_classification_data, write_task
 
 ray = pytest.importorskip("ray")
 
@@ -27,8 +27,7 @@ TRAIN = "epochs: 1, batch_size: 4, warmup_ratio: 0, min_optimizer_steps: 0"
 
 def tiny_task(folder: Path, model: Path, lora: str, extra: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    write_jsonl(folder / "train.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TRAIN])
-    write_jsonl(folder / "test.jsonl", [{"text": t, "label": label} for t, label in CLASSIFICATION_TEST])
+    write_classification_data(folder)
     return write_task(
         folder,
         f"""
