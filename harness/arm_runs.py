@@ -189,6 +189,9 @@ class CompareRun:
         for variant, trial in trials if arm.trains and arm.tuned else []:
             meta = trial.record.meta_info
             self.executor.discard(checkpoint_dir(self.out_dir, variant), meta.node if meta else None)
+        if arm.trains and arm.tuned:
+            with contextlib.suppress(OSError):  # the last arm's: checkpoints/ is empty now (another arm's: not yet)
+                (self.out_dir / "checkpoints").rmdir()
 
     def _trial(self, arm: ArmPlan) -> Callable[[Variant], StoredRun]:
         def trial(variant: Variant) -> StoredRun:

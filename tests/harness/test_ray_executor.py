@@ -139,7 +139,7 @@ def test_ray_runs_give_the_local_executors_records_and_record_where_they_ran(tmp
         "lora": "ok",
         "lora+rag": "failed",
     }
-    assert not (tmp_path / "ray/checkpoints").exists() or not any((tmp_path / "ray/checkpoints").iterdir())
+    assert not (tmp_path / "ray/checkpoints").exists()  # each removed after its arm, then the empty folder
 
     again: list[str] = []
     run_compare(task, CompareOptions(out_dir=tmp_path / "ray", executor="ray", **options), log=again.append)

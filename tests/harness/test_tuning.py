@@ -111,7 +111,7 @@ def test_a_tuned_fine_tuning_arm_serves_its_chosen_trial_and_repeats_it_with_see
     # the final run loaded the trial's weights: its training record is the trial's, and nothing trained again
     assert final["train_info"] == trial["train_info"] and final["validation"]["from_trial"] == best["record"]
     assert final["run_info"]["role"] == "final" and final["eval_info"]["n_examples"] == 6
-    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+    assert not (out / "checkpoints").exists()  # each removed after its arm, then the empty folder
 
     assert row["seeds"] == [0, 1] and len(row["seed_qualities"]) == 2 and row["quality_std"] is not None
     assert row["quality"] == pytest.approx(sum(row["seed_qualities"]) / 2)
