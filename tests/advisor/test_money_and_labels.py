@@ -136,7 +136,7 @@ def test_a_shared_gpu_floor_is_taken_off_the_cost_axis_and_named():
     if ax.get_xscale() == "linear":  # the differences fill the axis
         assert low < 0 and high < (max(totals) - min(totals)) * 1.2
     else:  # spread over more than a decade above the floor: a log axis, a decade of room at most
-        assert 0 < low and high < max(above) * 10
+        assert low > 0 and high < max(above) * 10
 
 
 def test_without_a_dominant_floor_the_axis_is_the_total():
