@@ -72,13 +72,8 @@ class CompareRun:
         log: Callable[[str], None],
     ):
         self.task, self.splits, self.options, self.executor = task, splits, options, executor
-        self.comparison, self.budgets, self.preflight, self.sharding, self.log = (
-            comparison,
-            budgets,
-            preflight,
-            sharding,
-            log,
-        )
+        self.comparison, self.budgets, self.preflight = comparison, budgets, preflight
+        self.sharding, self.log = sharding, log
         self.out_dir = options.folder(task)
         self.seed = comparison.options.seed
         self.device = comparison.device.device

@@ -32,8 +32,6 @@ from harness.strategies import STRATEGIES, Variant, check_device, traits
 from harness.task import check_endpoint_keys, load_examples
 from harness.tuning import plan_arms
 
-__all__ = ["CompareInterrupted", "Preflight", "ShardingPlanner", "plan", "run_compare"]
-
 # (variant, this device, processes per run) -> "ddp" | "fsdp" for --sharding auto of a shardable run on GPUs: the
 # advisor's memory model shards only when one device cannot hold a replica
 ShardingPlanner = Callable[[Variant, Hardware, int], str]
